@@ -1,0 +1,78 @@
+"""How the CLI shows a build's progress: a rich progress bar on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from storyboard.build import BuildProgress
+from storyboard.resolve import PanelJob
+
+
+class PlainProgress(BuildProgress):
+    """One line per panel, for logs and pipes."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.total = 0
+        self.done = 0
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def start(self, jobs: list[PanelJob], to_render: list[PanelJob], renderer: str) -> None:
+        self.total = len(to_render)
+        if to_render:
+            self._say(f"drawing {len(to_render)} of {len(jobs)} panels with the {renderer} renderer")
+
+    def panel_done(self, job: PanelJob) -> None:
+        self.done += 1
+        self._say(f"panel {job.index} done ({self.done}/{self.total})")
+
+    def composing(self) -> None:
+        self._say("composing the page")
+
+
+class RichProgress(BuildProgress):
+    """A bar over all panels and one over the denoising steps of the panel being drawn."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+            TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+        )
+        self.panels = None
+        self.steps = None
+
+    def __enter__(self) -> RichProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def start(self, jobs: list[PanelJob], to_render: list[PanelJob], renderer: str) -> None:
+        if to_render:
+            self.panels = self.progress.add_task(f"panels ({renderer})", total=len(to_render))
+
+    def panel_started(self, job: PanelJob) -> None:
+        if self.steps is not None:
+            self.progress.remove_task(self.steps)
+        self.steps = self.progress.add_task(f"panel {job.index} steps", total=job.steps)
+
+    def step(self, job: PanelJob, step: int, total: int) -> None:
+        if self.steps is not None:
+            self.progress.update(self.steps, completed=step, total=total)
+
+    def panel_done(self, job: PanelJob) -> None:
+        if self.panels is not None:
+            self.progress.advance(self.panels)
+
+    def composing(self) -> None:
+        if self.steps is not None:
+            self.progress.remove_task(self.steps)
+            self.steps = None

@@ -1,0 +1,55 @@
+"""Renderers turn PanelJobs into images. Each lives in its own module behind the `Renderer` protocol.
+
+Adding one is a new module plus one line in `RENDERERS`; modules are imported only when chosen, so heavy
+dependencies (torch, diffusers) load only for builds that need them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from PIL import Image
+
+from storyboard.errors import StoryboardError
+from storyboard.resolve import PanelJob
+
+#: Called as ``on_step(job, step, total_steps)`` while a panel is being drawn.
+StepCallback = Callable[[PanelJob, int, int], None]
+
+RENDERERS: dict[str, str] = {
+    "draft": "storyboard.render.draft:DraftRenderer",
+}
+DEFAULT_RENDERER = "draft"
+
+
+@dataclass
+class Rendered:
+    """A drawn panel, with anything the renderer learned while drawing it (e.g. a safety-checker flag)."""
+
+    job: PanelJob
+    image: Image.Image
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Renderer(Protocol):
+    name: str
+
+    def identity(self, job: PanelJob) -> dict[str, Any]:
+        """What, beyond ``job.params()``, decides this renderer's pixels (its version, settings...)."""
+
+    def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None) -> Iterator[Rendered]:
+        """Draw `jobs` in order, yielding each panel as soon as it is done. Load models once, lazily."""
+
+
+def get_renderer(name: str, **options: Any) -> Renderer:
+    """Instantiate the renderer registered as `name`."""
+    try:
+        target = RENDERERS[name]
+    except KeyError:
+        raise StoryboardError(f"unknown renderer {name!r} (choose from: {', '.join(RENDERERS)})") from None
+    module_name, _, attr = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    return cls(**options)

@@ -1,0 +1,363 @@
+"""The story file: its pydantic models, and a strict loader whose errors name file, line and field."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from storyboard.errors import StoryError
+
+DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+MAX_SEED = 2**64 - 1
+MIN_SIZE, MAX_SIZE = 64, 2048
+
+# Limits that keep hostile files (alias bombs, absurd nesting, huge files) cheap to reject.
+MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_VALUES = 100_000
+MAX_DEPTH = 50
+
+StrictInt = Annotated[int, Field(strict=True)]
+
+
+class StoryModel(BaseModel):
+    """Base of every story-file model: unknown keys are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class UndefinedCharacter(ValueError):
+    """A panel lists a character that the story does not define; carries the field path."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...]) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+class Style(StoryModel):
+    prefix: str = Field("", description="Put in front of every panel prompt.")
+    negative: str = Field("", description="Negative prompt for every panel.")
+
+
+class Render(StoryModel):
+    model: str = Field(DEFAULT_MODEL, min_length=1,
+                       description="Hugging Face hub id, local diffusers folder or checkpoint file.")
+    width: StrictInt = 512
+    height: StrictInt = 512
+    steps: StrictInt = Field(25, ge=1, le=500)
+    guidance: float = Field(7.5, ge=0, le=50)
+    seed: StrictInt = Field(1234, description="Panel i (1-based) uses seed + i - 1 unless it sets its own.")
+
+    @field_validator("width", "height")
+    @classmethod
+    def _size(cls, value: int) -> int:
+        if value % 8 or not MIN_SIZE <= value <= MAX_SIZE:
+            raise ValueError(f"must be a multiple of 8 between {MIN_SIZE} and {MAX_SIZE} (got {value})")
+        return value
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, value: int) -> int:
+        return _check_seed(value)
+
+
+class Layout(StoryModel):
+    columns: StrictInt = Field(4, ge=1, le=12)
+
+
+class Panel(StoryModel):
+    prompt: str
+    caption: str = ""
+    characters: list[str] = Field(default_factory=list)
+    seed: StrictInt | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty: describe what the panel shows")
+        return value
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, value: int | None) -> int | None:
+        return None if value is None else _check_seed(value)
+
+
+class Story(StoryModel):
+    title: str = Field(min_length=1)
+    language: str = Field("en", pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+    outline: str = ""
+    style: Style = Field(default_factory=Style)
+    characters: dict[str, str] = Field(default_factory=dict)
+    render: Render = Field(default_factory=Render)
+    layout: Layout = Field(default_factory=Layout)
+    panels: list[Panel] = Field(min_length=1)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Story:
+        for i, panel in enumerate(self.panels):
+            for j, name in enumerate(panel.characters):
+                if name not in self.characters:
+                    defined = ", ".join(repr(n) for n in self.characters) or "none"
+                    hint = _did_you_mean(name, list(self.characters))
+                    raise UndefinedCharacter(
+                        f"character {name!r} is not defined under 'characters'{hint} (defined: {defined})",
+                        ("panels", i, "characters", j),
+                    )
+        last = self.render.seed + len(self.panels) - 1
+        if last > MAX_SEED:
+            raise UndefinedCharacter(f"seed + number of panels - 1 must stay at most {MAX_SEED}", ("render", "seed"))
+        return self
+
+
+def _check_seed(value: int) -> int:
+    if value < 0:
+        raise ValueError(f"must be 0 or more (got {value}); storyboard always uses fixed seeds")
+    if value > MAX_SEED:
+        raise ValueError(f"must be at most {MAX_SEED} (got {value})")
+    return value
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not close:
+        close = [c for c in choices if c.lower() == word.lower()]
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --------------------------------------------------------------------------- reading YAML
+
+
+def read_text(path: str | Path) -> str:
+    """Read a story file as UTF-8 text, with errors a user can act on."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise StoryError("is a folder, not a story file", file=path)
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise StoryError(f"is {size // 1024} KiB; a story file is at most {MAX_FILE_BYTES // 1024} KiB", file=path)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise StoryError("no such file", file=path) from None
+    except PermissionError:
+        raise StoryError("permission denied", file=path) from None
+    except OSError as exc:
+        raise StoryError(f"cannot read: {exc.strerror or exc}", file=path) from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise StoryError("is UTF-16; save it as UTF-8", file=path)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise StoryError(f"is not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8",
+                         file=path, line=line) from None
+    if "\x00" in text:
+        raise StoryError("contains NUL bytes; is it really a YAML file?", file=path)
+    return text
+
+
+def parse_yaml(text: str, file: str | Path | None = None) -> Any:
+    """Parse YAML text into ruamel's round-trip objects, which remember the line of every key."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = YAML(typ="rt")
+    try:
+        data = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        raise StoryError(f"invalid YAML: {problem}", file=file, line=mark.line + 1 if mark else None) from None
+    except YAMLError as exc:
+        raise StoryError(f"invalid YAML: {' '.join(str(exc).split())}", file=file) from None
+    except RecursionError:
+        raise StoryError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)", file=file) from None
+    _check_size(data, file)
+    return data
+
+
+def _check_size(data: Any, file: str | Path | None) -> None:
+    """Refuse documents whose expanded size is absurd (e.g. nested alias 'billion laughs')."""
+    count = 0
+    stack = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise StoryError(f"YAML expands to more than {MAX_VALUES} values (nested aliases?)", file=file)
+        if depth > MAX_DEPTH:
+            raise StoryError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)", file=file)
+        if isinstance(node, dict):
+            stack.extend((k, depth + 1) for k in node.keys())
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+
+
+def load_story(path: str | Path) -> Story:
+    """Load and validate a story file; raise `StoryError` naming file, line and field on any problem."""
+    text = read_text(path)
+    return story_from_yaml(text, file=path)
+
+
+def story_from_yaml(text: str, file: str | Path | None = None) -> Story:
+    if not text.strip():
+        raise StoryError("the file is empty; a story needs at least 'title' and 'panels'", file=file)
+    data = parse_yaml(text, file)
+    if data is None:
+        raise StoryError("the file holds no YAML values; a story needs at least 'title' and 'panels'", file=file)
+    if not isinstance(data, dict):
+        raise StoryError(f"expected a mapping of story fields (title:, panels:, ...), got {_kind(data)}",
+                         file=file, line=1)
+    try:
+        return Story.model_validate(data)
+    except ValidationError as exc:
+        raise _story_error(exc, data, file) from None
+
+
+# --------------------------------------------------------------------------- error messages
+
+
+def _story_error(exc: ValidationError, data: Any, file: str | Path | None) -> StoryError:
+    errors = exc.errors()
+    first = errors[0]
+    loc = tuple(first["loc"])
+    ctx_error = (first.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, UndefinedCharacter):
+        loc, message = ctx_error.loc, str(ctx_error)
+    else:
+        message = _message(first, loc)
+    more = len(errors) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return StoryError(message, file=file, line=_line_of(data, loc), field=_path(loc) or None)
+
+
+def _message(error: dict[str, Any], loc: tuple[str | int, ...]) -> str:
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        fields = list(model.model_fields) if model else []
+        hint = _did_you_mean(str(loc[-1]), fields)
+        return f"unknown field{hint}" if hint else f"unknown field (allowed: {', '.join(fields)})"
+    if kind == "missing":
+        return "required field is missing"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected a mapping of fields, got {_kind(value)}"
+    if kind == "list_type":
+        return f"expected a list, got {_kind(value)}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected a whole number, got {_kind(value)}"
+    if kind in ("float_type", "float_parsing"):
+        return f"expected a number, got {_kind(value)}"
+    if kind == "string_type":
+        return f"expected text, got {_kind(value)} (put quotes around it)"
+    if kind == "too_short" and loc == ("panels",):
+        return "a story needs at least one panel"
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind == "string_pattern_mismatch" and loc == ("language",):
+        return f"expected a language code such as 'en', 'zh' or 'pt-BR', got {value!r}"
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        return f"{error['msg'].lower()} (got {value})"
+    return error["msg"][0].lower() + error["msg"][1:]
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int):
+        return f"a whole number ({value})"
+    if isinstance(value, float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"text ({shown!r})"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
+def _path(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _line_of(data: Any, loc: tuple[str | int, ...]) -> int | None:
+    """The 1-based line of the deepest part of `loc` present in the parsed YAML."""
+    line = None
+    node = data
+    for part in loc:
+        lc = getattr(node, "lc", None)
+        try:
+            if isinstance(node, dict) and part in node:
+                line = lc.key(part)[0] + 1 if lc is not None else line
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                line = lc.item(part)[0] + 1 if lc is not None else line
+                node = node[part]
+            else:
+                if line is None and lc is not None:
+                    line = lc.line + 1
+                break
+        except (AttributeError, KeyError, IndexError, TypeError):
+            break
+    return line
+
+
+def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at `loc` (for 'did you mean' hints)."""
+    annotation: Any = Story
+    for part in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(part, int):
+            args = typing.get_args(annotation)
+            annotation = args[0] if args else None
+        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(part)
+            annotation = field.annotation if field else None
+        else:
+            return None
+    annotation = _unwrap(annotation)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional[...] / X | None."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of `text`."""
+    return _SLUG.sub("-", text).strip("-") or "story"

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def write_story(tmp_path: Path):
+    """Write a story file from YAML text (dedented) and return its path."""
+
+    def write(text: str, name: str = "story.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return write
+
+
+MINIMAL = """
+title: Test story
+render:
+  width: 64
+  height: 64
+  seed: 10
+panels:
+  - prompt: close-up of a red apple
+    caption: An apple
+  - prompt: wide shot of a green field
+"""
+
+
+@pytest.fixture
+def minimal_story(write_story) -> Path:
+    return write_story(MINIMAL)
