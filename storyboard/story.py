@@ -176,6 +176,7 @@ def parse_yaml(text: str, file: str | Path | None = None) -> Any:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
     try:
         data = yaml.load(text)
     except MarkedYAMLError as exc:
@@ -361,3 +362,60 @@ _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
 def slug(text: str) -> str:
     """A file-name-safe form of `text`."""
     return _SLUG.sub("-", text).strip("-") or "story"
+
+
+# --------------------------------------------------------------------------- writing back
+
+
+def load_document(path: str | Path) -> Any:
+    """The story file as ruamel round-trip objects, for edits that keep comments, order, quoting and indentation.
+
+    The file is validated first, so callers only ever edit a valid story. Pass the result to `save_document`.
+    """
+    text = read_text(path)
+    story_from_yaml(text, file=path)
+    document = parse_yaml(text, path)
+    document._storyboard_indent = _guess_indent(text)
+    return document
+
+
+def _guess_indent(text: str) -> tuple[int, int, int]:
+    """(mapping, sequence, offset) indentation as written in `text`, so a rewrite keeps the user's layout."""
+    mapping, offset = None, None
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    for parent, child in zip(lines, lines[1:]):
+        if not parent.rstrip().endswith(":") or parent.lstrip().startswith("- "):
+            continue
+        step = (len(child) - len(child.lstrip())) - (len(parent) - len(parent.lstrip()))
+        if child.lstrip().startswith("- "):
+            offset = step if offset is None and step >= 0 else offset
+        elif step > 0 and mapping is None:
+            mapping = step
+    mapping = mapping or 2
+    offset = 2 if offset is None else offset
+    return mapping, offset + 2, offset
+
+
+def dump_document(document: Any) -> str:
+    import io
+
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.width = 1_000_000  # never re-wrap long prompts
+    yaml.preserve_quotes = True
+    mapping, sequence, offset = getattr(document, "_storyboard_indent", (2, 4, 2))
+    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
+    buffer = io.StringIO()
+    yaml.dump(document, buffer)
+    return buffer.getvalue()
+
+
+def save_document(path: str | Path, document: Any) -> Story:
+    """Validate `document` as a story and write it to `path` atomically; return the validated Story."""
+    from storyboard.files import atomic_write_text
+
+    text = dump_document(document)
+    story = story_from_yaml(text, file=path)
+    atomic_write_text(path, text)
+    return story
