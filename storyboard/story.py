@@ -75,6 +75,7 @@ class Panel(StoryModel):
     caption: str = ""
     characters: list[str] = Field(default_factory=list)
     seed: StrictInt | None = None
+    locked: bool = Field(False, description="`storyboard plan` keeps a locked panel exactly as written.")
 
     @field_validator("prompt")
     @classmethod
@@ -89,6 +90,13 @@ class Panel(StoryModel):
         return None if value is None else _check_seed(value)
 
 
+class PlannedBy(StoryModel):
+    """Which LLM wrote the panels (`storyboard plan` sets it)."""
+
+    provider: str
+    model: str
+
+
 class Story(StoryModel):
     title: str = Field(min_length=1)
     language: str = Field("en", pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
@@ -97,6 +105,7 @@ class Story(StoryModel):
     characters: dict[str, str] = Field(default_factory=dict)
     render: Render = Field(default_factory=Render)
     layout: Layout = Field(default_factory=Layout)
+    planned_by: PlannedBy | None = None
     panels: list[Panel] = Field(min_length=1)
 
     @field_validator("title")
@@ -121,6 +130,17 @@ class Story(StoryModel):
         if last > MAX_SEED:
             raise UndefinedCharacter(f"seed + number of panels - 1 must stay at most {MAX_SEED}", ("render", "seed"))
         return self
+
+
+class StoryDraft(Story):
+    """A story that may have no panels yet: what `storyboard plan` starts from. Every other field is as strict."""
+
+    panels: list[Panel] = Field(default_factory=list)
+
+    @field_validator("panels", mode="before")
+    @classmethod
+    def _no_panels_yet(cls, value: Any) -> Any:
+        return [] if value is None else value  # a bare `panels:` line waiting to be planned
 
 
 def _check_seed(value: int) -> int:
@@ -215,17 +235,19 @@ def load_story(path: str | Path) -> Story:
     return story_from_yaml(text, file=path)
 
 
-def story_from_yaml(text: str, file: str | Path | None = None) -> Story:
+def story_from_yaml(text: str, file: str | Path | None = None, *, require_panels: bool = True) -> Story:
+    """Validate story YAML text. With `require_panels=False` a story without panels passes (as a `StoryDraft`)."""
+    needs = "'title' and 'panels'" if require_panels else "'title'"
     if not text.strip():
-        raise StoryError("the file is empty; a story needs at least 'title' and 'panels'", file=file)
+        raise StoryError(f"the file is empty; a story needs at least {needs}", file=file)
     data = parse_yaml(text, file)
     if data is None:
-        raise StoryError("the file holds no YAML values; a story needs at least 'title' and 'panels'", file=file)
+        raise StoryError(f"the file holds no YAML values; a story needs at least {needs}", file=file)
     if not isinstance(data, dict):
         raise StoryError(f"expected a mapping of story fields (title:, panels:, ...), got {_kind(data)}",
                          file=file, line=1)
     try:
-        return Story.model_validate(data)
+        return (Story if require_panels else StoryDraft).model_validate(data)
     except ValidationError as exc:
         raise _story_error(exc, data, file) from None
 
@@ -367,13 +389,14 @@ def slug(text: str) -> str:
 # --------------------------------------------------------------------------- writing back
 
 
-def load_document(path: str | Path) -> Any:
+def load_document(path: str | Path, *, require_panels: bool = True) -> Any:
     """The story file as ruamel round-trip objects, for edits that keep comments, order, quoting and indentation.
 
-    The file is validated first, so callers only ever edit a valid story. Pass the result to `save_document`.
+    The file is validated first (see `story_from_yaml`), so callers only ever edit a valid story. Pass the result
+    to `save_document`.
     """
     text = read_text(path)
-    story_from_yaml(text, file=path)
+    story_from_yaml(text, file=path, require_panels=require_panels)
     document = parse_yaml(text, path)
     document._storyboard_indent = _guess_indent(text)
     return document
