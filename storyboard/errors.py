@@ -42,5 +42,25 @@ class PlannerError(StoryboardError):
     """The LLM planner could not produce valid panels."""
 
 
+class ProviderAuthError(PlannerError):
+    """No API key, or the provider rejected it (401/403): retrying cannot help."""
+
+
+class ProviderUnavailable(PlannerError):
+    """Rate limited, a server error, a timeout or a dropped connection: worth another try after a pause."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds the server asked us to wait, if it said
+
+
+class ProviderRequestError(PlannerError):
+    """The provider refused the request for another reason (unknown model, bad parameter, content filter)."""
+
+
+class ReplyInvalid(PlannerError):
+    """The model's replies never held a valid plan, even after it was shown what was wrong."""
+
+
 class BuildError(StoryboardError):
     """The build could not write its outputs."""

@@ -1,0 +1,106 @@
+"""Qwen through Alibaba Cloud's DashScope, with the official `dashscope` SDK (native protocol).
+
+The SDK decides where requests go: `DASHSCOPE_HTTP_BASE_URL` (read when the SDK is imported) or
+`dashscope.base_http_api_url` (read on every call), so international-region users
+(https://dashscope-intl.aliyuncs.com/api/v1) and test servers need nothing from us; `--base-url` overrides both.
+The SDK returns error replies instead of raising them, and raises `requests` exceptions for network failures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from storyboard.errors import ProviderAuthError, ProviderRequestError, ProviderUnavailable
+from storyboard.plan.backend import Message, describe, keep_secret, reason, retry_after
+
+
+class DashScopeBackend:
+    provider: ClassVar[str] = "dashscope"
+    default_model: ClassVar[str | None] = "qwen-plus"
+    key_env: ClassVar[str] = "DASHSCOPE_API_KEY"
+
+    def __init__(self, model: str | None = None, *, base_url: str | None = None) -> None:
+        self.model = model or self.default_model or ""
+        self.base_url = base_url
+        self._api_key = keep_secret(_api_key())
+
+    def __repr__(self) -> str:
+        return f"DashScopeBackend(model={self.model!r}, base_url={self.base_url!r})"
+
+    @property
+    def where(self) -> str:
+        import dashscope
+
+        return self.base_url or str(dashscope.base_http_api_url)
+
+    def complete(self, messages: Sequence[Message], *, timeout: float) -> str:
+        import requests
+        from dashscope import Generation
+
+        options: dict[str, Any] = {}
+        if self.base_url:
+            options["base_address"] = self.base_url
+        try:
+            response = Generation.call(
+                model=self.model,
+                messages=[dict(m) for m in messages],
+                result_format="message",
+                response_format={"type": "json_object"},
+                api_key=self._api_key,
+                request_timeout=timeout,
+                **options,
+            )
+        except requests.Timeout:
+            raise ProviderUnavailable(f"DashScope did not answer within {timeout:g} s") from None
+        except requests.ConnectionError as exc:
+            raise ProviderUnavailable(f"cannot reach DashScope at {self.where} ({reason(exc)})") from None
+        except (requests.RequestException, ValueError, TypeError, KeyError, AttributeError) as exc:
+            # A reply the SDK could not read (not JSON, or JSON of another shape): a proxy or a wrong URL.
+            raise ProviderRequestError(
+                f"DashScope at {self.where} sent a reply that is not a DashScope response ({type(exc).__name__}); "
+                "is the base URL right?") from None
+        return self._text(response)
+
+    def _text(self, response: Any) -> str:
+        status = int(response.status_code)
+        if status == HTTPStatus.OK:
+            output = response.output
+            choices = getattr(output, "choices", None) or []
+            message = choices[0].message if choices else None
+            content = message.content if message is not None else getattr(output, "text", None)
+            if content is None:
+                return ""
+            return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+        said = describe(f"{response.code or ''}: {response.message or ''}".strip(": "))
+        detail = f"HTTP {status}" + (f" {said}" if said else "")
+        if status == HTTPStatus.UNAUTHORIZED:
+            raise ProviderAuthError(f"DashScope rejected the API key ({detail}); check {self.key_env}")
+        if status == HTTPStatus.FORBIDDEN:
+            raise ProviderAuthError(
+                f"DashScope refused access ({detail}); check {self.key_env} and that it may use {self.model}")
+        if status == HTTPStatus.TOO_MANY_REQUESTS:
+            raise ProviderUnavailable(f"DashScope is rate limiting ({detail})", retry_after=retry_after(response.headers))
+        if status >= 500 or status == HTTPStatus.REQUEST_TIMEOUT:
+            raise ProviderUnavailable(f"DashScope server error ({detail})", retry_after=retry_after(response.headers))
+        raise ProviderRequestError(f"DashScope refused the request for {self.model} ({detail})")
+
+
+def _api_key() -> str:
+    """The key the way the SDK finds it: DASHSCOPE_API_KEY, then DASHSCOPE_API_KEY_FILE_PATH, then ~/.dashscope."""
+    key = os.environ.get("DASHSCOPE_API_KEY", "").strip()
+    if key:
+        return key
+    from dashscope.common.api_key import get_default_api_key
+    from dashscope.common.error import AuthenticationError
+
+    try:
+        key = (get_default_api_key() or "").strip()
+    except (AuthenticationError, OSError):
+        key = ""
+    if not key:
+        raise ProviderAuthError("no DashScope API key: set DASHSCOPE_API_KEY")
+    return key

@@ -1,0 +1,111 @@
+"""Any OpenAI-compatible chat-completions server, with the official `openai` SDK.
+
+That covers OpenAI itself, DashScope's compatible mode (https://dashscope.aliyuncs.com/compatible-mode/v1),
+Ollama (http://localhost:11434/v1), vLLM, llama.cpp and LM Studio: a server is configuration (`--base-url` or
+`OPENAI_BASE_URL`), not a new class. The key (`OPENAI_API_KEY`) is optional when a base URL is given, since local
+servers need none. The SDK's own retries are turned off: `storyboard.plan.retry` retries every provider the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from storyboard.errors import PlannerError, ProviderAuthError, ProviderRequestError, ProviderUnavailable
+from storyboard.plan.backend import Message, describe, keep_secret, reason, retry_after
+
+
+class OpenAIBackend:
+    provider: ClassVar[str] = "openai"
+    default_model: ClassVar[str | None] = None  # no model name means the same thing on every server
+    key_env: ClassVar[str] = "OPENAI_API_KEY"
+
+    def __init__(self, model: str | None = None, *, base_url: str | None = None) -> None:
+        if not model:
+            raise PlannerError("--provider openai needs --model (the name the server knows the model by, "
+                               "e.g. qwen-plus on DashScope's compatible mode, llama3.1 on Ollama)")
+        self.model = model
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self._api_key = keep_secret(os.environ.get("OPENAI_API_KEY", "").strip())
+        if not self._api_key and not self.base_url:
+            raise ProviderAuthError("no OpenAI API key: set OPENAI_API_KEY (a local server needs none: "
+                                    "give its address with --base-url or OPENAI_BASE_URL)")
+        self._json_mode = True
+        self._client: Any = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
+
+    @property
+    def where(self) -> str:
+        return self.base_url or "https://api.openai.com/v1"
+
+    def _sdk(self) -> Any:
+        if self._client is None:
+            import openai
+
+            self._client = openai.OpenAI(api_key=self._api_key or "none", base_url=self.base_url, max_retries=0)
+        return self._client
+
+    def complete(self, messages: Sequence[Message], *, timeout: float) -> str:
+        import openai
+
+        options: dict[str, Any] = {"timeout": timeout}
+        if not self._api_key:
+            options["extra_headers"] = {"Authorization": openai.Omit()}  # send no Authorization header at all
+        try:
+            try:
+                completion = self._create(messages, options)
+            except openai.BadRequestError as exc:
+                # Some compatible servers do not know JSON mode; the prompt asks for JSON anyway.
+                if not self._json_mode or "response_format" not in str(exc):
+                    raise
+                self._json_mode = False
+                completion = self._create(messages, options)
+        except openai.APITimeoutError:
+            raise ProviderUnavailable(f"{self.where} did not answer within {timeout:g} s") from None
+        except openai.APIConnectionError as exc:
+            raise ProviderUnavailable(f"cannot reach {self.where} ({reason(exc)})") from None
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc) from None
+        except openai.APIError as exc:
+            raise ProviderRequestError(f"{self.where} sent a reply that could not be read "
+                                       f"({describe(exc)})") from None
+        choices = getattr(completion, "choices", None)
+        if not isinstance(choices, list):
+            raise ProviderRequestError(
+                f"{self.where} answered with something that is not a chat completion "
+                f"({describe(completion, 60)!r}); is the base URL right?")
+        if not choices:
+            return ""
+        return choices[0].message.content or ""
+
+    def _create(self, messages: Sequence[Message], options: dict[str, Any]) -> Any:
+        if self._json_mode:
+            options = {**options, "response_format": {"type": "json_object"}}
+        return self._sdk().chat.completions.create(model=self.model, messages=list(messages), **options)
+
+    def _status_error(self, exc: Any) -> PlannerError:
+        status = exc.status_code
+        body = exc.body
+        if isinstance(body, dict):
+            said = ": ".join(str(part) for part in (body.get("code"), body.get("message")) if part)
+        else:
+            said = str(body or exc.message or "")
+        detail = f"HTTP {status}" + (f" {describe(said)}" if said else "")
+        if status == 401:
+            return ProviderAuthError(f"{self.where} rejected the API key ({detail}); check {self.key_env}")
+        if status == 403:
+            return ProviderAuthError(
+                f"{self.where} refused access ({detail}); check {self.key_env} and that it may use {self.model}")
+        wait = retry_after(exc.response.headers)
+        if status == 429:
+            return ProviderUnavailable(f"{self.where} is rate limiting ({detail})", retry_after=wait)
+        if status >= 500 or status in (408, 409):
+            return ProviderUnavailable(f"{self.where} server error ({detail})", retry_after=wait)
+        if status == 404:
+            return ProviderRequestError(
+                f"{self.where} answered {detail}: check --model, and that the base URL is where the API starts "
+                "(it usually ends in /v1)")
+        return ProviderRequestError(f"{self.where} refused the request for {self.model} ({detail})")

@@ -1,0 +1,203 @@
+"""`storyboard plan`: ask an LLM for the panels of a story and write them into the story file.
+
+read the story (panels optional) → messages from templates/plan_*.j2 → backend (retried) → parse and check the
+reply → repair rounds if needed → write the panels into the round-trip YAML → validate → atomic save.
+Nothing is written unless a complete, valid plan came back; the file is otherwise left byte for byte as it was.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from storyboard.errors import PlannerError, ReplyInvalid, StoryboardError
+from storyboard.plan.backend import DEFAULT_PROVIDER, ChatBackend, Message, get_backend, redact
+from storyboard.plan.reply import BadReply, Plan, Request, parse_reply, reply_schema
+from storyboard.plan.retry import RetryPolicy, ask
+from storyboard.story import Story, StoryDraft, dump_document, load_document, read_text, story_from_yaml
+
+DEFAULT_PANELS = 8
+MAX_PANELS = 64
+DEFAULT_TIMEOUT = 180.0  # seconds per request: a long plan from a busy model can take a minute or two
+DEFAULT_REPAIRS = 2
+MAX_REPLY_ECHO = 20_000  # characters of a bad reply sent back in a repair request
+
+LANGUAGES = {
+    "en": "English", "zh": "Chinese", "zh-cn": "Simplified Chinese", "zh-hans": "Simplified Chinese",
+    "zh-tw": "Traditional Chinese", "zh-hant": "Traditional Chinese", "ja": "Japanese", "ko": "Korean",
+    "fr": "French", "de": "German", "es": "Spanish", "it": "Italian", "pt": "Portuguese",
+    "pt-br": "Brazilian Portuguese", "ru": "Russian", "ar": "Arabic", "hi": "Hindi", "vi": "Vietnamese",
+    "th": "Thai", "id": "Indonesian", "nl": "Dutch", "pl": "Polish", "tr": "Turkish", "uk": "Ukrainian",
+}
+
+
+@dataclass
+class PlanResult:
+    path: Path
+    provider: str
+    model: str
+    panels: int  # panels in the story now
+    locked: int  # of which were locked and kept
+    added: list[str] = field(default_factory=list)  # sections the plan added: style, characters, render
+    written: bool = False
+    yaml: str = ""  # the new panels (and added sections) as YAML
+    story: Story | None = None
+
+    def summary(self) -> str:
+        kept = f" ({self.locked} locked kept)" if self.locked else ""
+        where = f"→ {self.path}" if self.written else f"(dry run: {self.path} not changed)"
+        line = f"planned {self.panels} panels{kept} with {self.provider} {self.model} {where}"
+        if self.added:
+            line += f"; added {', '.join(self.added)}: review {'them' if len(self.added) > 1 else 'it'}"
+        return line
+
+
+def plan_story(path: str | Path, *, provider: str = DEFAULT_PROVIDER, model: str | None = None,
+               base_url: str | None = None, panels: int | None = None, timeout: float = DEFAULT_TIMEOUT,
+               dry_run: bool = False, retries: int = 3, repairs: int = DEFAULT_REPAIRS,
+               backend: ChatBackend | None = None, notify: Callable[[str], None] | None = None) -> PlanResult:
+    """Plan the panels of the story at `path` with an LLM and write them into it (unless `dry_run`).
+
+    `panels` defaults to the number the story has, or 8. Locked panels (`locked: true`) are kept as they are.
+    Raises `StoryError` for a bad story file and `PlannerError` (or a subclass) when no valid plan came back.
+    """
+    path = Path(path)
+    say = (lambda line: notify(redact(line))) if notify else (lambda line: None)
+    original = read_text(path)
+    document = load_document(path, require_panels=False)
+    story = StoryDraft.model_validate(document)
+
+    count = panels if panels is not None else (len(story.panels) or DEFAULT_PANELS)
+    if not 1 <= count <= MAX_PANELS:
+        raise PlannerError(f"--panels must be between 1 and {MAX_PANELS} (got {count})")
+    locked = {i: p for i, p in enumerate(story.panels) if p.locked}
+    beyond = [i for i in locked if i >= count]
+    if beyond:
+        last = max(beyond) + 1
+        raise PlannerError(f"{path}: panel {last} is locked, so the story needs at least {last} panels "
+                           f"(got --panels {count}); unlock it or plan more panels")
+    if len(locked) == count:
+        raise PlannerError(f"all {count} panels of {path} are locked: nothing to plan "
+                           "(unlock some, or plan more with --panels)")
+    if timeout <= 0:
+        raise PlannerError(f"--timeout must be more than 0 seconds (got {timeout:g})")
+
+    if backend is None:
+        backend = get_backend(provider, model=model, base_url=base_url)
+    say(f"asking {backend.provider} {backend.model} for {count} panels"
+        + (f" ({len(locked)} locked)" if locked else "") + "...")
+    try:
+        plan = _plan(story, backend, count=count, locked=locked, timeout=timeout,
+                     policy=RetryPolicy.from_env(retries), repairs=repairs, say=say)
+    except PlannerError as exc:
+        raise type(exc)(redact(str(exc))) from None
+
+    from storyboard.plan.document import apply_plan
+
+    added = apply_plan(document, story, plan, provider=backend.provider, model=backend.model)
+    text = dump_document(document)
+    try:
+        new_story = story_from_yaml(text, file=path)
+    except StoryboardError as exc:
+        raise PlannerError(f"the plan does not make a valid story, so nothing was written: {exc}") from None
+    result = PlanResult(path=path, provider=backend.provider, model=backend.model, panels=len(new_story.panels),
+                        locked=len(locked), added=added, yaml=_fragment(document, added), story=new_story)
+    if dry_run:
+        return result
+    if read_text(path) != original:
+        raise PlannerError(f"{path} changed while the plan was being written; nothing was written, "
+                           "run `storyboard plan` again")
+    from storyboard.files import atomic_write_text
+
+    try:
+        atomic_write_text(path, text)
+    except StoryboardError as exc:
+        raise PlannerError(str(exc)) from None
+    result.written = True
+    return result
+
+
+def _plan(story: Story, backend: ChatBackend, *, count: int, locked: dict[int, Any], timeout: float,
+          policy: RetryPolicy, repairs: int, say: Callable[[str], None]) -> Plan:
+    request = Request(
+        count=count,
+        names=tuple(story.characters),
+        locked={i: {"prompt": p.prompt, "caption": p.caption, "characters": list(p.characters)}
+                for i, p in locked.items()},
+        propose_style=not story.style.prefix.strip(),
+        propose_characters=not story.characters,
+    )
+    messages = plan_messages(story, request)
+    conversation = messages
+    replies = repairs + 1
+    for attempt in range(1, replies + 1):
+        text = ask(backend, conversation, timeout=timeout, policy=policy, notify=say)
+        try:
+            return parse_reply(text, request)
+        except BadReply as bad:
+            problems = bad.problems
+        if attempt < replies:
+            more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+            say(f"the reply is not a valid plan ({problems[0]}{more}); "
+                f"asking {backend.model} to fix it (repair {attempt} of {repairs})")
+            conversation = [
+                *messages,
+                {"role": "assistant", "content": text[:MAX_REPLY_ECHO]},
+                {"role": "user", "content": render("plan_repair.j2", problems=problems, count=count)},
+            ]
+    shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+    raise ReplyInvalid(f"{backend.provider} {backend.model} gave no valid plan in {replies} "
+                       f"{'replies' if replies > 1 else 'reply'}: {shown}")
+
+
+def plan_messages(story: Story, request: Request) -> list[Message]:
+    """The system and user messages of a planning request, from templates/plan_system.j2 and plan_user.j2."""
+    language_name = LANGUAGES.get(story.language.lower().replace("_", "-"),
+                                  LANGUAGES.get(story.language.split("-")[0].split("_")[0].lower(), story.language))
+    context = {
+        "title": story.title,
+        "outline": story.outline.strip(),
+        "language": story.language,
+        "language_name": language_name,
+        "style_prefix": story.style.prefix.strip(),
+        "characters": story.characters,
+        "count": request.count,
+        "locked": [{"index": i, "json": json.dumps(content, ensure_ascii=False)}
+                   for i, content in sorted(request.locked.items())],
+        "schema": json.dumps(reply_schema(request), ensure_ascii=False),
+        "propose_style": request.propose_style,
+        "propose_characters": request.propose_characters,
+    }
+    return [
+        {"role": "system", "content": render("plan_system.j2", **context)},
+        {"role": "user", "content": render("plan_user.j2", **context)},
+    ]
+
+
+@functools.cache
+def _environment() -> Any:
+    import jinja2
+
+    from storyboard.compose.html import templates_dir
+
+    # Prompts are plain text for a model, not HTML: no autoescaping.
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir()), autoescape=False,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                              keep_trailing_newline=True)
+
+
+def render(template: str, **context: Any) -> str:
+    return _environment().get_template(template).render(**context).strip() + "\n"
+
+
+def _fragment(document: Any, added: list[str]) -> str:
+    """The part of the document the plan wrote, as YAML (what --dry-run prints)."""
+    from ruamel.yaml.comments import CommentedMap
+
+    part = CommentedMap((key, document[key]) for key in (*added, "planned_by", "panels") if key in document)
+    part._storyboard_indent = getattr(document, "_storyboard_indent", (2, 4, 2))
+    return dump_document(part)
