@@ -579,3 +579,24 @@ def test_plan_does_not_import_heavy_modules():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (0, ""), done.stderr
+
+
+def test_base_url_overrides_the_dashscope_sdk_setting(capsys, chat, story, monkeypatch):
+    monkeypatch.setattr(dashscope, "base_http_api_url", "http://127.0.0.1:9/api/v1")  # nothing listens there
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    chat.add(Say(plan_json(3)))
+    code, out, err = run(capsys, "plan", story, "--base-url", chat.dashscope_url, "--model", "qwen-max")
+    assert code == 0, err
+    assert chat.requests[0].path == DASHSCOPE_PATH and chat.requests[0].body["model"] == "qwen-max"
+    assert load_story(story).planned_by.model == "qwen-max"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--panels", "0"], "Invalid value for '--panels': 0 is not in the range 1<=x<=64."),
+    (["--timeout", "0"], "Invalid value for '--timeout': 0.0 is not in the range x>0."),
+    (["--provider", "ollama"], "Invalid value for '--provider': 'ollama' is not one of 'dashscope', 'openai'."),
+])
+def test_usage_errors(capsys, story, args, message):
+    code, out, err = run(capsys, "plan", story, *args)
+    assert code == 2 and err.splitlines()[-1] == f"Error: {message}"
+    assert story.read_text(encoding="utf-8") == STORY
