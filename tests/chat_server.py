@@ -16,9 +16,10 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 DASHSCOPE_PATH = "/api/v1/services/aigc/text-generation/generation"
 OPENAI_PATH = "/v1/chat/completions"
@@ -57,6 +58,11 @@ class Trickle:
     """Send the status line and headers, then one byte every `interval` seconds: never a complete reply."""
 
     interval: float = 0.1
+
+
+@dataclass
+class Cut:
+    """Start a successful reply, then hang up halfway through its body."""
 
 
 @dataclass
@@ -163,8 +169,8 @@ def _handler(chat: ChatServer) -> type[BaseHTTPRequestHandler]:
                 message = step.message
                 if step.echo_auth:
                     message = f"{message or 'rejected'}; you sent Authorization: {self.headers.get('Authorization')}"
-                return self._json(step.status, _dashscope_error(step, message) if native else _openai_error(step, message),
-                                  step.headers)
+                error = _dashscope_error(step, message) if native else _openai_error(step, message)
+                return self._json(step.status, error, step.headers)
             if isinstance(step, Hang):
                 chat.stopping.wait(step.seconds)
                 self.close_connection = True
@@ -180,6 +186,16 @@ def _handler(chat: ChatServer) -> type[BaseHTTPRequestHandler]:
                         self.wfile.flush()
                 except OSError:
                     pass
+                self.close_connection = True
+                return None
+            if isinstance(step, Cut):
+                data = json.dumps(_dashscope_ok("{}", body) if native else _openai_ok("{}", body)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
                 self.close_connection = True
                 return None
             if isinstance(step, Drop):

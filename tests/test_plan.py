@@ -16,8 +16,8 @@ from pathlib import Path
 
 import dashscope
 import pytest
+from chat_server import DASHSCOPE_PATH, OPENAI_PATH, ChatServer, Cut, Drop, Fail, Hang, Raw, Say, Trickle
 
-from chat_server import DASHSCOPE_PATH, OPENAI_PATH, ChatServer, Drop, Fail, Hang, Raw, Say, Trickle
 from storyboard.cli import main
 from storyboard.story import load_story
 
@@ -282,7 +282,8 @@ def test_rate_limited_until_giving_up(capsys, chat, provider, story):
     code, out, err = run(capsys, "plan", story, *provider.args, "--retries", 2)
     assert code == 1
     detail = ("HTTP 429 Throttling.RateQuota: Requests rate limit exceeded, please try again later."
-              if provider.name == "dashscope" else "HTTP 429 rate_limit_exceeded: Rate limit reached, please try again later.")
+              if provider.name == "dashscope"
+              else "HTTP 429 rate_limit_exceeded: Rate limit reached, please try again later.")
     assert err.splitlines()[-1] == f"Error: {provider.server} is rate limiting ({detail}); gave up after 3 attempts"
     assert len(chat.requests) == 3
     assert story.read_text(encoding="utf-8") == STORY
@@ -428,12 +429,20 @@ def test_dropped_connections_are_retried(capsys, chat, provider, story):
     assert "the server closed the connection without answering" in err
 
 
+def test_a_reply_cut_off_halfway_is_retried(capsys, chat, provider, story):
+    chat.add(Cut(), Say(plan_json(3)))
+    code, out, err = run(capsys, "plan", story, *provider.args)
+    assert code == 0, err
+    assert "retrying in 0.0 s (attempt 2 of 4)" in err
+    assert len(chat.requests) == 2
+
+
 def test_nothing_listening(capsys, provider, story, monkeypatch, chat):
     port = chat.port
     chat.stop()
     code, out, err = run(capsys, "plan", story, *provider.args, "--retries", 1)
     assert code == 1
-    assert err.splitlines()[-1].endswith(f"(connection refused); gave up after 2 attempts")
+    assert err.splitlines()[-1].endswith("(connection refused); gave up after 2 attempts")
     assert f"127.0.0.1:{port}" in err.splitlines()[-1]
 
 

@@ -127,6 +127,8 @@ def reason(exc: BaseException) -> str:
         text = str(node).lower()
         if "refused" in text:
             return "connection refused"
+        if "message body" in text or "incomplete" in text:
+            return "the reply broke off before its end"
         if "disconnected" in text or "aborted" in text or "without sending" in text:
             return "the server closed the connection without answering"
         todo.extend([node.__cause__, node.__context__, getattr(node, "reason", None), *node.args[:1]])

@@ -57,7 +57,9 @@ class DashScopeBackend:
         except requests.Timeout:
             raise ProviderUnavailable(f"DashScope did not answer within {timeout:g} s") from None
         except requests.ConnectionError as exc:
-            raise ProviderUnavailable(f"cannot reach DashScope at {self.where} ({reason(exc)})") from None
+            raise ProviderUnavailable(f"connection to DashScope at {self.where} failed ({reason(exc)})") from None
+        except requests.exceptions.ChunkedEncodingError:
+            raise ProviderUnavailable("DashScope's reply broke off before its end") from None
         except (requests.RequestException, ValueError, TypeError, KeyError, AttributeError) as exc:
             # A reply the SDK could not read (not JSON, or JSON of another shape): a proxy or a wrong URL.
             raise ProviderRequestError(
@@ -74,6 +76,8 @@ class DashScopeBackend:
             content = message.content if message is not None else getattr(output, "text", None)
             if content is None:
                 return ""
+            if isinstance(content, list):  # multimodal models answer in parts: [{"text": ...}, ...]
+                return "".join(part.get("text") or "" for part in content if isinstance(part, dict))
             return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
         said = describe(f"{response.code or ''}: {response.message or ''}".strip(": "))
         detail = f"HTTP {status}" + (f" {said}" if said else "")
@@ -82,10 +86,11 @@ class DashScopeBackend:
         if status == HTTPStatus.FORBIDDEN:
             raise ProviderAuthError(
                 f"DashScope refused access ({detail}); check {self.key_env} and that it may use {self.model}")
+        wait = retry_after(response.headers)
         if status == HTTPStatus.TOO_MANY_REQUESTS:
-            raise ProviderUnavailable(f"DashScope is rate limiting ({detail})", retry_after=retry_after(response.headers))
+            raise ProviderUnavailable(f"DashScope is rate limiting ({detail})", retry_after=wait)
         if status >= 500 or status == HTTPStatus.REQUEST_TIMEOUT:
-            raise ProviderUnavailable(f"DashScope server error ({detail})", retry_after=retry_after(response.headers))
+            raise ProviderUnavailable(f"DashScope server error ({detail})", retry_after=wait)
         raise ProviderRequestError(f"DashScope refused the request for {self.model} ({detail})")
 
 

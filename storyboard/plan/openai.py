@@ -66,7 +66,7 @@ class OpenAIBackend:
         except openai.APITimeoutError:
             raise ProviderUnavailable(f"{self.where} did not answer within {timeout:g} s") from None
         except openai.APIConnectionError as exc:
-            raise ProviderUnavailable(f"cannot reach {self.where} ({reason(exc)})") from None
+            raise ProviderUnavailable(f"connection to {self.where} failed ({reason(exc)})") from None
         except openai.APIStatusError as exc:
             raise self._status_error(exc) from None
         except openai.APIError as exc:
