@@ -15,8 +15,8 @@ from typing import Any
 from PIL import Image
 
 from storyboard import __version__
-from storyboard.compose.html import page_html
-from storyboard.compose.png import PagePanel, page_png
+from storyboard.compose.page import page_from_story
+from storyboard.compose.write import write_page
 from storyboard.errors import BuildError
 from storyboard.files import atomic_save_png, atomic_write_bytes, atomic_write_text
 from storyboard.render import DEFAULT_RENDERER, Renderer, get_renderer
@@ -70,6 +70,10 @@ class BuildResult:
         return self.out_dir / "page.png"
 
     @property
+    def page_pdf(self) -> Path:
+        return self.out_dir / "page.pdf"
+
+    @property
     def manifest(self) -> Path:
         return self.out_dir / "manifest.json"
 
@@ -85,8 +89,12 @@ def build(
     renderer: str | Renderer = DEFAULT_RENDERER,
     model: str | None = None,
     progress: BuildProgress | None = None,
+    self_contained: bool = False,
 ) -> BuildResult:
-    """Build the comic page for the story file at `story_path` into `out_dir` (default ``build/<stem>``)."""
+    """Build the comic page for the story file at `story_path` into `out_dir` (default ``build/<stem>``).
+
+    `self_contained` writes index.html with the images inlined, so that one file can be mailed or uploaded.
+    """
     progress = progress or BuildProgress()
     story = load_story(story_path)
     out = Path(out_dir) if out_dir is not None else default_out_dir(story_path)
@@ -118,15 +126,8 @@ def build(
         _publish(cache / f"{keys[job.index]}.png", out / job.file)
     _remove_stale_panels(out, len(jobs))
 
-    page, _ = page_png(story.title, [PagePanel(j.index, images[j.index], j.caption) for j in jobs],
-                       story.layout.columns)
-    atomic_save_png(out / "page.png", page)
-    atomic_write_text(out / "index.html", page_html(
-        title=story.title, language=story.language, columns=story.layout.columns, version=__version__,
-        renderer=engine.name, model=jobs[0].model,
-        panels=[dict(index=j.index, file=j.file, caption=j.caption, prompt=j.prompt, seed=j.seed,
-                     width=j.width, height=j.height) for j in jobs],
-    ))
+    write_page(out, page_from_story(story, jobs, images, renderer=engine.name, version=__version__),
+               self_contained=self_contained)
     result = BuildResult(story, out, engine.name, results)
     atomic_write_text(out / "manifest.json", json.dumps(manifest(result, story_path), ensure_ascii=False, indent=2)
                       + "\n")
@@ -139,7 +140,8 @@ def manifest(result: BuildResult, story_path: str | Path) -> dict[str, Any]:
         "story": str(story_path),
         "title": result.story.title,
         "renderer": result.renderer,
-        "page": {"png": "page.png", "html": "index.html", "columns": result.story.layout.columns},
+        "page": {"png": "page.png", "pdf": "page.pdf", "html": "index.html",
+                 **result.story.layout.model_dump(include={"columns", "direction", "page"})},
         "panels": [
             {
                 "index": p.job.index,

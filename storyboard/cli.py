@@ -27,17 +27,19 @@ def cli(debug: bool) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder [default: build/<story name>].")
 @click.option("--renderer", default=None, metavar="NAME", help="Renderer to draw panels with.")
 @click.option("--model", default=None, help="Model to render with, overriding render.model in the story.")
-def build(story: str, out_dir: str | None, renderer: str | None, model: str | None) -> None:
-    """Render the panels of STORY and compose its page (HTML, PNG, manifest)."""
+@click.option("--self-contained", is_flag=True, help="Inline the images into index.html: one file to mail or upload.")
+def build(story: str, out_dir: str | None, renderer: str | None, model: str | None, self_contained: bool) -> None:
+    """Render the panels of STORY and compose its page (HTML, PNG, PDF, manifest)."""
     from storyboard.build import build as run_build
     from storyboard.progress import PlainProgress, RichProgress
     from storyboard.render import DEFAULT_RENDERER
 
     progress = RichProgress() if sys.stderr.isatty() else PlainProgress()
     with progress if isinstance(progress, RichProgress) else contextlib.nullcontext():
-        result = run_build(story, out_dir, renderer=renderer or DEFAULT_RENDERER, model=model, progress=progress)
+        result = run_build(story, out_dir, renderer=renderer or DEFAULT_RENDERER, model=model, progress=progress,
+                           self_contained=self_contained)
     click.echo(f"rendered {result.rendered}, reused {result.reused} ({result.renderer} renderer)")
-    click.echo(f"wrote {result.index_html}, {result.page_png.name}, {result.manifest.name}")
+    click.echo(f"wrote {result.index_html}, {result.page_png.name}, {result.page_pdf.name}, {result.manifest.name}")
 
 
 def main(argv: list[str] | None = None) -> int:

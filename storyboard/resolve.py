@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from storyboard.compose.layout import panel_size
 from storyboard.story import Story
 
 
@@ -70,7 +71,11 @@ def final_prompt(story: Story, panel_index: int) -> str:
 
 
 def resolve(story: Story, *, model: str | None = None) -> list[PanelJob]:
-    """Resolve every panel of `story` into a PanelJob. `model` overrides `render.model`."""
+    """Resolve every panel of `story` into a PanelJob. `model` overrides `render.model`.
+
+    `render.width`/`height` size a one-column panel; a panel spanning columns is rendered wider, at its box's
+    aspect ratio on the page.
+    """
     render = story.render
     return [
         PanelJob(
@@ -78,7 +83,7 @@ def resolve(story: Story, *, model: str | None = None) -> list[PanelJob]:
             prompt=final_prompt(story, i),
             negative_prompt=join_prompt(story.style.negative),
             seed=panel.seed if panel.seed is not None else render.seed + i - 1,
-            width=render.width,
+            width=panel_size((render.width, render.height), panel.span, story.layout.gutter)[0],
             height=render.height,
             model=model or render.model,
             steps=render.steps,
