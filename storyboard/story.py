@@ -160,6 +160,10 @@ class Story(StoryModel):
                 raise UndefinedCharacter(
                     f"span {panel.span} is wider than the page's {self.layout.columns} column"
                     f"{'s' if self.layout.columns > 1 else ''} (layout.columns)", ("panels", i, "span"))
+            if panel.narration.strip() and len(panel.dialogue) >= MAX_BUBBLES:
+                raise UndefinedCharacter(
+                    f"a panel with narration has room for {MAX_BUBBLES - 1} speech bubbles "
+                    f"(got {len(panel.dialogue)})", ("panels", i, "dialogue"))
         last = self.render.seed + len(self.panels) - 1
         if last > MAX_SEED:
             raise UndefinedCharacter(f"seed + number of panels - 1 must stay at most {MAX_SEED}", ("render", "seed"))
@@ -277,7 +281,8 @@ def story_from_yaml(text: str, file: str | Path | None = None) -> Story:
 
 
 def _story_error(exc: ValidationError, data: Any, file: str | Path | None) -> StoryError:
-    errors = exc.errors()
+    # An unknown key is usually a misspelt one, which also explains a "missing" error beside it: report it first.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     loc = tuple(first["loc"])
     ctx_error = (first.get("ctx") or {}).get("error")

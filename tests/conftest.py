@@ -40,3 +40,54 @@ panels:
 @pytest.fixture
 def minimal_story(write_story) -> Path:
     return write_story(MINIMAL)
+
+
+COMIC = """
+title: 小王子与狐狸 <The Fox & the Prince>
+language: zh
+characters:
+  fox: a small red fox with big ears
+render:
+  width: 256
+  height: 256
+  seed: 7
+layout:
+  columns: 3
+  direction: rtl
+  gutter: 16
+  margin: 24
+  credits: 故事：圣埃克苏佩里
+panels:
+  - prompt: establishing shot, a desert at dawn
+    span: 2
+    caption: 沙漠里，天刚亮。A desert at dawn.
+    narration: 很久很久以前……
+  - prompt: close-up of the fox behind a rock
+    characters: [fox]
+    caption: 一只狐狸出现了。
+    dialogue:
+      - {speaker: fox, text: "你好！"}
+      - {speaker: prince, text: "你是谁？你很好看。"}
+  - prompt: medium shot, the prince in the grass
+    caption: "<b>not bold</b> & <script>alert(1)</script>"
+    dialogue:
+      - {speaker: prince, text: "Come and play with me."}
+      - {speaker: fox, text: "「我不能和你玩，」狐狸说，「我还没有被驯服呢。」"}
+      - {speaker: fox, text: "안녕하세요! こんにちは。"}
+  - prompt: wide shot, wheat fields in the wind
+    span: 3
+    caption: 麦田是金色的。
+"""
+
+
+@pytest.fixture(scope="session")
+def comic(tmp_path_factory):
+    """The COMIC story built once with the draft renderer: (light build folder, self-contained build folder)."""
+    from storyboard.build import build
+
+    root = tmp_path_factory.mktemp("comic")
+    story = root / "comic.yaml"
+    story.write_text(textwrap.dedent(COMIC).lstrip("\n"), encoding="utf-8")
+    light = build(story, root / "light", renderer="draft")
+    mailed = build(story, root / "mailed", renderer="draft", self_contained=True)
+    return light, mailed

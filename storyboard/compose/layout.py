@@ -21,6 +21,8 @@ PRESETS: dict[str, tuple[int | None, int | None]] = {
 MAX_AUTO_WIDTH = 3200
 REFERENCE_CELL = 512  # text sizes are designed for a one-column panel this wide
 CAPTION_GAP = 12  # between a panel and its caption, in reference units
+BUBBLE_WIDTH = 0.46  # the widest a speech bubble gets, as a share of its panel's width
+NARRATION_WIDTH = BUBBLE_WIDTH  # it takes one of the corner slots the bubbles use
 
 Corner = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
 
@@ -280,8 +282,8 @@ def _panel(spec: PageSpec, measure: Measure, i: int, row: int, left_col: int, im
     third_h = image.h / 3
     top_max = round(third_h - inset * 1.5)
     bottom_limit = overlay_top
-    bottom_max = round(bottom_limit - 2 * third_h - inset / 2)
-    max_w = round(image.w * 0.46)
+    bottom_max = round(bottom_limit - (image.y + 2 * third_h) - inset / 2)
+    max_w = round(image.w * BUBBLE_WIDTH)
     corners: list[Corner] = ["top-left", "top-right", "bottom-left", "bottom-right"]
     if spec.direction == "rtl":
         corners = ["top-right", "top-left", "bottom-right", "bottom-left"]
@@ -290,7 +292,7 @@ def _panel(spec: PageSpec, measure: Measure, i: int, row: int, left_col: int, im
     narration_corner: Corner | None = None
     has_narration = bool(spec.narrations[i]) if i < len(spec.narrations) else True
     if has_narration:
-        size = measure.narration(index, round(image.w * 0.6), top_max, unit)
+        size = measure.narration(index, round(image.w * NARRATION_WIDTH), top_max, unit)
         if size:
             narration_corner = corners.pop(0)
             narration = _in_corner(image, size, narration_corner, inset, bottom_limit)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 
 from PIL import Image
 
+from storyboard.compose.fonts import FontSubset, page_subsets
 from storyboard.compose.layout import PageLayout, PageSpec, page_layout
 from storyboard.compose.typeset import PageText
 from storyboard.resolve import PanelJob
@@ -38,7 +40,14 @@ class Page:
     renderer: str = ""
     model: str = ""
     version: str = ""
-    links: dict[str, str] = field(default_factory=dict)  # other outputs the HTML page links to
+
+    @functools.cached_property
+    def fonts(self) -> list[FontSubset]:
+        """Subsets of the page's fonts holding every character the page shows, for the PDF and the HTML."""
+        texts = [self.title, self.footer]
+        for panel in self.panels:
+            texts += [panel.caption, panel.narration, panel.prompt, *(s + t for s, t in panel.dialogue)]
+        return page_subsets(texts, self.language)
 
 
 def make_page(

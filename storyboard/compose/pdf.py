@@ -1,15 +1,13 @@
 """The PDF page (fpdf2): the same boxes and the same lines as the PNG page, with the text kept as real text.
 
-Fonts are embedded as subsets. Noto Sans SC (CFF OpenType) goes in as it is; the variable Noto Sans KR / JP fonts
-are first cut down to the characters the page uses and fixed at the regular weight with fontTools, because
-instancing a whole variable CJK font takes fpdf2 tens of seconds, while the cut-down font takes well under one.
+Fonts are embedded as subsets (see `fonts.py`): cut down to the page's characters first, because fpdf2 takes
+seconds to subset a whole CJK font and minutes to instance a whole variable one, and well under a second for the
+cut-down fonts.
 """
 
 from __future__ import annotations
 
-import io
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 
 from PIL import ImageColor
@@ -17,7 +15,7 @@ from PIL import ImageColor
 from storyboard.compose.layout import Box
 from storyboard.compose.page import Page
 from storyboard.compose.png import BUBBLE, INK, MUTED, NARRATION, OVERLAY, bubble_shape, fit_image
-from storyboard.compose.text import REGULAR_WEIGHT, FontChain
+from storyboard.compose.text import FontChain
 from storyboard.compose.typeset import TextBlock
 
 POINTS_PER_PIXEL = 72 / 300  # the page is laid out at 300 dpi: an A4 page is 2480 pixels, 595 points wide
@@ -38,9 +36,8 @@ def page_pdf(page: Page) -> bytes:
     pdf.set_fill_color(*ImageColor.getrgb(page.background))
     pdf.rect(0, 0, layout.width * k, layout.height * k, style="F")
 
-    texts = _texts(page)
     with tempfile.TemporaryDirectory(prefix="storyboard-pdf-") as tmp:
-        families = _register_fonts(pdf, page, texts, Path(tmp))
+        families = _register_fonts(pdf, page, Path(tmp))
 
         def text(block: TextBlock, box: Box, colour: tuple[int, int, int], align: str = "left") -> None:
             chain = FontChain(block.size, page.language)
@@ -100,45 +97,12 @@ def _rect(pdf: object, box: Box, k: float) -> None:
     pdf.rect(box.x * k, box.y * k, box.w * k, box.h * k, style="DF")  # type: ignore[attr-defined]
 
 
-def _texts(page: Page) -> list[tuple[TextBlock, str]]:
-    return [(block, line) for block in page.text.used.values() for line in block.lines]
-
-
-def _register_fonts(pdf: object, page: Page, texts: list[tuple[TextBlock, str]], tmp: Path) -> dict[Path, str]:
-    """Add every font the page's lines use to `pdf`; return the family name of each font file."""
-    used: dict[Path, set[str]] = defaultdict(set)
-    for block, line in texts:
-        for run, fnt in FontChain(block.size, page.language).runs(line):
-            used[Path(fnt.path)].update(run)
+def _register_fonts(pdf: object, page: Page, tmp: Path) -> dict[Path, str]:
+    """Add the page's font subsets to `pdf`; return the family name for each original font file."""
     families: dict[Path, str] = {}
-    for n, (path, chars) in enumerate(sorted(used.items())):
-        family = f"font{n}"
-        pdf.add_font(family, fname=str(_static_subset(path, chars, tmp)))  # type: ignore[attr-defined]
-        families[path] = family
+    for subset in page.fonts:
+        path = tmp / f"{subset.family}.otf"
+        path.write_bytes(subset.data)
+        pdf.add_font(subset.family, fname=str(path))  # type: ignore[attr-defined]
+        families[subset.source] = subset.family
     return families
-
-
-def _static_subset(path: Path, chars: set[str], tmp: Path) -> Path:
-    """`path` itself for a static font; for a variable one, a static regular-weight subset holding `chars`."""
-    from fontTools import subset
-    from fontTools.ttLib import TTFont
-
-    with TTFont(str(path), lazy=True, fontNumber=0) as probe:
-        if "fvar" not in probe:
-            return path
-    font = TTFont(str(path), fontNumber=0)
-    options = subset.Options()
-    options.layout_features = ["*"]
-    options.name_IDs = ["*"]
-    subsetter = subset.Subsetter(options)
-    subsetter.populate(text="".join(sorted(chars)) + " ")
-    subsetter.subset(font)
-    from fontTools.varLib import instancer
-
-    axes = {a.axisTag: (REGULAR_WEIGHT if a.axisTag == "wght" else a.defaultValue) for a in font["fvar"].axes}
-    static = instancer.instantiateVariableFont(font, axes)
-    out = tmp / f"{path.stem.replace('[', '-').replace(']', '')}-subset.ttf"
-    buffer = io.BytesIO()
-    static.save(buffer)
-    out.write_bytes(buffer.getvalue())
-    return out

@@ -220,10 +220,22 @@ def wrap(text: str, fnt: ImageFont.FreeTypeFont | ImageFont.ImageFont | FontChai
 
 
 def _fit(line: str, fnt: ImageFont.FreeTypeFont | ImageFont.ImageFont | FontChain, max_width: float) -> int:
-    """How many leading characters of `line` fit in `max_width` (at least one)."""
+    """How many leading characters of `line` fit in `max_width` (at least one), never breaking before a
+    character that may not start a line or after one that may not end it."""
     cut = 1
     while cut < len(line) and fnt.getlength(line[: cut + 1]) <= max_width:
         cut += 1
+
+    def forbidden(at: int) -> bool:
+        return at < len(line) and (line[at] in NO_LINE_START or line[at - 1] in NO_LINE_END)
+
+    fitted = cut
+    while cut > 1 and forbidden(cut):
+        cut -= 1
+    if forbidden(cut):  # no allowed break fits: let the punctuation hang past the edge instead
+        cut = fitted
+        while forbidden(cut):
+            cut += 1
     return cut
 
 
