@@ -135,10 +135,13 @@ class Tab:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def key(self, key: str, code: str | None = None, key_code: int = 0) -> None:
-        for kind in ("keyDown", "keyUp"):
-            self.browser.call("Input.dispatchKeyEvent", self.session, type=kind, key=key, code=code or key,
-                              windowsVirtualKeyCode=key_code)
+    def key(self, key: str, key_code: int, text: str = "") -> None:
+        """Press and release a key as a user would (`text` for keys that type, like Enter's "\r")."""
+        down: dict[str, Any] = {"text": text} if text else {}
+        self.browser.call("Input.dispatchKeyEvent", self.session, type="keyDown", key=key, code=key,
+                          windowsVirtualKeyCode=key_code, **down)
+        self.browser.call("Input.dispatchKeyEvent", self.session, type="keyUp", key=key, code=key,
+                          windowsVirtualKeyCode=key_code)
 
     def screenshot(self, path: Path, full_page: bool = True) -> Path:
         params: dict[str, Any] = {"format": "png"}

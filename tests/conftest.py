@@ -91,3 +91,10 @@ def comic(tmp_path_factory):
     light = build(story, root / "light", renderer="draft")
     mailed = build(story, root / "mailed", renderer="draft", self_contained=True)
     return light, mailed
+
+
+def pytest_terminal_summary(terminalreporter):
+    artifacts = ROOT / "build" / "test-artifacts"
+    shots = sorted(artifacts.glob("*.png")) if artifacts.is_dir() else []
+    if shots:
+        terminalreporter.write_line(f"browser screenshots: {artifacts} ({', '.join(p.name for p in shots)})")

@@ -139,7 +139,7 @@ def test_spanning_panels_render_wider(comic):
     ("layout: {background: red}\npanels:\n  - {prompt: a}\n",
      "story.yaml:2: layout.background: expected a colour like '#ffffff', got 'red'"),
     ("panels:\n  - prompt: a\n    dialogue:\n      - {speaker: fox, txt: hi}\n",
-     "story.yaml:5: panels[0].dialogue[0].txt: unknown field (did you mean 'text'?)"),
+     "story.yaml:5: panels[0].dialogue[0].txt: unknown field (did you mean 'text'?) (and 1 more problem)"),
     ("panels:\n  - prompt: a\n    dialogue: [{text: a}, {text: b}, {text: c}, {text: d}, {text: e}]\n",
      "story.yaml:4: panels[0].dialogue: at most 4 speech bubbles fit in a panel (got 5); split the scene"),
     ("panels:\n  - prompt: a\n    narration: once\n    dialogue: [{text: a}, {text: b}, {text: c}, {text: d}]\n",

@@ -72,7 +72,7 @@ def _panel(page: Page, panel: PagePanel, box: PanelBox, self_contained: bool) ->
                     else f"bottom: {_pct(image.bottom - inner.bottom, image.h)}%")
         horizontal = (f"left: {_pct(inner.x - image.x, image.w)}%" if corner.endswith("left")
                       else f"right: {_pct(image.right - inner.right, image.w)}%")
-        width = (f"width: max-content; max-width: {_pct(max_width, image.w)}%" if max_width
+        width = (f"width: max-content; max-width: calc({_pct(max_width, image.w)}% + 1.2cqw)" if max_width
                  else f"width: {_pct(inner.w, image.w)}%")
         return (f"{horizontal}; {vertical}; {width}; --font: {_pct(block.size, image.w)}; "
                 f"--pad-x: {_pct(block.pad_x, image.w)}; --pad-y: {_pct(block.pad_y, image.w)}")
