@@ -30,8 +30,9 @@ class FixedText:
     def narration(self, index: int, max_width: int, max_height: int, unit: float) -> tuple[int, int] | None:
         return (max_width, min(60, max_height)) if self.has_narration else None
 
-    def bubbles(self, index: int, max_width: int, max_heights: Sequence[int], unit: float) -> list[tuple[int, int]]:
-        return [(max_width, max_heights[n]) for n in range(min(self.count, len(max_heights)))]
+    def bubbles(self, index: int, shapes: Sequence[Sequence[tuple[int, int]]], unit: float) -> list[tuple[int, int]]:
+        """The first bubble takes its corner's narrow, tall shape; the others the wide, short one, all to the full."""
+        return [shapes[n][1 if n == 0 else 0] for n in range(min(self.count, len(shapes)))]
 
 
 def spec(**kw) -> PageSpec:

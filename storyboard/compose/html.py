@@ -9,7 +9,7 @@ from typing import Any
 
 import jinja2
 
-from storyboard.compose.layout import BUBBLE_WIDTH, NARRATION_WIDTH, Box, PanelBox
+from storyboard.compose.layout import Box, PanelBox
 from storyboard.compose.page import Page, PagePanel
 from storyboard.files import encode_png
 
@@ -64,32 +64,31 @@ def _panel(page: Page, panel: PagePanel, box: PanelBox, self_contained: bool) ->
     def place(inner: Box, block: Any, corner: str, max_width: int | None = None) -> str:
         """Position and type size as percentages of the panel, so they scale with it at any screen width.
 
-        Boxes are anchored at their corner of the panel. With `max_width`, a box is as wide as its text (up to
-        that), since a browser's font metrics never match Pillow's exactly; text set taller than in page.png
+        Boxes are anchored at their corner of the panel. With `max_width`, a box is as wide as its text, up to
+        that and a little slack for the border and the browser's own rounding; text set taller than in page.png
         grows towards the middle of the panel.
         """
         vertical = (f"top: {_pct(inner.y - image.y, image.h)}%" if corner.startswith("top")
                     else f"bottom: {_pct(image.bottom - inner.bottom, image.h)}%")
         horizontal = (f"left: {_pct(inner.x - image.x, image.w)}%" if corner.endswith("left")
                       else f"right: {_pct(image.right - inner.right, image.w)}%")
-        width = (f"width: max-content; max-width: calc({_pct(max_width, image.w)}% + 1.2cqw)" if max_width
+        width = (f"width: max-content; max-width: calc({_pct(max_width, image.w)}% + 2cqw)" if max_width
                  else f"width: {_pct(inner.w, image.w)}%")
         return (f"{horizontal}; {vertical}; {width}; --font: {_pct(block.size, image.w)}; "
                 f"--pad-x: {_pct(block.pad_x, image.w)}; --pad-y: {_pct(block.pad_y, image.w)}")
 
-    bubble_w, narration_w = round(image.w * BUBBLE_WIDTH), round(image.w * NARRATION_WIDTH)
     bubbles = []
     for n, bubble in enumerate(box.bubbles):
         speaker, text = panel.dialogue[n]
         tail_x = min(max(bubble.tail[0] - bubble.box.x, bubble.box.w * 0.15), bubble.box.w * 0.85)
-        style = place(bubble.box, used["bubble", panel.index, n], bubble.corner, max(bubble.box.w, bubble_w)) + (
+        style = place(bubble.box, used["bubble", panel.index, n], bubble.corner, bubble.box.w) + (
             f"; --tail-x: {_pct(tail_x, bubble.box.w)}%")
         bubbles.append(dict(speaker=speaker, text=text, corner=bubble.corner, style=style))
     narration = None
     if box.narration and box.narration_corner:
         narration = dict(text=panel.narration, corner=box.narration_corner,
                          style=place(box.narration, used["narration", panel.index], box.narration_corner,
-                                     max(box.narration.w, narration_w)))
+                                     box.narration.w))
     caption_style = None
     if box.caption and page.layout.captions == "overlay":
         caption_style = place(box.caption, used["caption", panel.index], "bottom-left")

@@ -121,8 +121,9 @@ class Measure(Protocol):
 
     def narration(self, index: int, max_width: int, max_height: int, unit: float) -> tuple[int, int] | None: ...
 
-    def bubbles(self, index: int, max_width: int, max_heights: Sequence[int], unit: float) -> list[tuple[int, int]]:
-        """Sizes of the panel's bubbles; bubble n must fit max_width × max_heights[n]."""
+    def bubbles(self, index: int, shapes: Sequence[Sequence[tuple[int, int]]], unit: float) -> list[tuple[int, int]]:
+        """Sizes of the panel's bubbles: bubble n fits one of the (max width, max height) of shapes[n], the first
+        that holds all its text (else the last)."""
         ...
 
 
@@ -141,7 +142,7 @@ class NoText:
     def narration(self, index: int, max_width: int, max_height: int, unit: float) -> tuple[int, int] | None:
         return None
 
-    def bubbles(self, index: int, max_width: int, max_heights: Sequence[int], unit: float) -> list[tuple[int, int]]:
+    def bubbles(self, index: int, shapes: Sequence[Sequence[tuple[int, int]]], unit: float) -> list[tuple[int, int]]:
         return []
 
 
@@ -296,8 +297,14 @@ def _panel(spec: PageSpec, measure: Measure, i: int, row: int, left_col: int, im
         if size:
             narration_corner = corners.pop(0)
             narration = _in_corner(image, size, narration_corner, inset, bottom_limit)
-    heights = [max(1, top_max if c.startswith("top") else bottom_max) for c in corners]
-    sizes = measure.bubbles(index, max_w, heights, unit)
+    # Each corner offers a wide, short shape beside the middle, then a narrow, tall one that stays in its side
+    # third of the panel (down to the panel's half), for text too long for the first.
+    narrow_w = round(image.w / 3 - inset * 1.5)
+    top_tall = round(image.h / 2 - inset * 1.5)
+    bottom_tall = round(bottom_limit - (image.y + image.h / 2) - inset / 2)
+    shapes = [[(max_w, max(1, top_max)), (narrow_w, max(1, top_tall))] if c.startswith("top")
+              else [(max_w, max(1, bottom_max)), (narrow_w, max(1, bottom_tall))] for c in corners]
+    sizes = measure.bubbles(index, shapes, unit)
     bubbles: list[Bubble] = []
     for n, (bw, bh) in enumerate(sizes[: len(corners)]):
         corner = corners[n]

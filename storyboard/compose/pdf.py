@@ -79,7 +79,8 @@ def page_pdf(page: Page) -> bytes:
                 shape = bubble_shape(bubble, line)
                 (x0, y0), (x1, y1) = shape.base
                 pdf.set_fill_color(*BUBBLE)
-                pdf.polygon([(x0 * k, y0 * k), (shape.tip[0] * k, shape.tip[1] * k), (x1 * k, y1 * k)], style="DF")
+                pdf.polygon([(x0 * k, shape.edge * k), (shape.tip[0] * k, shape.tip[1] * k), (x1 * k, shape.edge * k)],
+                            style="DF")
                 b = bubble.box
                 pdf.rect(b.x * k, b.y * k, b.w * k, b.h * k, style="DF", round_corners=True,
                          corner_radius=shape.radius * k)

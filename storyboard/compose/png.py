@@ -79,7 +79,7 @@ class BubbleShape:
 
 def bubble_shape(bubble: Bubble, line: int) -> BubbleShape:
     box = bubble.box
-    radius = min(box.w, box.h) // 2
+    radius = min(min(box.w, box.h) // 2, 12 * line)  # a pill when short; tall ones keep room for their text
     base_half = max(line * 2, min(box.w // 8, round(radius * 0.8)))
     tip_x, tip_y = bubble.tail
     top = bubble.corner.startswith("top")
@@ -96,7 +96,7 @@ def draw_bubble(draw: ImageDraw.ImageDraw, bubble: Bubble, line: int) -> None:
     shape = bubble_shape(bubble, line)
     (x0, y0), (x1, y1) = shape.base
     tip_x, tip_y = shape.tip
-    draw.polygon([(x0, y0), shape.tip, (x1, y1)], fill=BUBBLE, outline=INK, width=line)
+    draw.polygon([(x0, shape.edge), shape.tip, (x1, shape.edge)], fill=BUBBLE, outline=INK, width=line)
     draw.rounded_rectangle(_corners(bubble.box), radius=shape.radius, fill=BUBBLE, outline=INK, width=line)
     # Open the bubble's outline where the tail joins it, then redraw the tail's two sides.
     draw.polygon([(x0 + line, y0), (tip_x, tip_y - shape.inward * line), (x1 - line, y1)], fill=BUBBLE)

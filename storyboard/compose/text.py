@@ -124,14 +124,17 @@ class FontChain:
         return main.getmetrics()[0] if hasattr(main, "getmetrics") else self.size
 
     def draw(self, draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, fill: object,
-             align: str = "left", width: float = 0) -> None:
-        """Draw one line with its top-left at `xy` (or centred / right-aligned within `width`)."""
-        x, top = xy
+             align: str = "left", width: float = 0, anchor: str = "la") -> None:
+        """Draw one line at `xy`: its top-left by default, its left end on the bottom of the descenders with
+        anchor "ld" (as Pillow's anchors); centred or right-aligned within `width` with `align`."""
+        x, y = xy
         if align == "center":
             x += (width - self.getlength(text)) / 2
         elif align == "right":
             x += width - self.getlength(text)
-        baseline = top + self.ascent
+        main = self.fonts[0]
+        descent = main.getmetrics()[1] if hasattr(main, "getmetrics") else 0
+        baseline = y - descent if anchor == "ld" else y + self.ascent
         for run, fnt in self.runs(text):
             draw.text((x, baseline), run, font=fnt, fill=fill, anchor="ls")
             x += fnt.getlength(run)

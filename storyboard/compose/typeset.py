@@ -15,6 +15,7 @@ LINE_SPACING = 1.3
 SIZES = {"title": 60, "caption": 24, "narration": 21, "bubble": 22, "footer": 17}
 PADDING = {"title": (0, 0), "caption": (0, 0), "narration": (12, 8), "bubble": (18, 10), "footer": (0, 0)}
 OVERLAY_PADDING = (12, 8)
+BUBBLE_SCALES = (1.0, 0.85, 0.72)  # type sizes a bubble may shrink to, to hold its whole text
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class TextBlock:
     pad_y: int
     width: int
     height: int
+    cut: bool = False  # lines were left out to fit the height (the last kept line ends with an ellipsis)
 
 
 @dataclass
@@ -63,14 +65,17 @@ class PageText:
         max_lines = None
         if max_height is not None:
             max_lines = max(1, (max_height - 2 * py) // line_h)
-        lines = tuple(wrap(text, chain, inner, max_lines=max_lines)) if text.strip() else ()
+        lines = tuple(wrap(text, chain, inner)) if text.strip() else ()
+        cut = max_lines is not None and len(lines) > max_lines
+        if cut:
+            lines = tuple(wrap(text, chain, inner, max_lines=max_lines))
         width = max_width
         if fit and lines:
             width = min(max_width, round(max(chain.getlength(line) for line in lines)) + 2 * px + 1)
             if kind == "bubble":  # a one-word bubble still reads as a bubble
                 width = max(width, min(max_width, round(3.2 * chain.size) + 2 * px))
         height = len(lines) * line_h + 2 * py if lines else 0
-        block = TextBlock(lines, chain.size, line_h, px, py, width, height)
+        block = TextBlock(lines, chain.size, line_h, px, py, width, height, cut)
         self._cache[key] = block
         return block
 
@@ -110,9 +115,17 @@ class PageText:
         block = self.used["narration", index] = self.narration_block(index, max_width, max_height, unit)
         return block.width, block.height
 
-    def bubbles(self, index: int, max_width: int, max_heights: Sequence[int], unit: float) -> list[tuple[int, int]]:
+    def bubbles(self, index: int, shapes: Sequence[Sequence[tuple[int, int]]], unit: float) -> list[tuple[int, int]]:
+        """Like a letterer: a smaller type size before a narrower shape; if nothing holds the whole text, the first
+        shape at the smallest size, cut with an ellipsis."""
         sizes = []
-        for n, _ in enumerate(self.dialogue[index - 1][: len(max_heights)]):
-            block = self.used["bubble", index, n] = self.bubble_block(index, n, max_width, max_heights[n], unit)
+        for n, _ in enumerate(self.dialogue[index - 1][: len(shapes)]):
+            tries = [(w, h, scale) for w, h in shapes[n] for scale in BUBBLE_SCALES]
+            block = next((b for b in (self.bubble_block(index, n, w, h, unit * scale) for w, h, scale in tries)
+                          if not b.cut), None)
+            if block is None:
+                w, h = shapes[n][0]
+                block = self.bubble_block(index, n, w, h, unit * BUBBLE_SCALES[-1])
+            self.used["bubble", index, n] = block
             sizes.append((block.width, block.height))
         return sizes
