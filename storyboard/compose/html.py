@@ -11,6 +11,7 @@ import jinja2
 
 from storyboard.compose.layout import Box, PanelBox
 from storyboard.compose.page import Page, PagePanel
+from storyboard.compose.text import is_hangul
 from storyboard.files import encode_png
 
 
@@ -83,7 +84,9 @@ def _panel(page: Page, panel: PagePanel, box: PanelBox, self_contained: bool) ->
         tail_x = min(max(bubble.tail[0] - bubble.box.x, bubble.box.w * 0.15), bubble.box.w * 0.85)
         style = place(bubble.box, used["bubble", panel.index, n], bubble.corner, bubble.box.w) + (
             f"; --tail-x: {_pct(tail_x, bubble.box.w)}%")
-        bubbles.append(dict(speaker=speaker, text=text, corner=bubble.corner, style=style))
+        # Korean is wrapped between words (keep-all), which the page's language alone may not tell the browser.
+        korean = not page.language.lower().startswith("ko") and any(is_hangul(c) for c in text)
+        bubbles.append(dict(speaker=speaker, text=text, corner=bubble.corner, style=style, korean=korean))
     narration = None
     if box.narration and box.narration_corner:
         narration = dict(text=panel.narration, corner=box.narration_corner,
