@@ -145,3 +145,17 @@ def test_self_contained_page_works_alone(chromium, comic, tmp_path):
         tab.close()
     assert all(p["loaded"] for p in report["panels"]) and len(report["panels"]) == 4
     assert ["storyboard-0", "loaded"] in report["fonts"]
+
+
+def test_print_stylesheet_hides_controls(chromium, comic):
+    light, _ = comic
+    tab = chromium.open(light.index_html.as_uri(), 1280)
+    try:
+        shown = "getComputedStyle(document.querySelector('.panel details')).display"
+        assert tab.evaluate(shown) != "none"
+        chromium.call("Emulation.setEmulatedMedia", tab.session, media="print")
+        assert tab.evaluate(shown) == "none"
+        assert tab.evaluate("getComputedStyle(document.querySelector('footer nav')).display") == "none"
+        assert tab.evaluate("getComputedStyle(document.querySelector('.bubble')).display") != "none"
+    finally:
+        tab.close()
