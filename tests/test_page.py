@@ -147,13 +147,11 @@ def test_spanning_panels_render_wider(comic):
     ("panels:\n  - prompt: a\n    dialogue: [{speaker: fox, text: '  '}]\n",
      "story.yaml:4: panels[0].dialogue[0].text: must not be empty: a speech bubble needs text"),
 ])
-def test_bad_layout_fields_give_one_clear_line(write_story, yaml, message):
-    import subprocess
-    import sys
+def test_bad_layout_fields_give_one_clear_line(write_story, capsys, yaml, message):
+    from storyboard.cli import main
 
     path = write_story("title: T\n" + yaml)
-    proc = subprocess.run([sys.executable, "-m", "storyboard", "build", str(path), "--renderer", "draft",
-                           "--out", str(path.parent / "out")], capture_output=True, text=True)
-    assert proc.returncode == 1
-    assert proc.stderr == f"Error: {path.parent / message}\n"
+    code = main(["build", str(path), "--renderer", "draft", "--out", str(path.parent / "out")])
+    assert code == 1
+    assert capsys.readouterr().err == f"Error: {path.parent / message}\n"
     assert not (path.parent / "out").exists()
