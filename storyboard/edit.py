@@ -19,7 +19,7 @@ def pick_seed(path: str | Path, panel: int, seed: int) -> int:
     story = load_story(path)
     check_panel_number(panel, len(story.panels), path)
     if not 0 <= seed <= MAX_SEED:
-        raise StoryError(f"seed must be between 0 and {MAX_SEED} (got {seed})", file=path,
+        raise StoryError(f"must be between 0 and {MAX_SEED} (got {seed})", file=path,
                          field=f"panels[{panel - 1}].seed")
     before = resolve(story)[panel - 1].seed
     document = load_document(path)
