@@ -21,7 +21,7 @@ from storyboard.compose.html import page_html
 from storyboard.compose.png import PagePanel, page_png
 from storyboard.compose.sheet import contact_sheet
 from storyboard.errors import BuildError, RenderError
-from storyboard.files import atomic_save_png, atomic_write_bytes, atomic_write_text, exclusive_lock, remove_temp_files
+from storyboard.files import atomic_save_png, atomic_write_bytes, exclusive_lock, remove_temp_files
 from storyboard.provenance import PARAMETERS, STORYBOARD, a1111_parameters, is_complete_png, text_chunk, with_text
 from storyboard.render import DEFAULT_RENDERER, Renderer, get_renderer
 from storyboard.resolve import PanelJob, check_panel_number, content_key, resolve
@@ -57,6 +57,7 @@ class BuildResult:
     out_dir: Path
     renderer: str
     panels: list[PanelResult]
+    page_key: str = ""
 
     @property
     def rendered(self) -> int:
@@ -166,23 +167,25 @@ def build(
         progress.composing()
         results = [PanelResult(job, keys[job.index], job.index in infos, infos.get(job.index, {}),
                                identities[job.index]) for job in jobs]
-        images = {job.index: _open(cache / f"{keys[job.index]}.png") for job in jobs}
         for job in jobs:
             _publish(cache / f"{keys[job.index]}.png", out / job.file, context, job, engine.name,
                      identities[job.index])
         _remove_stale_panels(out, len(jobs))
 
-        page, _ = page_png(story.title, [PagePanel(j.index, images[j.index], j.caption) for j in jobs],
-                           story.layout.columns)
-        atomic_save_png(out / "page.png", page)
-        atomic_write_text(out / "index.html", page_html(
+        page_key = content_key({"storyboard": __version__, "title": story.title, "columns": story.layout.columns,
+                                "panels": [[keys[j.index], j.caption] for j in jobs]})
+        if page_key != _previous_page_key(out) or not is_complete_png(out / "page.png"):
+            images = [PagePanel(j.index, _open(cache / f"{keys[j.index]}.png"), j.caption) for j in jobs]
+            page, _ = page_png(story.title, images, story.layout.columns)
+            atomic_save_png(out / "page.png", page)
+        _write_if_changed(out / "index.html", page_html(
             title=story.title, language=story.language, columns=story.layout.columns, version=__version__,
             renderer=engine.name, model=jobs[0].model,
             panels=[dict(index=j.index, file=j.file, caption=j.caption, prompt=j.prompt, seed=j.seed,
                          width=j.width, height=j.height) for j in jobs],
         ))
-        result = BuildResult(story, out, engine.name, results)
-        atomic_write_text(out / "manifest.json",
+        result = BuildResult(story, out, engine.name, results, page_key)
+        _write_if_changed(out / "manifest.json",
                           json.dumps(manifest(result, story_path), ensure_ascii=False, indent=2) + "\n")
     return result
 
@@ -214,6 +217,14 @@ def _previous_identities(out: Path, renderer: str) -> list[dict[str, Any]]:
         return found
     except (OSError, ValueError, AttributeError):
         return []
+
+
+def _previous_page_key(out: Path) -> str | None:
+    """The key of the page the last build composed: its panels' keys and captions, title, columns, version."""
+    try:
+        return json.loads((out / "manifest.json").read_text(encoding="utf-8"))["page"]["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _identities(engine: Renderer, jobs: list[PanelJob], cache: Path, previous: list[dict[str, Any]],
@@ -272,7 +283,8 @@ def manifest(result: BuildResult, story_path: str | Path) -> dict[str, Any]:
         "story": str(story_path),
         "title": result.story.title,
         "renderer": result.renderer,
-        "page": {"png": "page.png", "html": "index.html", "columns": result.story.layout.columns},
+        "page": {"png": "page.png", "html": "index.html", "columns": result.story.layout.columns,
+                 "key": result.page_key},
         "panels": [
             {
                 "index": p.job.index,
@@ -303,6 +315,14 @@ def _open(path: Path) -> Image.Image:
             return image
     except (OSError, SyntaxError) as exc:
         raise BuildError(f"cannot read cached panel {path}: {exc}") from None
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write `text` atomically unless the file already holds it, so unchanged outputs keep their times."""
+    data = text.encode("utf-8")
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return
+    atomic_write_bytes(path, data)
 
 
 def _publish(source: Path, target: Path, context: _Context, job: PanelJob, renderer: str,

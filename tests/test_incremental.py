@@ -16,9 +16,9 @@ from storyboard.resolve import PanelJob
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    """Bytes and modification time (ns) of every file under `folder`."""
+    """Bytes and modification time (ns) of every file under `folder` but the build lock."""
     return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
 
 
 def test_editing_one_prompt_draws_exactly_that_panel_and_changes_only_its_files(eight_panel_story, small_renderer,
@@ -48,14 +48,18 @@ def test_editing_one_prompt_draws_exactly_that_panel_and_changes_only_its_files(
 def test_no_change_rebuild_draws_nothing_and_rewrites_no_panel(eight_panel_story, small_renderer, tmp_path):
     out = tmp_path / "out"
     build(eight_panel_story, out, renderer=small_renderer)
-    before = snapshot(out / "panels")
+    before = snapshot(out)
     small_renderer.drawn.clear()
     result = build(eight_panel_story, out, renderer=small_renderer)
     assert small_renderer.drawn == []
     assert (result.rendered, result.reused) == (0, 8)
-    assert snapshot(out / "panels") == before
+    after = snapshot(out)
+    # Only the manifest changes: it now says no panel was rendered. The page is not even composed again.
+    assert [name for name in after if after[name] != before.get(name)] == ["manifest.json"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert not any(p["rendered"] for p in manifest["panels"])
+    build(eight_panel_story, out, renderer=small_renderer)
+    assert snapshot(out) == after
 
 
 def test_cli_summary_and_panel_option_redraw_only_the_named_panels(eight_panel_story, small_renderer, tmp_path,
