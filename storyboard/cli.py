@@ -62,7 +62,7 @@ def build(story: str, out_dir: str | None, renderer: str | None, model: str | No
     click.echo(f"wrote {result.index_html}, {result.page_png.name}, {result.manifest.name}")
 
 
-@cli.command()
+@cli.command(short_help="Show how a panel PNG was made and how to draw it again.")
 @click.argument("image", type=click.Path(path_type=str))
 def info(image: str) -> None:
     """Show how panel IMAGE was made and the command that draws it again."""
@@ -88,7 +88,7 @@ def _current_params(provenance: Any) -> dict[str, Any] | None:
     return jobs[provenance.panel - 1].params() if provenance.panel <= len(jobs) else None
 
 
-@cli.command()
+@cli.command(short_help="Draw candidate seeds for one panel, with a contact sheet.")
 @click.argument("story", type=click.Path(dir_okay=True, path_type=str))
 @click.option("--panel", type=int, required=True, metavar="N", help="The panel to find a better seed for.")
 @click.option("--count", type=int, default=4, show_default=True, metavar="K", help="How many seeds to try.")
@@ -118,7 +118,7 @@ def variants(story: str, panel: int, count: int, seed_start: int | None, out_dir
     click.echo(f"keep one: storyboard pick {shlex.quote(story)} --panel {panel} --seed <seed>")
 
 
-@cli.command()
+@cli.command(short_help="Keep a seed for one panel in the story file.")
 @click.argument("story", type=click.Path(dir_okay=True, path_type=str))
 @click.option("--panel", type=int, required=True, metavar="N", help="The panel whose seed to set.")
 @click.option("--seed", type=int, required=True, metavar="S", help="The seed to keep (e.g. one from `variants`).")

@@ -134,3 +134,21 @@ def test_bad_panel_seed_or_count_is_one_clear_error_and_changes_nothing(write_st
     assert capsys.readouterr().err == f"Error: {message.format(story=story)}\n"
     assert story.read_text() == STORY
     assert not (story.parent / "build").exists()
+
+
+def test_info_on_a_candidate_says_how_to_draw_it_and_how_to_use_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "story.yaml").write_text(STORY)
+    assert main(["variants", "story.yaml", "--panel", "1", "--count", "2"]) == 0
+    capsys.readouterr()
+    assert main(["info", "build/story/variants/panel-01/seed-501.png"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('build/story/variants/panel-01/seed-501.png: candidate for panel 1 of "The lighthouse" '
+                          "(story.yaml)\n")
+    assert "\nseed:       501\n" in out
+    assert out.endswith(
+        "\nto draw it again:\n"
+        "  storyboard variants story.yaml --panel 1 --count 1 --seed-start 501 --renderer draft\n"
+        "\nto use it for panel 1:\n"
+        "  storyboard pick story.yaml --panel 1 --seed 501\n"
+        "  storyboard build story.yaml --renderer draft\n")
