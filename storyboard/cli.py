@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -36,6 +37,16 @@ def _progress() -> tuple[BuildProgress, contextlib.AbstractContextManager]:
     return PlainProgress(), contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def _keeping_finished_panels() -> Iterator[None]:
+    """Ctrl-C: say that nothing finished is lost, and exit 130 as shells expect."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("Interrupted; finished panels are kept and reused by the next build.", err=True)
+        raise click.exceptions.Exit(130) from None
+
+
 @cli.command()
 @click.argument("story", type=click.Path(dir_okay=True, path_type=str))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder [default: build/<story name>].")
@@ -55,7 +66,7 @@ def build(story: str, out_dir: str | None, renderer: str | None, model: str | No
     from storyboard.render import DEFAULT_RENDERER
 
     progress, shown = _progress()
-    with shown:
+    with _keeping_finished_panels(), shown:
         result = run_build(story, out_dir, renderer=renderer or DEFAULT_RENDERER, model=model, progress=progress,
                            panels=panels, force=force)
     click.echo(f"rendered {result.rendered}, reused {result.reused} ({result.renderer} renderer)")
@@ -108,7 +119,7 @@ def variants(story: str, panel: int, count: int, seed_start: int | None, out_dir
     from storyboard.render import DEFAULT_RENDERER
 
     progress, shown = _progress()
-    with shown:
+    with _keeping_finished_panels(), shown:
         result = run_variants(story, panel, count, seed_start=seed_start, out_dir=out_dir,
                               renderer=renderer or DEFAULT_RENDERER, model=model, progress=progress)
     seeds = f"seed {result.seeds[0]}" if len(result.seeds) == 1 else f"seeds {result.seeds[0]}-{result.seeds[-1]}"

@@ -78,6 +78,24 @@ def test_ctrl_c_mid_build_keeps_finished_panels_and_releases_the_lock(eight_pane
     assert (result.rendered, result.reused) == (5, 3)
 
 
+def test_ctrl_c_in_a_real_build_exits_130_and_says_what_was_kept(eight_panel_story, small_renderer, tmp_path):
+    out = tmp_path / "out"
+    process = storyboard_process("build", str(eight_panel_story), "--out", str(out), "--renderer", "small",
+                                 env={"SMALL_RENDERER_DELAY": "0.25"},
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait_for(lambda: len(cached(out)) >= 2, "two finished panels")
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate()
+    assert process.returncode == 130
+    assert stderr.endswith("Interrupted; finished panels are kept and reused by the next build.\n")
+    finished = len(cached(out))
+    assert_clean(out)
+    result = build(eight_panel_story, out, renderer=small_renderer)
+    assert (result.rendered, result.reused) == (8 - finished, finished)
+
+
 def test_a_second_build_of_the_same_folder_is_refused_while_the_first_runs(eight_panel_story, small_renderer,
                                                                          tmp_path, capsys):
     out = tmp_path / "out"
