@@ -1,7 +1,8 @@
 """Orchestration only: load → resolve → render what is missing → compose → manifest.
 
 Rendered panels land in ``<out>/cache/<key>.png`` the moment each is done, named by a hash of everything that
-decides their pixels, so an interrupted build loses nothing that was finished and a rebuild draws only what changed.
+decides their pixels (`panel_key`) and carrying their provenance (`storyboard.provenance`), so an interrupted build
+loses nothing that was finished and a rebuild draws only what changed. A build holds ``<out>/.lock`` while it runs.
 """
 
 from __future__ import annotations
@@ -355,7 +356,6 @@ def _remove_stale_panels(out: Path, count: int) -> None:
         match = _PANEL_FILE.match(path.name)
         if match and int(match.group(1)) > count:
             path.unlink(missing_ok=True)
-
 
 
 MAX_VARIANTS = 100
