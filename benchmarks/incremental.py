@@ -1,7 +1,7 @@
 """Time a full build, a rebuild after editing one of eight prompts, and a rebuild with no change.
 
 Each build is a separate `python -m storyboard build` process, as a user runs it, so the times include Python
-start-up and imports; the bare interpreter start-up is measured too, for comparison. Each round starts from an
+start-up and imports; the bare interpreter start-up and `storyboard --help` are measured too, for comparison. Each round starts from an
 empty output folder; the median over rounds is reported.
 
     python benchmarks/incremental.py                                   # draft renderer (no model)
@@ -76,8 +76,8 @@ def main() -> None:
     build = [sys.executable, "-m", "storyboard", "build", "story.yaml", "--renderer", args.renderer]
     if args.model:
         build += ["--model", str(Path(args.model).resolve()) if Path(args.model).exists() else args.model]
-    times: dict[str, list[float]] = {"python start-up": [], "full build": [], "one prompt edited": [],
-                                     "no change": []}
+    times: dict[str, list[float]] = {"python start-up": [], "storyboard --help": [], "full build": [],
+                                     "one prompt edited": [], "no change": []}
     for round_ in range(args.rounds):
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
@@ -85,6 +85,7 @@ def main() -> None:
             story.write_text(STORY.format(size=args.size, steps=args.steps)
                              + "".join(PANEL.format(i=i) for i in range(1, 9)), encoding="utf-8")
             times["python start-up"].append(run([sys.executable, "-c", "pass"], folder)[0])
+            times["storyboard --help"].append(run([sys.executable, "-m", "storyboard", "--help"], folder)[0])
 
             elapsed, out = run(build, folder)
             assert summary(out) == (8, 0), out

@@ -136,7 +136,7 @@ def test_a_no_change_rebuild_never_imports_torch_or_draws(eight_panel_story, tmp
     assert len(log.read_text().splitlines()) == 8  # all by the first build
     loaded = set(modules.read_text().split())
     assert "storyboard" in loaded
-    assert loaded.isdisjoint({"torch", "diffusers", "transformers", "dashscope", "openai", "numpy"})
+    assert loaded.isdisjoint({"torch", "diffusers", "transformers", "dashscope", "openai"})
 
 
 def test_stale_temp_files_of_dead_builds_are_removed_and_only_those(minimal_story, tmp_path):
