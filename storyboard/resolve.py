@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from storyboard.compose.layout import panel_size
+from storyboard.errors import StoryError
 from storyboard.story import Story
 
 
@@ -94,6 +95,15 @@ def resolve(story: Story, *, model: str | None = None) -> list[PanelJob]:
         )
         for i, panel in enumerate(story.panels, start=1)
     ]
+
+
+def check_panel_number(number: int, count: int, story_path: object = None) -> int:
+    """`number` if the story has such a panel (1-based), else a `StoryError` saying which numbers exist."""
+    if not 1 <= number <= count:
+        choose = f"choose 1 to {count}" if count > 1 else "its only panel is 1"
+        raise StoryError(f"there is no panel {number}; the story has {count} panel{'s' if count > 1 else ''} "
+                         f"({choose})", file=story_path)
+    return number
 
 
 def content_key(params: dict[str, Any]) -> str:

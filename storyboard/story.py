@@ -222,6 +222,7 @@ def parse_yaml(text: str, file: str | Path | None = None) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    _check_flow_depth(text, file)
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     try:
@@ -236,6 +237,20 @@ def parse_yaml(text: str, file: str | Path | None = None) -> Any:
         raise StoryError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)", file=file) from None
     _check_size(data, file)
     return data
+
+
+def _check_flow_depth(text: str, file: str | Path | None) -> None:
+    """Refuse absurdly nested [ ] / { } before parsing: the parser's time grows steeply with that depth."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise StoryError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)", file=file)
+        elif char in "]}":
+            depth = max(0, depth - 1)
 
 
 def _check_size(data: Any, file: str | Path | None) -> None:

@@ -42,6 +42,44 @@ def minimal_story(write_story) -> Path:
     return write_story(MINIMAL)
 
 
+EIGHT = """
+# Eight panels, so an edit to one can be told apart from a rebuild of all.
+title: Eight panels
+render:
+  width: 64
+  height: 64
+  steps: 3
+  seed: 100
+panels:
+""" + "".join(f"  - prompt: scene number {i}, a lighthouse at dusk\n    caption: Panel {i}\n" for i in range(1, 9))
+
+
+@pytest.fixture
+def eight_panel_story(write_story) -> Path:
+    return write_story(EIGHT)
+
+
+@pytest.fixture
+def small_renderer(monkeypatch):
+    """A `SmallRenderer` instance, also registered as renderer 'small' for CLI runs in this process."""
+    import small_renderers
+
+    from storyboard.render import RENDERERS
+
+    monkeypatch.setitem(RENDERERS, "small", "small_renderers:SmallRenderer")
+    return small_renderers.SmallRenderer()
+
+
+def storyboard_process(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, **popen):
+    """Start the real CLI (with the test renderers registered) as a separate process."""
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.Popen([sys.executable, str(ROOT / "tests" / "run_storyboard.py"), *args], cwd=cwd,
+                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
 COMIC = """
 title: 小王子与狐狸 <The Fox & the Prince>
 language: zh

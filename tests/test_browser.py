@@ -10,9 +10,8 @@ import os
 import shutil
 
 import pytest
-
-from tests.browser import Chromium, find_chromium
-from tests.conftest import ROOT
+from browser import Chromium, find_chromium
+from conftest import ROOT
 
 ARTIFACTS = ROOT / "build" / "test-artifacts"
 MISSING = ("chromium is not installed: `sudo apt-get install chromium` (Debian/Ubuntu), or set STORYBOARD_CHROMIUM "
