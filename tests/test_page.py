@@ -155,3 +155,26 @@ def test_bad_layout_fields_give_one_clear_line(write_story, capsys, yaml, messag
     assert code == 1
     assert capsys.readouterr().err == f"Error: {path.parent / message}\n"
     assert not (path.parent / "out").exists()
+
+
+def test_dialogue_edit_recomposes_without_redrawing(write_story):
+    from storyboard.build import build
+
+    path = write_story("""
+        title: T
+        render: {width: 64, height: 64}
+        panels:
+          - prompt: a fox
+            dialogue: [{speaker: fox, text: "Hello"}]
+        """)
+    out = path.parent / "out"
+    build(path, out, renderer="draft")
+    outputs = [out / "page.png", out / "page.pdf", out / "index.html"]
+    before = [p.stat().st_mtime_ns for p in outputs]
+    again = build(path, out, renderer="draft")
+    assert again.rendered == 0 and [p.stat().st_mtime_ns for p in outputs] == before  # nothing to recompose
+    path.write_text(path.read_text(encoding="utf-8").replace("Hello", "Goodbye"), encoding="utf-8")
+    edited = build(path, out, renderer="draft")
+    assert edited.rendered == 0
+    assert "Goodbye" in (out / "index.html").read_text(encoding="utf-8")
+    assert all(p.stat().st_mtime_ns != t for p, t in zip(outputs, before))
