@@ -1,27 +1,32 @@
 """Orchestration only: load → resolve → render what is missing → compose → manifest.
 
 Rendered panels land in ``<out>/cache/<key>.png`` the moment each is done, named by a hash of everything that
-decides their pixels, so an interrupted build loses nothing that was finished and a rebuild draws only what changed.
+decides their pixels (`panel_key`) and carrying their provenance (`storyboard.provenance`), so an interrupted build
+loses nothing that was finished and a rebuild draws only what changed. A build holds ``<out>/.lock`` while it runs.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from storyboard import __version__
-from storyboard.compose.html import page_html
-from storyboard.compose.png import PagePanel, page_png
-from storyboard.errors import BuildError
-from storyboard.files import atomic_save_png, atomic_write_bytes, atomic_write_text
+from storyboard.compose.page import page_from_story
+from storyboard.compose.sheet import contact_sheet
+from storyboard.compose.write import write_page
+from storyboard.errors import BuildError, RenderError
+from storyboard.files import atomic_save_png, atomic_write_bytes, exclusive_lock, remove_temp_files
+from storyboard.provenance import PARAMETERS, STORYBOARD, a1111_parameters, is_complete_png, text_chunk, with_text
 from storyboard.render import DEFAULT_RENDERER, Renderer, get_renderer
-from storyboard.resolve import PanelJob, content_key, resolve
-from storyboard.story import Story, load_story
+from storyboard.resolve import PanelJob, check_panel_number, content_key, resolve
+from storyboard.story import MAX_SEED, Story, load_story
 
 
 class BuildProgress:
@@ -44,6 +49,7 @@ class PanelResult:
     key: str
     rendered: bool
     info: dict[str, Any] = field(default_factory=dict)
+    identity: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -52,6 +58,7 @@ class BuildResult:
     out_dir: Path
     renderer: str
     panels: list[PanelResult]
+    page_key: str = ""
 
     @property
     def rendered(self) -> int:
@@ -70,12 +77,60 @@ class BuildResult:
         return self.out_dir / "page.png"
 
     @property
+    def page_pdf(self) -> Path:
+        return self.out_dir / "page.pdf"
+
+    @property
     def manifest(self) -> Path:
         return self.out_dir / "manifest.json"
 
 
 def default_out_dir(story_path: str | Path) -> Path:
     return Path("build") / Path(story_path).stem
+
+
+def panel_key(job: PanelJob, renderer: str, identity: dict[str, Any]) -> str:
+    """The content key of a panel: the sha256 of canonical JSON of everything that decides its pixels.
+
+    That is ``job.params()`` (final prompt, negative prompt, seed, width, height, model as named, steps,
+    guidance, renderer options such as the scheduler), the renderer's name, and ``renderer.identity(job)``: what
+    else decides the pixels for that renderer (its version, the model's identity such as the hub commit or the
+    file's sha256, the scheduler and its config, dtype, device class). Captions, titles, layout and the panel's
+    position are not in it unless the renderer draws them (the draft renderer does), so editing them re-composes
+    the page without redrawing anything.
+    """
+    return content_key({**job.params(), "renderer": renderer, "identity": identity})
+
+
+@dataclass
+class _Context:
+    """Where panels are drawn for: written into each PNG's provenance chunk."""
+
+    story: Story
+    story_path: str
+    out: str | None  # the --out given, when it is not the default folder
+    model: str | None  # the --model given
+    variant: bool = False
+
+    def record(self, job: PanelJob, key: str, renderer: str, identity: dict[str, Any],
+               info: dict[str, Any] | None = None, version: str = __version__) -> dict[str, Any]:
+        return {
+            "storyboard": version,
+            "key": key,
+            "renderer": renderer,
+            "identity": identity,
+            "job": job.to_dict(),
+            "story": {"title": self.story.title, "file": self.story_path, "panel": job.index,
+                      "panels": len(self.story.panels)},
+            "build": {"out": self.out, "model": self.model},
+            "variant": self.variant,
+            **({"info": info} if info else {}),
+        }
+
+
+def _record_text(record: dict[str, Any]) -> str:
+    # ASCII keeps the chunk a plain tEXt chunk, so rewriting an unchanged record gives identical bytes.
+    return json.dumps(record, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str)
 
 
 def build(
@@ -85,52 +140,153 @@ def build(
     renderer: str | Renderer = DEFAULT_RENDERER,
     model: str | None = None,
     progress: BuildProgress | None = None,
+    panels: Iterable[int] = (),
+    force: bool = False,
+    self_contained: bool = False,
 ) -> BuildResult:
-    """Build the comic page for the story file at `story_path` into `out_dir` (default ``build/<stem>``)."""
+    """Build the comic page for the story file at `story_path` into `out_dir` (default ``build/<stem>``).
+
+    Only panels whose content key (see `panel_key`) has no cached image are drawn; `panels` (1-based numbers)
+    are redrawn even when cached, and `force` redraws every panel. `self_contained` writes index.html with the
+    images and fonts inlined, so that one file can be mailed or uploaded.
+    """
     progress = progress or BuildProgress()
     story = load_story(story_path)
+    out = _out_folder(story_path, out_dir)
+    engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
+    jobs = resolve(story, model=model)
+    redraw = {check_panel_number(n, len(jobs), story_path) for n in panels}
+    if force:
+        redraw = {job.index for job in jobs}
+    context = _Context(story, str(story_path), _given_out(story_path, out_dir), model)
+
+    with exclusive_lock(out, "build"):
+        remove_temp_files(out)
+        cache = out / "cache"
+        identities = _identities(engine, jobs, cache, _previous_identities(out, engine.name), redraw)
+        keys = {job.index: panel_key(job, engine.name, identities[job.index]) for job in jobs}
+        missing = [job for job in jobs
+                   if job.index in redraw or not is_complete_png(cache / f"{keys[job.index]}.png")]
+        progress.start(jobs, missing, engine.name)
+        work = [(job, keys[job.index], identities[job.index]) for job in missing]
+        infos = {job.index: info for (job, _, _), info in zip(work, _render(engine, work, cache, context, progress))}
+
+        progress.composing()
+        results = [PanelResult(job, keys[job.index], job.index in infos, infos.get(job.index, {}),
+                               identities[job.index]) for job in jobs]
+        for job in jobs:
+            _publish(cache / f"{keys[job.index]}.png", out / job.file, context, job, engine.name,
+                     identities[job.index])
+        _remove_stale_panels(out, len(jobs))
+
+        page_key = content_key({
+            "storyboard": __version__, "title": story.title, "language": story.language,
+            "layout": story.layout.model_dump(), "renderer": engine.name, "model": jobs[0].model,
+            "self_contained": self_contained,
+            "panels": [[keys[j.index], j.caption, p.narration, [d.model_dump() for d in p.dialogue], p.span]
+                       for j, p in zip(jobs, story.panels)],
+        })
+        if page_key != _previous_page_key(out) or not _page_complete(out, self_contained):
+            images = {j.index: _open(cache / f"{keys[j.index]}.png") for j in jobs}
+            write_page(out, page_from_story(story, jobs, images, renderer=engine.name, version=__version__),
+                       self_contained=self_contained)
+        result = BuildResult(story, out, engine.name, results, page_key)
+        _write_if_changed(out / "manifest.json",
+                          json.dumps(manifest(result, story_path), ensure_ascii=False, indent=2) + "\n")
+    return result
+
+
+def _out_folder(story_path: str | Path, out_dir: str | Path | None) -> Path:
     out = Path(out_dir) if out_dir is not None else default_out_dir(story_path)
     if out.exists() and not out.is_dir():
         raise BuildError(f"output folder {out} exists and is not a folder")
-    engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
-    jobs = resolve(story, model=model)
+    return out
 
-    cache = out / "cache"
-    keys = {job.index: content_key({**job.params(), **engine.identity(job)}) for job in jobs}
-    missing = [job for job in jobs if not (cache / f"{keys[job.index]}.png").is_file()]
-    progress.start(jobs, missing, engine.name)
 
-    infos: dict[int, dict[str, Any]] = {}
-    if missing:
-        progress.panel_started(missing[0])
-        for done in engine.render(missing, on_step=progress.step):
-            atomic_save_png(cache / f"{keys[done.job.index]}.png", done.image)
-            infos[done.job.index] = done.info
-            progress.panel_done(done.job)
-            following = [j for j in missing if j.index > done.job.index]
-            if following:
-                progress.panel_started(following[0])
+def _given_out(story_path: str | Path, out_dir: str | Path | None) -> str | None:
+    if out_dir is None or Path(out_dir) == default_out_dir(story_path):
+        return None
+    return str(out_dir)
 
-    progress.composing()
-    results = [PanelResult(job, keys[job.index], job.index in infos, infos.get(job.index, {})) for job in jobs]
-    images = {job.index: _open(cache / f"{keys[job.index]}.png") for job in jobs}
+
+def _previous_identities(out: Path, renderer: str) -> list[dict[str, Any]]:
+    """The renderer identities the last build of `out` recorded, for when the model cannot be identified now."""
+    try:
+        data = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        if data.get("renderer") != renderer:
+            return []
+        found: list[dict[str, Any]] = []
+        for panel in data.get("panels", []):
+            identity = panel.get("identity")
+            if isinstance(identity, dict) and identity not in found:
+                found.append(identity)
+        return found
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def _page_complete(out: Path, self_contained: bool) -> bool:
+    fonts = self_contained or any((out / "fonts").glob("*.woff"))
+    return is_complete_png(out / "page.png") and (out / "page.pdf").is_file() and (out / "index.html").is_file() \
+        and fonts
+
+
+def _previous_page_key(out: Path) -> str | None:
+    """The key of the page the last build composed: its panels' keys and text, title, layout, version."""
+    try:
+        return json.loads((out / "manifest.json").read_text(encoding="utf-8"))["page"]["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _identities(engine: Renderer, jobs: list[PanelJob], cache: Path, previous: list[dict[str, Any]],
+                redraw: set[int]) -> dict[int, dict[str, Any]]:
+    """Each job's renderer identity.
+
+    When the renderer cannot identify its model (the weights were moved away, the hub is unreachable) a panel
+    whose image the last build drew from the same job is still reused: nothing that decides its pixels could have
+    changed without the model being there to draw them. Any panel that would need drawing raises the error.
+    """
+    identities: dict[int, dict[str, Any]] = {}
     for job in jobs:
-        _publish(cache / f"{keys[job.index]}.png", out / job.file)
-    _remove_stale_panels(out, len(jobs))
+        try:
+            identities[job.index] = engine.identity(job)
+            continue
+        except RenderError:
+            if job.index in redraw:
+                raise
+            for identity in previous:
+                if is_complete_png(cache / f"{panel_key(job, engine.name, identity)}.png"):
+                    identities[job.index] = identity
+                    break
+            else:
+                raise
+    return identities
 
-    page, _ = page_png(story.title, [PagePanel(j.index, images[j.index], j.caption) for j in jobs],
-                       story.layout.columns)
-    atomic_save_png(out / "page.png", page)
-    atomic_write_text(out / "index.html", page_html(
-        title=story.title, language=story.language, columns=story.layout.columns, version=__version__,
-        renderer=engine.name, model=jobs[0].model,
-        panels=[dict(index=j.index, file=j.file, caption=j.caption, prompt=j.prompt, seed=j.seed,
-                     width=j.width, height=j.height) for j in jobs],
-    ))
-    result = BuildResult(story, out, engine.name, results)
-    atomic_write_text(out / "manifest.json", json.dumps(manifest(result, story_path), ensure_ascii=False, indent=2)
-                      + "\n")
-    return result
+
+def _render(engine: Renderer, work: list[tuple[PanelJob, str, dict[str, Any]]], cache: Path, context: _Context,
+            progress: BuildProgress) -> list[dict[str, Any]]:
+    """Draw each (job, key, identity) into the cache, saved with its provenance the moment it is done.
+
+    Returns the renderer's info for each, in order.
+    """
+    infos: list[dict[str, Any]] = []
+    if not work:
+        return infos
+    progress.panel_started(work[0][0])
+    for position, done in enumerate(engine.render([job for job, _, _ in work], on_step=progress.step)):
+        job, key, identity = work[position]
+        if done.job != job:
+            raise RenderError(f"the {engine.name} renderer returned panel {done.job.index} out of order")
+        pnginfo = PngInfo()
+        pnginfo.add_text(PARAMETERS, a1111_parameters(job, identity, engine.name))
+        pnginfo.add_text(STORYBOARD, _record_text(context.record(job, key, engine.name, identity, done.info)))
+        atomic_save_png(cache / f"{key}.png", done.image, pnginfo)
+        infos.append(done.info)
+        progress.panel_done(job)
+        if position + 1 < len(work):
+            progress.panel_started(work[position + 1][0])
+    return infos
 
 
 def manifest(result: BuildResult, story_path: str | Path) -> dict[str, Any]:
@@ -139,7 +295,8 @@ def manifest(result: BuildResult, story_path: str | Path) -> dict[str, Any]:
         "story": str(story_path),
         "title": result.story.title,
         "renderer": result.renderer,
-        "page": {"png": "page.png", "html": "index.html", "columns": result.story.layout.columns},
+        "page": {"png": "page.png", "pdf": "page.pdf", "html": "index.html",
+                 **result.story.layout.model_dump(include={"columns", "direction", "page"}), "key": result.page_key},
         "panels": [
             {
                 "index": p.job.index,
@@ -155,6 +312,7 @@ def manifest(result: BuildResult, story_path: str | Path) -> dict[str, Any]:
                 "caption": p.job.caption,
                 "key": p.key,
                 "rendered": p.rendered,
+                "identity": p.identity,
                 **({"info": p.info} if p.info else {}),
             }
             for p in result.panels
@@ -171,9 +329,29 @@ def _open(path: Path) -> Image.Image:
         raise BuildError(f"cannot read cached panel {path}: {exc}") from None
 
 
-def _publish(source: Path, target: Path) -> None:
-    """Copy a cached panel to its page name, atomically, unless it is already identical."""
-    data = source.read_bytes()
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write `text` atomically unless the file already holds it, so unchanged outputs keep their times."""
+    data = text.encode("utf-8")
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return
+    atomic_write_bytes(path, data)
+
+
+def _publish(source: Path, target: Path, context: _Context, job: PanelJob, renderer: str,
+             identity: dict[str, Any]) -> None:
+    """Copy a cached panel to `target`, atomically, unless it is already identical.
+
+    The copy's provenance names the story, panel and build it is published for now (a cached image may have
+    been drawn for another panel number, or as a variant); the rest of the file is the cached bytes.
+    """
+    cached = source.read_bytes()
+    try:
+        drawn = json.loads(text_chunk(cached, STORYBOARD) or "{}")
+    except ValueError:
+        drawn = {}
+    record = context.record(job, source.stem, renderer, identity, drawn.get("info"),
+                            drawn.get("storyboard", __version__))
+    data = with_text(cached, STORYBOARD, _record_text(record))
     if target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data:
         return
     atomic_write_bytes(target, data)
@@ -190,3 +368,87 @@ def _remove_stale_panels(out: Path, count: int) -> None:
         if match and int(match.group(1)) > count:
             path.unlink(missing_ok=True)
 
+
+MAX_VARIANTS = 100
+
+
+@dataclass
+class VariantsResult:
+    panel: int
+    seeds: list[int]
+    current_seed: int
+    files: list[Path]
+    sheet: Path
+    rendered: int
+    renderer: str
+
+    @property
+    def reused(self) -> int:
+        return len(self.seeds) - self.rendered
+
+
+def variants_dir(out: Path, panel: int) -> Path:
+    return out / "variants" / f"panel-{panel:02d}"
+
+
+def candidate_seeds(current: int, count: int, start: int | None = None) -> list[int]:
+    """`count` consecutive seeds from `start`, by default from the panel's current seed.
+
+    So by default the first candidate is the picture the page shows now, and the others are the next seeds up;
+    ``--seed-start`` picks another run of seeds.
+    """
+    first = current if start is None else start
+    return list(range(first, first + count))
+
+
+def variants(
+    story_path: str | Path,
+    panel: int,
+    count: int,
+    *,
+    seed_start: int | None = None,
+    out_dir: str | Path | None = None,
+    renderer: str | Renderer = DEFAULT_RENDERER,
+    model: str | None = None,
+    progress: BuildProgress | None = None,
+) -> VariantsResult:
+    """Draw `count` candidate seeds for one panel into ``<out>/variants/panel-NN/seed-S.png``, plus a contact sheet.
+
+    Candidates go through the same cache as builds, so after ``storyboard pick`` the next build reuses the chosen
+    one. The page, ``panels/`` and the manifest are left alone.
+    """
+    progress = progress or BuildProgress()
+    story = load_story(story_path)
+    out = _out_folder(story_path, out_dir)
+    jobs = resolve(story, model=model)
+    job = jobs[check_panel_number(panel, len(jobs), story_path) - 1]
+    if not 1 <= count <= MAX_VARIANTS:
+        raise BuildError(f"--count must be between 1 and {MAX_VARIANTS} (got {count})")
+    seeds = candidate_seeds(job.seed, count, seed_start)
+    if seeds[0] < 0 or seeds[-1] > MAX_SEED:
+        raise BuildError(f"candidate seeds must lie between 0 and {MAX_SEED} (got {seeds[0]} to {seeds[-1]})")
+    engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
+    candidates = [replace(job, seed=seed) for seed in seeds]
+    context = _Context(story, str(story_path), _given_out(story_path, out_dir), model, variant=True)
+
+    with exclusive_lock(out, "variants run"):
+        remove_temp_files(out)
+        cache = out / "cache"
+        work = []
+        for candidate in candidates:
+            identity = engine.identity(candidate)
+            work.append((candidate, panel_key(candidate, engine.name, identity), identity))
+        missing = [w for w in work if not is_complete_png(cache / f"{w[1]}.png")]
+        progress.start(candidates, [w[0] for w in missing], engine.name)
+        _render(engine, missing, cache, context, progress)
+
+        progress.composing()
+        folder = variants_dir(out, panel)
+        files = []
+        for candidate, key, identity in work:
+            files.append(folder / f"seed-{candidate.seed}.png")
+            _publish(cache / f"{key}.png", files[-1], context, candidate, engine.name, identity)
+        sheet = contact_sheet(f"{story.title} · panel {panel}",
+                              [(_open(cache / f"{key}.png"), c.seed) for c, key, _ in work], job.seed)
+        atomic_save_png(folder / "contact-sheet.png", sheet)
+    return VariantsResult(panel, seeds, job.seed, files, folder / "contact-sheet.png", len(missing), engine.name)

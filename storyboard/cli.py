@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from storyboard import __version__
 from storyboard.errors import StoryboardError
 from storyboard.plan.backend import DEFAULT_PROVIDER, PROVIDERS
+
+if TYPE_CHECKING:
+    from storyboard.build import BuildProgress
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,22 +29,120 @@ def cli(debug: bool) -> None:
     """
 
 
+def _progress() -> tuple[BuildProgress, contextlib.AbstractContextManager]:
+    from storyboard.progress import PlainProgress, RichProgress
+
+    if sys.stderr.isatty():
+        rich = RichProgress()
+        return rich, rich
+    return PlainProgress(), contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _keeping_finished_panels() -> Iterator[None]:
+    """Ctrl-C: say that nothing finished is lost, and exit 130 as shells expect."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("Interrupted; finished panels are kept and reused by the next build.", err=True)
+        raise click.exceptions.Exit(130) from None
+
+
 @cli.command()
 @click.argument("story", type=click.Path(dir_okay=True, path_type=str))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder [default: build/<story name>].")
 @click.option("--renderer", default=None, metavar="NAME", help="Renderer to draw panels with.")
 @click.option("--model", default=None, help="Model to render with, overriding render.model in the story.")
-def build(story: str, out_dir: str | None, renderer: str | None, model: str | None) -> None:
-    """Render the panels of STORY and compose its page (HTML, PNG, manifest)."""
+@click.option("--panel", "panels", type=int, multiple=True, metavar="N",
+              help="Redraw panel N even if a cached image exists (repeatable).")
+@click.option("--force", is_flag=True, help="Redraw every panel, ignoring cached images.")
+@click.option("--self-contained", is_flag=True, help="Inline the images into index.html: one file to mail or upload.")
+def build(story: str, out_dir: str | None, renderer: str | None, model: str | None, panels: tuple[int, ...],
+          force: bool, self_contained: bool) -> None:
+    """Render the panels of STORY and compose its page (HTML, PNG, PDF, manifest).
+
+    Panels whose prompt, seed, size, model and settings are unchanged since an earlier build are reused from
+    the cache in the output folder; only the others are drawn.
+    """
     from storyboard.build import build as run_build
-    from storyboard.progress import PlainProgress, RichProgress
     from storyboard.render import DEFAULT_RENDERER
 
-    progress = RichProgress() if sys.stderr.isatty() else PlainProgress()
-    with progress if isinstance(progress, RichProgress) else contextlib.nullcontext():
-        result = run_build(story, out_dir, renderer=renderer or DEFAULT_RENDERER, model=model, progress=progress)
+    progress, shown = _progress()
+    with _keeping_finished_panels(), shown:
+        result = run_build(story, out_dir, renderer=renderer or DEFAULT_RENDERER, model=model, progress=progress,
+                           panels=panels, force=force, self_contained=self_contained)
     click.echo(f"rendered {result.rendered}, reused {result.reused} ({result.renderer} renderer)")
-    click.echo(f"wrote {result.index_html}, {result.page_png.name}, {result.manifest.name}")
+    click.echo(f"wrote {result.index_html}, {result.page_png.name}, {result.page_pdf.name}, {result.manifest.name}")
+
+
+@cli.command(short_help="Show how a panel PNG was made and how to draw it again.")
+@click.argument("image", type=click.Path(path_type=str))
+def info(image: str) -> None:
+    """Show how panel IMAGE was made and the command that draws it again."""
+    from storyboard.provenance import describe, read_provenance
+
+    provenance = read_provenance(image)
+    click.echo(describe(provenance, _current_params(provenance)), nl=False)
+
+
+def _current_params(provenance: Any) -> dict[str, Any] | None:
+    """The panel's job as its story file resolves today, if that file is here and valid."""
+    from pathlib import Path
+
+    from storyboard.resolve import resolve
+    from storyboard.story import load_story
+
+    if not Path(provenance.story_file).is_file():
+        return None
+    try:
+        jobs = resolve(load_story(provenance.story_file), model=provenance.record.get("build", {}).get("model"))
+    except StoryboardError:
+        return None
+    return jobs[provenance.panel - 1].params() if provenance.panel <= len(jobs) else None
+
+
+@cli.command(short_help="Draw candidate seeds for one panel, with a contact sheet.")
+@click.argument("story", type=click.Path(dir_okay=True, path_type=str))
+@click.option("--panel", type=int, required=True, metavar="N", help="The panel to find a better seed for.")
+@click.option("--count", type=int, default=4, show_default=True, metavar="K", help="How many seeds to try.")
+@click.option("--seed-start", type=int, default=None, metavar="S",
+              help="First seed to try [default: the panel's current seed].")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder [default: build/<story name>].")
+@click.option("--renderer", default=None, metavar="NAME", help="Renderer to draw panels with.")
+@click.option("--model", default=None, help="Model to render with, overriding render.model in the story.")
+def variants(story: str, panel: int, count: int, seed_start: int | None, out_dir: str | None,
+             renderer: str | None, model: str | None) -> None:
+    """Draw K candidate seeds for panel N of STORY, with a contact sheet; the page is left as it is.
+
+    The seeds are consecutive, from --seed-start or else from the panel's current seed, so the first candidate
+    is the picture the page shows now. Keep the one you like with `storyboard pick`.
+    """
+    from storyboard.build import variants as run_variants
+    from storyboard.render import DEFAULT_RENDERER
+
+    progress, shown = _progress()
+    with _keeping_finished_panels(), shown:
+        result = run_variants(story, panel, count, seed_start=seed_start, out_dir=out_dir,
+                              renderer=renderer or DEFAULT_RENDERER, model=model, progress=progress)
+    seeds = f"seed {result.seeds[0]}" if len(result.seeds) == 1 else f"seeds {result.seeds[0]}-{result.seeds[-1]}"
+    click.echo(f"rendered {result.rendered}, reused {result.reused} ({result.renderer} renderer)")
+    click.echo(f"wrote {result.sheet} and {len(result.files)} candidate{'s' if len(result.files) > 1 else ''} "
+               f"({seeds}) in {result.sheet.parent}")
+    click.echo(f"keep one: storyboard pick {shlex.quote(story)} --panel {panel} --seed <seed>")
+
+
+@cli.command(short_help="Keep a seed for one panel in the story file.")
+@click.argument("story", type=click.Path(dir_okay=True, path_type=str))
+@click.option("--panel", type=int, required=True, metavar="N", help="The panel whose seed to set.")
+@click.option("--seed", type=int, required=True, metavar="S", help="The seed to keep (e.g. one from `variants`).")
+def pick(story: str, panel: int, seed: int) -> None:
+    """Set panel N's seed in STORY to S, keeping the file's comments and formatting."""
+    from storyboard.edit import pick_seed
+
+    before = pick_seed(story, panel, seed)
+    change = f"seed {seed} (unchanged)" if before == seed else f"seed {before} -> {seed}"
+    click.echo(f"{story}: panel {panel} {change}")
+    click.echo(f"next: storyboard build {shlex.quote(story)}")
 
 
 @cli.command()

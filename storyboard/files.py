@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +47,60 @@ def encode_png(image: Image.Image, pnginfo: Any = None) -> bytes:
 
 def atomic_save_png(path: str | Path, image: Image.Image, pnginfo: Any = None) -> None:
     atomic_write_bytes(path, encode_png(image, pnginfo))
+
+
+_TEMP_FILE = re.compile(r"^\..+\.\d+\.tmp$")
+
+
+def remove_temp_files(folder: str | Path) -> int:
+    """Delete temp files that `atomic_write_bytes` left under `folder` when its process died; return how many.
+
+    Call it only while holding `exclusive_lock(folder)`: then no live writer can own one of them.
+    """
+    removed = 0
+    for path in Path(folder).rglob(".*.tmp"):
+        if _TEMP_FILE.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+class FolderBusy(BuildError):
+    """Another process holds the lock on an output folder."""
+
+
+@contextmanager
+def exclusive_lock(folder: str | Path, what: str = "build") -> Iterator[None]:
+    """Hold ``<folder>/.lock`` while `what` runs, or raise `FolderBusy` at once naming the holder and its pid.
+
+    The lock is an advisory ``flock``: the operating system drops it when the holding process exits, however it
+    dies (Ctrl-C, ``kill -9``, a crash), so a stale lock file never blocks the next build. Where ``fcntl`` does not
+    exist (Windows) builds are not locked.
+    """
+    folder = Path(folder)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise BuildError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pid, _, other = os.pread(fd, 64, 0).decode("ascii", "replace").strip().partition(" ")
+            shown = f" (pid {pid})" if pid.isdigit() else ""
+            raise FolderBusy(f"another {other or 'build'} of {folder} is running{shown}; "
+                             "wait for it to finish") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {what}\n".encode("ascii"), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)

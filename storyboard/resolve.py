@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from storyboard.compose.layout import panel_size
+from storyboard.errors import StoryError
 from storyboard.story import Story
 
 
@@ -70,7 +72,11 @@ def final_prompt(story: Story, panel_index: int) -> str:
 
 
 def resolve(story: Story, *, model: str | None = None) -> list[PanelJob]:
-    """Resolve every panel of `story` into a PanelJob. `model` overrides `render.model`."""
+    """Resolve every panel of `story` into a PanelJob. `model` overrides `render.model`.
+
+    `render.width`/`height` size a one-column panel; a panel spanning columns is rendered wider, at its box's
+    aspect ratio on the page.
+    """
     render = story.render
     return [
         PanelJob(
@@ -78,7 +84,7 @@ def resolve(story: Story, *, model: str | None = None) -> list[PanelJob]:
             prompt=final_prompt(story, i),
             negative_prompt=join_prompt(story.style.negative),
             seed=panel.seed if panel.seed is not None else render.seed + i - 1,
-            width=render.width,
+            width=panel_size((render.width, render.height), panel.span, story.layout.gutter)[0],
             height=render.height,
             model=model or render.model,
             steps=render.steps,
@@ -89,6 +95,15 @@ def resolve(story: Story, *, model: str | None = None) -> list[PanelJob]:
         )
         for i, panel in enumerate(story.panels, start=1)
     ]
+
+
+def check_panel_number(number: int, count: int, story_path: object = None) -> int:
+    """`number` if the story has such a panel (1-based), else a `StoryError` saying which numbers exist."""
+    if not 1 <= number <= count:
+        choose = f"choose 1 to {count}" if count > 1 else "its only panel is 1"
+        raise StoryError(f"there is no panel {number}; the story has {count} panel{'s' if count > 1 else ''} "
+                         f"({choose})", file=story_path)
+    return number
 
 
 def content_key(params: dict[str, Any]) -> str:

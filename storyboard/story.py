@@ -7,7 +7,7 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -68,11 +68,49 @@ class Render(StoryModel):
 
 class Layout(StoryModel):
     columns: StrictInt = Field(4, ge=1, le=12)
+    direction: Literal["ltr", "rtl"] = Field("ltr", description="Reading order of panels: rtl reads right to left.")
+    page: Literal["auto", "a4", "square", "strip"] = Field(
+        "auto", description="auto: as wide as the panels need; a4 portrait; square; strip: a narrow web strip.")
+    gutter: StrictInt = Field(32, ge=0, le=400, description="Space between panels, in pixels at render size.")
+    margin: StrictInt = Field(48, ge=0, le=800, description="Space around the page, in pixels at render size.")
+    border: StrictInt = Field(3, ge=0, le=40, description="Panel border width in pixels; 0 for none.")
+    background: str = Field("#ffffff", description="Page colour as #rrggbb.")
+    captions: Literal["below", "above", "overlay"] = Field("below", description="Where captions go.")
+    footer: bool = Field(True, description="Show a footer with the credits and the model used.")
+    credits: str = Field("", description="Text for the footer, e.g. 'Story: A. Writer · Art: storyboard'.")
+
+    @field_validator("background")
+    @classmethod
+    def _colour(cls, value: str) -> str:
+        if not re.fullmatch(r"#[0-9A-Fa-f]{6}", value):
+            raise ValueError(f"expected a colour like '#ffffff', got {value!r}")
+        return value.lower()
+
+
+MAX_BUBBLES = 4
+
+
+class Line(StoryModel):
+    """One speech bubble: who speaks, and what they say."""
+
+    speaker: str = ""
+    text: str
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty: a speech bubble needs text")
+        return value
 
 
 class Panel(StoryModel):
     prompt: str
     caption: str = ""
+    narration: str = Field("", description="A narration box in the panel's top corner.")
+    dialogue: list[Line] = Field(default_factory=list, max_length=MAX_BUBBLES,
+                                 description=f"Speech bubbles, at most {MAX_BUBBLES}, in reading order.")
+    span: StrictInt = Field(1, ge=1, le=12, description="How many columns the panel spans.")
     characters: list[str] = Field(default_factory=list)
     seed: StrictInt | None = None
     locked: bool = Field(False, description="`storyboard plan` keeps a locked panel exactly as written.")
@@ -126,6 +164,15 @@ class Story(StoryModel):
                         f"character {name!r} is not defined under 'characters'{hint} (defined: {defined})",
                         ("panels", i, "characters", j),
                     )
+        for i, panel in enumerate(self.panels):
+            if panel.span > self.layout.columns:
+                raise UndefinedCharacter(
+                    f"span {panel.span} is wider than the page's {self.layout.columns} column"
+                    f"{'s' if self.layout.columns > 1 else ''} (layout.columns)", ("panels", i, "span"))
+            if panel.narration.strip() and len(panel.dialogue) >= MAX_BUBBLES:
+                raise UndefinedCharacter(
+                    f"a panel with narration has room for {MAX_BUBBLES - 1} speech bubbles "
+                    f"(got {len(panel.dialogue)})", ("panels", i, "dialogue"))
         last = self.render.seed + len(self.panels) - 1
         if last > MAX_SEED:
             raise UndefinedCharacter(f"seed + number of panels - 1 must stay at most {MAX_SEED}", ("render", "seed"))
@@ -195,6 +242,7 @@ def parse_yaml(text: str, file: str | Path | None = None) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    _check_flow_depth(text, file)
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     try:
@@ -209,6 +257,20 @@ def parse_yaml(text: str, file: str | Path | None = None) -> Any:
         raise StoryError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)", file=file) from None
     _check_size(data, file)
     return data
+
+
+def _check_flow_depth(text: str, file: str | Path | None) -> None:
+    """Refuse absurdly nested [ ] / { } before parsing: the parser's time grows steeply with that depth."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise StoryError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)", file=file)
+        elif char in "]}":
+            depth = max(0, depth - 1)
 
 
 def _check_size(data: Any, file: str | Path | None) -> None:
@@ -256,7 +318,8 @@ def story_from_yaml(text: str, file: str | Path | None = None, *, require_panels
 
 
 def _story_error(exc: ValidationError, data: Any, file: str | Path | None) -> StoryError:
-    errors = exc.errors()
+    # An unknown key is usually a misspelt one, which also explains a "missing" error beside it: report it first.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     loc = tuple(first["loc"])
     ctx_error = (first.get("ctx") or {}).get("error")
@@ -295,6 +358,12 @@ def _message(error: dict[str, Any], loc: tuple[str | int, ...]) -> str:
         return "must not be empty"
     if kind == "string_pattern_mismatch" and loc == ("language",):
         return f"expected a language code such as 'en', 'zh' or 'pt-BR', got {value!r}"
+    if kind == "too_long" and loc and loc[-1] == "dialogue":
+        return f"at most {MAX_BUBBLES} speech bubbles fit in a panel (got {len(value)}); split the scene"
+    if kind == "literal_error":
+        return f"expected {error['ctx']['expected']}, got {_kind(value)}"
+    if kind == "bool_type" or kind == "bool_parsing":
+        return f"expected true or false, got {_kind(value)}"
     if kind == "value_error":
         return str(error["ctx"]["error"])
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):

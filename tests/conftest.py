@@ -40,3 +40,99 @@ panels:
 @pytest.fixture
 def minimal_story(write_story) -> Path:
     return write_story(MINIMAL)
+
+
+EIGHT = """
+# Eight panels, so an edit to one can be told apart from a rebuild of all.
+title: Eight panels
+render:
+  width: 64
+  height: 64
+  steps: 3
+  seed: 100
+panels:
+""" + "".join(f"  - prompt: scene number {i}, a lighthouse at dusk\n    caption: Panel {i}\n" for i in range(1, 9))
+
+
+@pytest.fixture
+def eight_panel_story(write_story) -> Path:
+    return write_story(EIGHT)
+
+
+@pytest.fixture
+def small_renderer(monkeypatch):
+    """A `SmallRenderer` instance, also registered as renderer 'small' for CLI runs in this process."""
+    import small_renderers
+
+    from storyboard.render import RENDERERS
+
+    monkeypatch.setitem(RENDERERS, "small", "small_renderers:SmallRenderer")
+    return small_renderers.SmallRenderer()
+
+
+def storyboard_process(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, **popen):
+    """Start the real CLI (with the test renderers registered) as a separate process."""
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.Popen([sys.executable, str(ROOT / "tests" / "run_storyboard.py"), *args], cwd=cwd,
+                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+COMIC = """
+title: 小王子与狐狸 <The Fox & the Prince>
+language: zh
+characters:
+  fox: a small red fox with big ears
+render:
+  width: 256
+  height: 256
+  seed: 7
+layout:
+  columns: 3
+  direction: rtl
+  gutter: 16
+  margin: 24
+  credits: 故事：圣埃克苏佩里
+panels:
+  - prompt: establishing shot, a desert at dawn
+    span: 2
+    caption: 沙漠里，天刚亮。A desert at dawn.
+    narration: 很久很久以前……
+  - prompt: close-up of the fox behind a rock
+    characters: [fox]
+    caption: 一只狐狸出现了。
+    dialogue:
+      - {speaker: fox, text: "你好！"}
+      - {speaker: prince, text: "你是谁？你很好看。"}
+  - prompt: medium shot, the prince in the grass
+    caption: "<b>not bold</b> & <script>alert(1)</script>"
+    dialogue:
+      - {speaker: prince, text: "Come and play with me."}
+      - {speaker: fox, text: "「我不能和你玩，」狐狸说，「我还没有被驯服呢。」"}
+      - {speaker: fox, text: "안녕하세요! こんにちは。"}
+  - prompt: wide shot, wheat fields in the wind
+    span: 3
+    caption: 麦田是金色的。
+"""
+
+
+@pytest.fixture(scope="session")
+def comic(tmp_path_factory):
+    """The COMIC story built once with the draft renderer: (light build folder, self-contained build folder)."""
+    from storyboard.build import build
+
+    root = tmp_path_factory.mktemp("comic")
+    story = root / "comic.yaml"
+    story.write_text(textwrap.dedent(COMIC).lstrip("\n"), encoding="utf-8")
+    light = build(story, root / "light", renderer="draft")
+    mailed = build(story, root / "mailed", renderer="draft", self_contained=True)
+    return light, mailed
+
+
+def pytest_terminal_summary(terminalreporter):
+    artifacts = ROOT / "build" / "test-artifacts"
+    shots = sorted(artifacts.glob("*.png")) if artifacts.is_dir() else []
+    if shots:
+        terminalreporter.write_line(f"browser screenshots: {artifacts} ({', '.join(p.name for p in shots)})")

@@ -1,1 +1,1 @@
-"""The compositor: page geometry (pure), the PNG page (Pillow) and the HTML page (jinja2)."""
+"""The compositor: page geometry (pure), text setting and fonts, and the PNG, PDF and HTML pages drawn from them."""

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 from pathlib import Path
 from typing import Any
 
 import jinja2
+
+from storyboard.compose.layout import Box, PanelBox
+from storyboard.compose.page import Page, PagePanel
+from storyboard.compose.text import is_hangul
+from storyboard.files import encode_png
 
 
 def templates_dir() -> Path:
@@ -27,5 +33,68 @@ def environment() -> jinja2.Environment:
     )
 
 
-def page_html(**context: Any) -> str:
-    return environment().get_template("page.html.j2").render(**context)
+FONTS_DIR = "fonts"  # beside index.html: the page's font subsets, when the page is not self-contained
+
+
+def page_html(page: Page, self_contained: bool = False) -> str:
+    """The HTML page. Light by default (panels are linked files); `self_contained` inlines them as data URIs."""
+    layout = page.layout
+    panels = [_panel(page, panel, box, self_contained) for panel, box in zip(page.panels, layout.panels)]
+    fonts = [dict(family=f.family, src=("data:font/woff;base64," + base64.b64encode(f.woff).decode("ascii"))
+                  if self_contained else f"{FONTS_DIR}/{f.file_name}") for f in page.fonts]
+    return environment().get_template("page.html.j2").render(
+        fonts=fonts,
+        title=page.title, language=page.language, columns=layout.columns, direction=layout.direction,
+        captions=layout.captions, background=page.background, border=layout.border, footer=page.footer,
+        version=page.version, renderer=page.renderer, model=page.model, panels=panels,
+        self_contained=self_contained,
+    )
+
+
+def _pct(value: float, whole: float) -> str:
+    return f"{100 * value / whole:.3f}".rstrip("0").rstrip(".")
+
+
+def _panel(page: Page, panel: PagePanel, box: PanelBox, self_contained: bool) -> dict[str, Any]:
+    image, used = box.image, page.text.used
+    if self_contained:
+        src = "data:image/png;base64," + base64.b64encode(encode_png(panel.image.convert("RGB"))).decode("ascii")
+    else:
+        src = panel.file
+
+    def place(inner: Box, block: Any, corner: str, max_width: int | None = None) -> str:
+        """Position and type size as percentages of the panel, so they scale with it at any screen width.
+
+        Boxes are anchored at their corner of the panel. With `max_width`, a box is as wide as its text, up to
+        that and a little slack for the border and the browser's own rounding; text set taller than in page.png
+        grows towards the middle of the panel.
+        """
+        vertical = (f"top: {_pct(inner.y - image.y, image.h)}%" if corner.startswith("top")
+                    else f"bottom: {_pct(image.bottom - inner.bottom, image.h)}%")
+        horizontal = (f"left: {_pct(inner.x - image.x, image.w)}%" if corner.endswith("left")
+                      else f"right: {_pct(image.right - inner.right, image.w)}%")
+        width = (f"width: max-content; max-width: calc({_pct(max_width, image.w)}% + 2cqw)" if max_width
+                 else f"width: {_pct(inner.w, image.w)}%")
+        return (f"{horizontal}; {vertical}; {width}; --font: {_pct(block.size, image.w)}; "
+                f"--pad-x: {_pct(block.pad_x, image.w)}; --pad-y: {_pct(block.pad_y, image.w)}")
+
+    bubbles = []
+    for n, bubble in enumerate(box.bubbles):
+        speaker, text = panel.dialogue[n]
+        tail_x = min(max(bubble.tail[0] - bubble.box.x, bubble.box.w * 0.15), bubble.box.w * 0.85)
+        style = place(bubble.box, used["bubble", panel.index, n], bubble.corner, bubble.box.w) + (
+            f"; --tail-x: {_pct(tail_x, bubble.box.w)}%")
+        # Korean is wrapped between words (keep-all), which the page's language alone may not tell the browser.
+        korean = not page.language.lower().startswith("ko") and any(is_hangul(c) for c in text)
+        bubbles.append(dict(speaker=speaker, text=text, corner=bubble.corner, style=style, korean=korean))
+    narration = None
+    if box.narration and box.narration_corner:
+        narration = dict(text=panel.narration, corner=box.narration_corner,
+                         style=place(box.narration, used["narration", panel.index], box.narration_corner,
+                                     box.narration.w))
+    caption_style = None
+    if box.caption and page.layout.captions == "overlay":
+        caption_style = place(box.caption, used["caption", panel.index], "bottom-left")
+    return dict(index=panel.index, src=src, caption=panel.caption, alt=panel.caption or panel.prompt,
+                prompt=panel.prompt, seed=panel.seed, row=box.row + 1, column=box.column + 1, span=box.span,
+                width=image.w, height=image.h, bubbles=bubbles, narration=narration, caption_style=caption_style)

@@ -1,9 +1,30 @@
-"""Page geometry: boxes on a page, computed without drawing anything."""
+"""Page geometry: boxes on a page, computed without drawing anything.
+
+One `PageLayout` drives the PNG, the PDF and the HTML page, so they agree. Everything is in page pixels (the pixels
+of page.png). Text sizes come in through a `Measure`, so this module stays pure: given the same spec and the same
+measurements it always returns the same boxes.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+# Page presets: (width, height) in page pixels; a height of None grows with the content.
+PRESETS: dict[str, tuple[int | None, int | None]] = {
+    "auto": (None, None),  # as wide as the panels at their rendered size (up to MAX_AUTO_WIDTH)
+    "a4": (2480, 3508),  # A4 portrait at 300 dpi
+    "square": (2400, 2400),
+    "strip": (1080, None),  # a narrow web strip, read by scrolling
+}
+MAX_AUTO_WIDTH = 3200
+REFERENCE_CELL = 512  # text sizes are designed for a one-column panel this wide
+CAPTION_GAP = 12  # between a panel and its caption, in reference units
+BUBBLE_WIDTH = 0.46  # the widest a speech bubble gets, as a share of its panel's width
+NARRATION_WIDTH = BUBBLE_WIDTH  # it takes one of the corner slots the bubbles use
+
+Corner = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
 
 
 @dataclass(frozen=True)
@@ -21,62 +42,291 @@ class Box:
     def bottom(self) -> int:
         return self.y + self.h
 
+    def contains(self, other: Box) -> bool:
+        return self.x <= other.x and self.y <= other.y and other.right <= self.right and other.bottom <= self.bottom
+
+    def overlaps(self, other: Box) -> bool:
+        return self.x < other.right and other.x < self.right and self.y < other.bottom and other.y < self.bottom
+
+    def offset(self, dx: int, dy: int) -> Box:
+        return Box(self.x + dx, self.y + dy, self.w, self.h)
+
+
+@dataclass(frozen=True)
+class Bubble:
+    """A speech bubble inside a panel: its box and the tip of its tail, in page pixels."""
+
+    box: Box
+    tail: tuple[int, int]
+    corner: Corner
+
 
 @dataclass(frozen=True)
 class PanelBox:
-    index: int  # 1-based panel number
+    index: int  # 1-based panel number, in reading order
+    row: int  # 0-based
+    column: int  # 0-based, counted from the left edge of the page whatever the reading direction
+    span: int
     image: Box
-    caption: Box | None
+    caption: Box | None = None
+    narration: Box | None = None
+    narration_corner: Corner | None = None
+    bubbles: tuple[Bubble, ...] = ()
 
 
 @dataclass(frozen=True)
 class PageLayout:
     width: int
     height: int
-    title: Box
+    unit: float  # page pixels per reference pixel: text and line widths scale with it
+    columns: int
+    direction: str
+    captions: str
+    title: Box | None
+    footer: Box | None
     panels: tuple[PanelBox, ...]
-    panel_scale: float  # drawn panel size / rendered panel size
+    border: int
+    gutter: int
+    margin: int
+
+    @property
+    def rows(self) -> int:
+        return max(p.row for p in self.panels) + 1
 
 
-def grid_layout(
-    count: int,
-    columns: int,
-    panel_size: tuple[int, int],
-    caption_heights: Sequence[int],
-    *,
-    title_height: int,
-    margin: int,
-    gutter: int,
-    caption_gap: int,
-    max_width: int | None = None,
-) -> PageLayout:
-    """Lay `count` panels out in rows of `columns`, each caption under its panel.
+@dataclass(frozen=True)
+class PageSpec:
+    """What decides the geometry, all from the story's `layout:` and `render:`."""
 
-    Panels keep their aspect ratio; if `max_width` is given and the row is wider, they are scaled down.
-    `caption_heights[i]` is the height of panel i+1's caption at the drawn size (0 for none).
-    """
-    if count < 1 or columns < 1:
+    cell: tuple[int, int]  # rendered size of a one-column panel
+    columns: int
+    spans: tuple[int, ...]
+    direction: str = "ltr"
+    page: str = "auto"
+    margin: int = 48  # in rendered pixels: scaled with the panels
+    gutter: int = 32
+    border: int = 3
+    captions: str = "below"
+    narrations: tuple[bool, ...] = field(default=())  # which panels have a narration box
+
+
+class Measure(Protocol):
+    """Text measurements at a given text unit (page pixels per reference pixel); heights of 0 mean no text."""
+
+    def title(self, width: int, unit: float) -> int: ...
+
+    def footer(self, width: int, unit: float) -> int: ...
+
+    def caption(self, index: int, width: int, unit: float) -> int: ...
+
+    def narration(self, index: int, max_width: int, max_height: int, unit: float) -> tuple[int, int] | None: ...
+
+    def bubbles(self, index: int, shapes: Sequence[Sequence[tuple[int, int]]], unit: float) -> list[tuple[int, int]]:
+        """Sizes of the panel's bubbles: bubble n fits one of the (max width, max height) of shapes[n], the first
+        that holds all its text (else the last)."""
+        ...
+
+
+class NoText:
+    """A `Measure` for pages without any text."""
+
+    def title(self, width: int, unit: float) -> int:
+        return 0
+
+    def footer(self, width: int, unit: float) -> int:
+        return 0
+
+    def caption(self, index: int, width: int, unit: float) -> int:
+        return 0
+
+    def narration(self, index: int, max_width: int, max_height: int, unit: float) -> tuple[int, int] | None:
+        return None
+
+    def bubbles(self, index: int, shapes: Sequence[Sequence[tuple[int, int]]], unit: float) -> list[tuple[int, int]]:
+        return []
+
+
+def round8(value: float) -> int:
+    return max(8, int(round(value / 8)) * 8)
+
+
+def panel_size(cell: tuple[int, int], span: int, gutter: int) -> tuple[int, int]:
+    """The size to render a panel spanning `span` columns at: its box's aspect ratio, in multiples of 8."""
+    w, h = cell
+    return round8(span * w + (span - 1) * gutter), h
+
+
+def place(spans: Sequence[int], columns: int) -> list[tuple[int, int]]:
+    """(row, column in reading order) of each panel: rows fill in order; a panel too wide for what is left of a
+    row starts the next one."""
+    slots: list[tuple[int, int]] = []
+    row, col = 0, 0
+    for span in spans:
+        if span > columns:
+            raise ValueError(f"a panel spans {span} columns but the page has {columns}")
+        if col + span > columns:
+            row, col = row + 1, 0
+        slots.append((row, col))
+        col += span
+    return slots
+
+
+def page_layout(spec: PageSpec, measure: Measure | None = None) -> PageLayout:
+    """Lay the panels of `spec` out on the page, with text boxes sized by `measure`."""
+    if not spec.spans or spec.columns < 1:
         raise ValueError("a page needs at least one panel and one column")
-    columns = min(columns, count)
-    pw, ph = panel_size
-    scale = 1.0
-    natural = 2 * margin + columns * pw + (columns - 1) * gutter
-    if max_width is not None and natural > max_width:
-        scale = (max_width - 2 * margin - (columns - 1) * gutter) / (columns * pw)
-    cw, ch = max(1, round(pw * scale)), max(1, round(ph * scale))
-    width = 2 * margin + columns * cw + (columns - 1) * gutter
+    if spec.page not in PRESETS:
+        raise ValueError(f"unknown page preset {spec.page!r}")
+    measure = measure or NoText()
+    columns = min(spec.columns, max(sum(spec.spans), max(spec.spans)))
+    slots = place(spec.spans, columns)
+    rw, _ = spec.cell
+    natural_w = 2 * spec.margin + columns * rw + (columns - 1) * spec.gutter
+    fixed_w, fixed_h = PRESETS[spec.page]
+    if fixed_w is None:
+        scale = min(1.0, MAX_AUTO_WIDTH / natural_w)
+    else:
+        scale = fixed_w / natural_w
+    width = fixed_w or round(natural_w * scale)
 
-    title = Box(margin, margin, width - 2 * margin, title_height)
-    y = title.bottom + (gutter if title_height else 0)
-    boxes: list[PanelBox] = []
-    for row_start in range(0, count, columns):
-        row = range(row_start, min(row_start + columns, count))
-        row_caption = max(caption_heights[i] for i in row)
-        for col, i in enumerate(row):
-            x = margin + col * (cw + gutter)
-            image = Box(x, y, cw, ch)
-            caption = Box(x, y + ch + caption_gap, cw, caption_heights[i]) if caption_heights[i] else None
-            boxes.append(PanelBox(i + 1, image, caption))
-        y += ch + (caption_gap + row_caption if row_caption else 0) + gutter
-    height = y - gutter + margin
-    return PageLayout(width, height, title, tuple(boxes), scale)
+    layout = _layout_at(spec, measure, slots, columns, width, scale, fixed_h)
+    if fixed_h is not None and _content_bottom(layout) > fixed_h:
+        lo, hi = scale * 0.05, scale
+        for _ in range(24):  # the largest scale whose content fits the page height
+            mid = (lo + hi) / 2
+            if _content_bottom(_layout_at(spec, measure, slots, columns, width, mid, fixed_h)) <= fixed_h:
+                lo = mid
+            else:
+                hi = mid
+        layout = _layout_at(spec, measure, slots, columns, width, lo, fixed_h)
+    return layout
+
+
+def _content_bottom(layout: PageLayout) -> int:
+    bottoms = [p.image.bottom for p in layout.panels] + [p.caption.bottom for p in layout.panels if p.caption]
+    bottom = max(bottoms) + layout.margin
+    if layout.footer:
+        bottom += layout.footer.h + layout.gutter
+    return bottom
+
+
+def _layout_at(spec: PageSpec, measure: Measure, slots: list[tuple[int, int]], columns: int, width: int,
+               scale: float, fixed_h: int | None) -> PageLayout:
+    rw, rh = spec.cell
+    cw, ch, g, m = rw * scale, rh * scale, spec.gutter * scale, spec.margin * scale
+    unit = cw / REFERENCE_CELL
+    gap = CAPTION_GAP * unit
+    grid_w = columns * cw + (columns - 1) * g
+    x0 = (width - grid_w) / 2
+    content = Box(round(m), round(m), width - 2 * round(m), 0)
+
+    y = m
+    title_h = measure.title(content.w, unit)
+    title = Box(content.x, round(y), content.w, title_h) if title_h else None
+    if title_h:
+        y += title_h + g
+
+    rows = max(r for r, _ in slots) + 1
+    panels: list[PanelBox] = []
+    for row in range(rows):
+        members = [(i, col) for i, (r, col) in enumerate(slots) if r == row]
+        boxes: list[tuple[int, int, Box]] = []
+        for i, col in members:
+            span = spec.spans[i]
+            left_col = col if spec.direction == "ltr" else columns - col - span
+            left = x0 + left_col * (cw + g)
+            right = left + span * cw + (span - 1) * g
+            boxes.append((i, left_col, Box(round(left), 0, round(right) - round(left), 0)))
+        band = 0
+        if spec.captions in ("below", "above"):
+            band = max(measure.caption(i + 1, box.w, unit) for i, _, box in boxes)
+        top = y + (band + gap if band and spec.captions == "above" else 0)
+        image_top, image_bottom = round(top), round(top + ch)
+        for i, left_col, box in boxes:
+            image = Box(box.x, image_top, box.w, image_bottom - image_top)
+            panels.append(_panel(spec, measure, i, row, left_col, image, band, gap, unit))
+        y = top + ch + (band + gap if band and spec.captions == "below" else 0) + g
+    y -= g
+
+    footer_h = measure.footer(content.w, unit)
+    footer = None
+    if footer_h:
+        footer_y = fixed_h - round(m) - footer_h if fixed_h is not None else round(y + g)
+        footer = Box(content.x, max(round(y + g), footer_y), content.w, footer_h)
+        y += g + footer_h
+    height = fixed_h if fixed_h is not None else round(y + m)
+    return PageLayout(width=width, height=height, unit=unit, columns=columns, direction=spec.direction,
+                      captions=spec.captions, title=title, footer=footer, panels=tuple(panels),
+                      border=max(1, round(spec.border * unit)) if spec.border else 0, gutter=round(g),
+                      margin=round(m))
+
+
+def _panel(spec: PageSpec, measure: Measure, i: int, row: int, left_col: int, image: Box, band: int, gap: float,
+           unit: float) -> PanelBox:
+    index = i + 1
+    inset = round(16 * unit)
+    caption = None
+    overlay_top = image.bottom - inset
+    if spec.captions == "below":
+        h = measure.caption(index, image.w, unit)
+        caption = Box(image.x, round(image.bottom + gap), image.w, h) if h else None
+    elif spec.captions == "above":
+        h = measure.caption(index, image.w, unit)
+        caption = Box(image.x, round(image.y - gap - band), image.w, h) if h else None
+    else:
+        h = measure.caption(index, image.w - 2 * inset, unit)
+        if h:
+            caption = Box(image.x + inset, image.bottom - inset - h, image.w - 2 * inset, h)
+            overlay_top = caption.y - inset // 2
+
+    # Four corner slots in reading order; the middle third of the panel, where the subject usually is, stays free.
+    third_h = image.h / 3
+    top_max = round(third_h - inset * 1.5)
+    bottom_limit = overlay_top
+    bottom_max = round(bottom_limit - (image.y + 2 * third_h) - inset / 2)
+    max_w = round(image.w * BUBBLE_WIDTH)
+    corners: list[Corner] = ["top-left", "top-right", "bottom-left", "bottom-right"]
+    if spec.direction == "rtl":
+        corners = ["top-right", "top-left", "bottom-right", "bottom-left"]
+
+    narration = None
+    narration_corner: Corner | None = None
+    has_narration = bool(spec.narrations[i]) if i < len(spec.narrations) else True
+    if has_narration:
+        size = measure.narration(index, round(image.w * NARRATION_WIDTH), top_max, unit)
+        if size:
+            narration_corner = corners.pop(0)
+            narration = _in_corner(image, size, narration_corner, inset, bottom_limit)
+    # Each corner offers a wide, short shape beside the middle, then a narrow, tall one that stays in its side
+    # third of the panel (down to the panel's half), for text too long for the first.
+    narrow_w = round(image.w / 3 - inset * 1.5)
+    top_tall = round(image.h / 2 - inset * 1.5)
+    bottom_tall = round(bottom_limit - (image.y + image.h / 2) - inset / 2)
+    shapes = [[(max_w, max(1, top_max)), (narrow_w, max(1, top_tall))] if c.startswith("top")
+              else [(max_w, max(1, bottom_max)), (narrow_w, max(1, bottom_tall))] for c in corners]
+    sizes = measure.bubbles(index, shapes, unit)
+    bubbles: list[Bubble] = []
+    for n, (bw, bh) in enumerate(sizes[: len(corners)]):
+        corner = corners[n]
+        box = _in_corner(image, (bw, bh), corner, inset, bottom_limit)
+        bubbles.append(Bubble(box, _tail(image, box, corner, unit), corner))
+    return PanelBox(index, row, left_col, spec.spans[i], image, caption, narration, narration_corner,
+                    tuple(bubbles))
+
+
+def _in_corner(image: Box, size: tuple[int, int], corner: Corner, inset: int, bottom_limit: int) -> Box:
+    w, h = min(size[0], image.w - 2 * inset), min(size[1], image.h - 2 * inset)
+    x = image.x + inset if corner.endswith("left") else image.right - inset - w
+    y = image.y + inset if corner.startswith("top") else min(image.bottom - inset, bottom_limit) - h
+    return Box(x, max(image.y + inset, y), w, h)
+
+
+def _tail(image: Box, box: Box, corner: Corner, unit: float) -> tuple[int, int]:
+    """The tip of a bubble's tail: out of the side facing the panel's middle, pointing towards it."""
+    length = round(max(10.0, 34 * unit))
+    toward_middle = 1 if corner.endswith("left") else -1
+    x = box.x + box.w // 2 + toward_middle * box.w // 5 + toward_middle * length // 2
+    y = box.bottom + length if corner.startswith("top") else box.y - length
+    x = min(max(x, image.x + 1), image.right - 1)
+    y = min(max(y, image.y + 1), image.bottom - 1)
+    return x, y

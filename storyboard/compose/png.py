@@ -1,60 +1,118 @@
-"""The PNG page, drawn with Pillow from the same layout geometry as the HTML page."""
+"""The PNG page, drawn with Pillow from the page's layout geometry."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageColor, ImageDraw
 
-from storyboard.compose.layout import PageLayout, grid_layout
-from storyboard.compose.text import font, wrap
+from storyboard.compose.layout import Box, Bubble, PanelBox
+from storyboard.compose.page import Page, PagePanel
+from storyboard.compose.text import FontChain
+from storyboard.compose.typeset import TextBlock
 
-BACKGROUND = (255, 255, 255)
 INK = (25, 25, 30)
-BORDER = (25, 25, 30)
-MAX_PAGE_WIDTH = 3200
-LINE_SPACING = 1.35
+MUTED = (107, 104, 96)
+BUBBLE = (255, 255, 255)
+NARRATION = (255, 243, 196)
+OVERLAY = (255, 255, 255)
+
+
+def fit_image(image: Image.Image, box: Box) -> Image.Image:
+    """`image` scaled to cover `box` exactly, cropping the few pixels that multiple-of-8 sizes leave over."""
+    image = image.convert("RGB")
+    if image.size == (box.w, box.h):
+        return image
+    scale = max(box.w / image.width, box.h / image.height)
+    w, h = max(box.w, round(image.width * scale)), max(box.h, round(image.height * scale))
+    image = image.resize((w, h), Image.Resampling.LANCZOS)
+    left, top = (w - box.w) // 2, (h - box.h) // 2
+    return image.crop((left, top, left + box.w, top + box.h))
+
+
+def page_png(page: Page) -> Image.Image:
+    layout, text = page.layout, page.text
+    canvas = Image.new("RGB", (layout.width, layout.height), ImageColor.getrgb(page.background))
+    draw = ImageDraw.Draw(canvas)
+    if layout.title:
+        draw_block(draw, text.used["title",], layout.title, page.language, INK,
+                   align="center")
+    for panel, box in zip(page.panels, layout.panels):
+        draw_panel(canvas, draw, page, panel, box)
+    if layout.footer:
+        draw_block(draw, text.used["footer",], layout.footer, page.language, MUTED,
+                   align="center")
+    return canvas
+
+
+def draw_panel(canvas: Image.Image, draw: ImageDraw.ImageDraw, page: Page, panel: PagePanel, box: PanelBox) -> None:
+    layout, text, unit = page.layout, page.text, page.layout.unit
+    image = box.image
+    canvas.paste(fit_image(panel.image, image), (image.x, image.y))
+    if layout.border:
+        b = layout.border
+        draw.rectangle((image.x - b, image.y - b, image.right + b - 1, image.bottom + b - 1), outline=INK, width=b)
+    line = max(1, round(2.5 * unit))
+    if box.caption:
+        block = text.used["caption", panel.index]
+        if layout.captions == "overlay":
+            draw.rectangle(_corners(box.caption), fill=OVERLAY, outline=INK, width=line)
+        draw_block(draw, block, box.caption, page.language, INK)
+    if box.narration:
+        block = text.used["narration", panel.index]
+        draw.rectangle(_corners(box.narration), fill=NARRATION, outline=INK, width=line)
+        draw_block(draw, block, box.narration, page.language, INK)
+    for n, bubble in enumerate(box.bubbles):
+        block = text.used["bubble", panel.index, n]
+        draw_bubble(draw, bubble, line)
+        draw_block(draw, block, bubble.box, page.language, INK, align="center")
 
 
 @dataclass(frozen=True)
-class PagePanel:
-    index: int
-    image: Image.Image
-    caption: str
+class BubbleShape:
+    radius: int
+    base: tuple[tuple[int, int], tuple[int, int]]  # where the tail leaves the bubble, just inside its edge
+    edge: int  # y of the bubble edge the tail crosses
+    tip: tuple[int, int]
+    inward: int  # +1 when the inside of the bubble is below the edge, -1 when above
 
 
-def page_png(title: str, panels: Sequence[PagePanel], columns: int) -> tuple[Image.Image, PageLayout]:
-    """Draw the comic page: title, then the panels in a grid with each caption under its panel."""
-    size = panels[0].image.size
-    spacing = dict(margin=48, gutter=32, caption_gap=12)
-    probe = grid_layout(len(panels), columns, size, [0] * len(panels), title_height=0,
-                        max_width=MAX_PAGE_WIDTH, **spacing)
-    cell_w = probe.panels[0].image.w
-    unit = max(cell_w, 256) / 512
-    caption_font = font(round(26 * unit))
-    title_font = font(round(64 * unit))
-    caption_lines = [wrap(p.caption, caption_font, cell_w) if p.caption.strip() else [] for p in panels]
-    caption_line_h = round(caption_font.size * LINE_SPACING)
-    title_w = probe.width - 2 * spacing["margin"]
-    title_lines = wrap(title, title_font, title_w)
-    title_line_h = round(title_font.size * LINE_SPACING)
+def bubble_shape(bubble: Bubble, line: int) -> BubbleShape:
+    box = bubble.box
+    radius = min(min(box.w, box.h) // 2, 12 * line)  # a pill when short; tall ones keep room for their text
+    base_half = max(line * 2, min(box.w // 8, round(radius * 0.8)))
+    tip_x, tip_y = bubble.tail
+    top = bubble.corner.startswith("top")
+    edge = box.bottom - 1 if top else box.y
+    lo, hi = box.x + radius + base_half, box.right - radius - base_half
+    centre = min(max(tip_x, lo), hi) if lo <= hi else box.x + box.w // 2
+    inward = -1 if top else 1
+    y = edge + inward * line * 2
+    return BubbleShape(radius, ((centre - base_half, y), (centre + base_half, y)), edge, (tip_x, tip_y), inward)
 
-    layout = grid_layout(len(panels), columns, size, [len(lines) * caption_line_h for lines in caption_lines],
-                         title_height=len(title_lines) * title_line_h, max_width=MAX_PAGE_WIDTH, **spacing)
-    page = Image.new("RGB", (layout.width, layout.height), BACKGROUND)
-    draw = ImageDraw.Draw(page)
-    for n, line in enumerate(title_lines):
-        draw.text((layout.width / 2, layout.title.y + n * title_line_h), line, font=title_font, fill=INK, anchor="ma")
-    border = max(2, round(3 * unit))
-    for panel, box, lines in zip(panels, layout.panels, caption_lines):
-        img = panel.image.convert("RGB")
-        if img.size != (box.image.w, box.image.h):
-            img = img.resize((box.image.w, box.image.h), Image.Resampling.LANCZOS)
-        page.paste(img, (box.image.x, box.image.y))
-        draw.rectangle((box.image.x - border, box.image.y - border, box.image.right + border - 1,
-                        box.image.bottom + border - 1), outline=BORDER, width=border)
-        if box.caption:
-            for n, line in enumerate(lines):
-                draw.text((box.caption.x, box.caption.y + n * caption_line_h), line, font=caption_font, fill=INK)
-    return page, layout
+
+def draw_bubble(draw: ImageDraw.ImageDraw, bubble: Bubble, line: int) -> None:
+    """A rounded bubble with a tail whose outline joins the bubble's."""
+    shape = bubble_shape(bubble, line)
+    (x0, y0), (x1, y1) = shape.base
+    tip_x, tip_y = shape.tip
+    draw.polygon([(x0, shape.edge), shape.tip, (x1, shape.edge)], fill=BUBBLE, outline=INK, width=line)
+    draw.rounded_rectangle(_corners(bubble.box), radius=shape.radius, fill=BUBBLE, outline=INK, width=line)
+    # Open the bubble's outline where the tail joins it, then redraw the tail's two sides.
+    draw.polygon([(x0 + line, y0), (tip_x, tip_y - shape.inward * line), (x1 - line, y1)], fill=BUBBLE)
+    draw.line([(x0, shape.edge), shape.tip], fill=INK, width=line)
+    draw.line([(x1, shape.edge), shape.tip], fill=INK, width=line)
+
+
+def draw_block(draw: ImageDraw.ImageDraw, block: TextBlock, box: Box, language: str, fill: object,
+               align: str = "left") -> None:
+    """Draw the lines of `block` in `box`, centred vertically."""
+    chain = FontChain(block.size, language)
+    inner_w = box.w - 2 * block.pad_x
+    top = box.y + block.pad_y + max(0, (box.h - block.height) // 2)
+    for n, line in enumerate(block.lines):
+        chain.draw(draw, (box.x + block.pad_x, top + n * block.line_height), line, fill, align=align, width=inner_w)
+
+
+def _corners(box: Box) -> tuple[int, int, int, int]:
+    return box.x, box.y, box.right - 1, box.bottom - 1

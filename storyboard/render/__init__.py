@@ -38,7 +38,15 @@ class Renderer(Protocol):
     name: str
 
     def identity(self, job: PanelJob) -> dict[str, Any]:
-        """What, beyond ``job.params()``, decides this renderer's pixels (its version, settings...)."""
+        """What, beyond ``job.params()``, decides this renderer's pixels (its version, settings...).
+
+        It goes into the panel's content key (see `storyboard.build.panel_key`), so it must be cheap and must not
+        load the model or import torch: a rebuild with nothing to draw calls it for every panel. JSON values
+        only. Optional keys that provenance reads: ``"sampler"`` (an A1111-style name such as ``"Euler a"``) and
+        ``"model_hash"`` (A1111's short hash). When the model cannot be identified (its folder was moved away)
+        raise `RenderError` (e.g. `ModelNotFound`) rather than guess: the build then reuses the images the last
+        build drew for unchanged panels.
+        """
 
     def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None) -> Iterator[Rendered]:
         """Draw `jobs` in order, yielding each panel as soon as it is done. Load models once, lazily."""

@@ -13,11 +13,11 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from storyboard.compose.text import font, wrap
+from storyboard.compose.text import FontChain, font, wrap
 from storyboard.render import Rendered, StepCallback
 from storyboard.resolve import PanelJob
 
-VERSION = "1"
+VERSION = "2"  # 2: caption and prompt drawn with the CJK font chain (hangul was missing)
 
 PAPER = (246, 242, 232)
 INK = (40, 40, 48)
@@ -96,17 +96,17 @@ def draw_card(job: PanelJob) -> Image.Image:
 
     # Text block above the footer: caption, then the start of the prompt.
     text_w = w - 2 * pad
-    big = font(max(7, round(24 * unit)))
-    tiny = font(max(6, round(15 * unit)))
+    big = FontChain(max(7, round(24 * unit)))
+    tiny = FontChain(max(6, round(15 * unit)))
     blocks: list[tuple[list[str], Any, tuple[int, int, int]]] = []
     if job.caption:
         blocks.append((wrap(job.caption, big, text_w, max_lines=2), big, INK))
     blocks.append((wrap(job.scene or job.prompt, tiny, text_w, max_lines=3), tiny, MUTED))
     y = h - footer_h - pad // 2
     for lines, fnt, colour in reversed(blocks):
-        line_h = round(fnt.size * 1.3) if hasattr(fnt, "size") else 12
+        line_h = round(fnt.size * 1.3)
         for line in reversed(lines):
-            draw.text((pad, y), line, font=fnt, fill=colour, anchor="ld")
+            fnt.draw(draw, (pad, y), line, colour, anchor="ld")
             y -= line_h
         y -= pad // 2
 

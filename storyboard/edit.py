@@ -1,0 +1,28 @@
+"""Edits to a story file made for the user, written back with comments, quoting and layout kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from storyboard.errors import StoryError
+from storyboard.resolve import check_panel_number, resolve
+from storyboard.story import MAX_SEED, load_document, load_story, save_document
+
+
+def pick_seed(path: str | Path, panel: int, seed: int) -> int:
+    """Set panel `panel`'s (1-based) ``seed:`` to `seed` in the story file; return the seed it used before.
+
+    Only that panel's ``seed:`` line changes (or appears, after the panel's last field); the rest of the file
+    is kept byte for byte. Pinning the seed on the panel also keeps the picture when panels are later added
+    or reordered.
+    """
+    story = load_story(path)
+    check_panel_number(panel, len(story.panels), path)
+    if not 0 <= seed <= MAX_SEED:
+        raise StoryError(f"must be between 0 and {MAX_SEED} (got {seed})", file=path,
+                         field=f"panels[{panel - 1}].seed")
+    before = resolve(story)[panel - 1].seed
+    document = load_document(path)
+    document["panels"][panel - 1]["seed"] = seed
+    save_document(path, document)
+    return before

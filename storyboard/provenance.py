@@ -1,0 +1,302 @@
+"""How a panel image was made, written into the PNG itself and read back by `storyboard info`.
+
+Every panel PNG carries two text chunks:
+
+- ``parameters``: the generation parameters in the format of the AUTOMATIC1111 web UI, which A1111, ComfyUI
+  loaders, Civitai, image browsers and exif tools already read::
+
+      <final prompt>
+      Negative prompt: <negative prompt>
+      Steps: 25, Sampler: Euler a, CFG scale: 7.5, Seed: 1234, Size: 512x512, Model hash: 6ce0161689, Model: <model>
+
+  (the negative line is left out when there is none; ``Model hash`` only when the renderer knows one).
+- ``storyboard``: JSON with the full resolved job, the renderer's identity, the content key, the story's title,
+  file and panel number, the build options, and the storyboard version that drew it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from storyboard.errors import StoryboardError
+
+PARAMETERS = "parameters"
+STORYBOARD = "storyboard"
+
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------- the A1111 `parameters` text
+
+
+def _quote(value: Any) -> str:
+    """Quote a value the way A1111 does: JSON-quoted only when it holds a comma, colon or newline."""
+    text = str(value)
+    if "," not in text and ":" not in text and "\n" not in text:
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def a1111_parameters(job: Any, identity: dict[str, Any], renderer: str) -> str:
+    """The A1111 ``parameters`` text for a panel job drawn by `renderer` with `identity`."""
+    fields: list[tuple[str, Any]] = [
+        ("Steps", job.steps),
+        ("Sampler", identity.get("sampler") or renderer),
+        ("CFG scale", job.guidance),
+        ("Seed", job.seed),
+        ("Size", f"{job.width}x{job.height}"),
+    ]
+    if identity.get("model_hash"):
+        fields.append(("Model hash", identity["model_hash"]))
+    fields.append(("Model", job.model))
+    lines = [job.prompt]
+    if job.negative_prompt:
+        lines.append(f"Negative prompt: {job.negative_prompt}")
+    lines.append(", ".join(f"{key}: {_quote(value)}" for key, value in fields))
+    return "\n".join(lines)
+
+
+_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+
+
+def parse_parameters(text: str) -> dict[str, str]:
+    """Parse A1111 ``parameters`` text into ``{"Prompt", "Negative prompt", "Steps", "Sampler", ...}``.
+
+    Follows the web UI's own reader: the last line holds ``key: value`` pairs, a line starting with
+    ``Negative prompt:`` starts the negative prompt, everything before it is the prompt.
+    """
+    *lines, last = text.strip().split("\n")
+    if len(_PARAM.findall(last)) < 3:
+        lines.append(last)
+        last = ""
+    prompt: list[str] = []
+    negative: list[str] = []
+    for line in lines:
+        line = line.strip()
+        if line.startswith("Negative prompt:"):
+            negative.append(line[len("Negative prompt:"):].strip())
+        elif negative:
+            negative.append(line)
+        else:
+            prompt.append(line)
+    result = {"Prompt": "\n".join(prompt), "Negative prompt": "\n".join(negative)}
+    for key, value in _PARAM.findall(last):
+        if len(value) > 1 and value[0] == value[-1] == '"':
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        result[key] = value
+    return result
+
+
+# --------------------------------------------------------------------------- PNG text chunks
+
+
+def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    if not data.startswith(_SIGNATURE):
+        raise ValueError("not a PNG file")
+    chunks, pos = [], len(_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunks.append((kind, data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+        if kind == b"IEND":
+            break
+    return chunks
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def _text_chunk(key: str, value: str) -> bytes:
+    """A tEXt chunk when the value is Latin-1 (as Pillow writes it), else an uncompressed UTF-8 iTXt chunk."""
+    try:
+        return _chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1"))
+    except UnicodeEncodeError:
+        return _chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8"))
+
+
+def _chunk_key(kind: bytes, body: bytes) -> bytes | None:
+    if kind in (b"tEXt", b"zTXt", b"iTXt"):
+        return body.split(b"\0", 1)[0]
+    return None
+
+
+def text_chunk(data: bytes, key: str) -> str | None:
+    """The value of the tEXt or uncompressed iTXt chunk `key` in PNG `data`, or None."""
+    wanted = key.encode("latin-1")
+    for kind, body in _chunks(data):
+        if _chunk_key(kind, body) != wanted:
+            continue
+        if kind == b"tEXt":
+            return body[len(wanted) + 1:].decode("latin-1")
+        if kind == b"iTXt" and body[len(wanted) + 1] == 0:
+            _, _, rest = body[len(wanted) + 3:].partition(b"\0")  # language tag
+            _, _, text = rest.partition(b"\0")  # translated keyword
+            return text.decode("utf-8")
+    return None
+
+
+def with_text(data: bytes, key: str, value: str) -> bytes:
+    """PNG `data` with its text chunk `key` set to `value`; pixels and every other chunk are kept byte for byte.
+
+    The chunk takes the place of the one it replaces (or goes before the image data), so setting a value a
+    file already holds gives back the very same bytes.
+    """
+    out = [_SIGNATURE]
+    placed = False
+    for kind, body in _chunks(data):
+        if _chunk_key(kind, body) == key.encode("latin-1"):
+            if not placed:
+                out.append(_text_chunk(key, value))
+                placed = True
+            continue
+        if kind in (b"IDAT", b"IEND") and not placed:
+            out.append(_text_chunk(key, value))
+            placed = True
+        out.append(_chunk(kind, body))
+    return b"".join(out)
+
+
+def is_complete_png(path: Path) -> bool:
+    """Whether `path` is a PNG file that ends with its IEND chunk (a cheap check against truncated files)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(-12, 2)
+            tail = f.read(12)
+    except OSError:
+        return False
+    return head == _SIGNATURE and tail == b"\0\0\0\0IEND\xaeB`\x82"
+
+
+# --------------------------------------------------------------------------- reading provenance back
+
+
+@dataclass
+class Provenance:
+    """What a storyboard PNG says about how it was made."""
+
+    path: Path
+    parameters: str
+    record: dict[str, Any]
+
+    @property
+    def job(self) -> dict[str, Any]:
+        return self.record["job"]
+
+    @property
+    def panel(self) -> int:
+        return int(self.record["story"]["panel"])
+
+    @property
+    def story_file(self) -> str:
+        return self.record["story"]["file"]
+
+
+def read_provenance(path: str | Path) -> Provenance:
+    """Read the provenance chunks of a storyboard PNG; raise `StoryboardError` with one clear line otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            kind = image.format
+            text = dict(getattr(image, "text", {}) or {})
+    except FileNotFoundError:
+        raise StoryboardError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise StoryboardError(f"{path}: is a folder, not a PNG image") from None
+    except UnidentifiedImageError:
+        raise StoryboardError(f"{path}: not an image") from None
+    except OSError as exc:
+        raise StoryboardError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if kind != "PNG":
+        raise StoryboardError(f"{path}: is a {kind} image; storyboard writes its provenance into PNG panels")
+    raw = text.get(STORYBOARD)
+    if raw is None:
+        hint = " (it has A1111 'parameters' but was not made by storyboard)" if PARAMETERS in text else ""
+        raise StoryboardError(f"{path}: no storyboard provenance in this PNG{hint}")
+    try:
+        record = json.loads(raw)
+        record["job"], record["story"]["panel"], record["story"]["file"]
+    except (ValueError, KeyError, TypeError):
+        raise StoryboardError(f"{path}: the storyboard provenance chunk is damaged") from None
+    return Provenance(path, text.get(PARAMETERS, ""), record)
+
+
+def reproduce_commands(p: Provenance) -> list[tuple[str, list[str]]]:
+    """What to run to draw this image again from its story file: (heading, commands) pairs."""
+    story = p.story_file
+    build = p.record.get("build", {})
+    options = []
+    if build.get("out"):
+        options += ["--out", build["out"]]
+    options += ["--renderer", p.record.get("renderer", "draft")]
+    if build.get("model"):
+        options += ["--model", build["model"]]
+    panel = ["--panel", str(p.panel)]
+    if p.record.get("variant"):
+        seed = str(p.job["seed"])
+        return [
+            ("to draw it again:",
+             [shlex.join(["storyboard", "variants", story, *panel, "--count", "1", "--seed-start", seed, *options])]),
+            (f"to use it for panel {p.panel}:",
+             [shlex.join(["storyboard", "pick", story, *panel, "--seed", seed]),
+              shlex.join(["storyboard", "build", story, *options])]),
+        ]
+    return [("to draw it again:", [shlex.join(["storyboard", "build", story, *options, *panel])])]
+
+
+_SHOWN = ["prompt", "negative", "seed", "size", "steps", "guidance", "sampler", "model"]
+
+
+def describe(p: Provenance, current_job: dict[str, Any] | None = None) -> str:
+    """Readable text: what the image shows, how it was drawn, and how to draw it again.
+
+    `current_job` is the panel's job as the story file resolves today (``PanelJob.params()``), if the story
+    could be read; any difference from the image's job is pointed out, since the commands then draw something else.
+    """
+    job, record = p.job, p.record
+    identity = record.get("identity", {})
+    title = record["story"].get("title", "")
+    what = "candidate for panel" if record.get("variant") else "panel"
+    version = f" (version {identity['version']})" if identity.get("version") else ""
+    lines = [
+        f"{p.path}: {what} {p.panel} of \"{title}\" ({p.story_file})",
+        f"drawn by storyboard {record.get('storyboard', '?')} with the {record.get('renderer', '?')} renderer{version}",
+        "",
+    ]
+    values = {
+        "prompt": job.get("prompt"),
+        "negative": job.get("negative_prompt") or "(none)",
+        "seed": job.get("seed"),
+        "size": f"{job.get('width')}x{job.get('height')}",
+        "steps": job.get("steps"),
+        "guidance": job.get("guidance"),
+        "sampler": identity.get("sampler") or record.get("renderer", ""),
+        "model": job.get("model"),
+    }
+    if identity.get("model_hash"):
+        values["model hash"] = identity["model_hash"]
+    values["cache key"] = record.get("key", "")
+    lines += [f"{label + ':':<12}{value}" for label, value in values.items()]
+    for heading, commands in reproduce_commands(p):
+        lines += ["", heading, *(f"  {command}" for command in commands)]
+    if current_job is not None:
+        changed = [field for field, value in current_job.items()
+                   if job.get(field) != value and not (field == "seed" and record.get("variant"))]
+        if changed:
+            verb = "differs" if len(changed) == 1 else "differ"
+            lines += ["", f"note: {p.story_file} has changed since ({', '.join(changed)} now {verb}); "
+                      "these commands would draw something else"]
+    return "\n".join(lines) + "\n"

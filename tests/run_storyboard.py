@@ -1,0 +1,20 @@
+"""Run the storyboard CLI with the test renderers registered: `python tests/run_storyboard.py build ...`.
+
+With $STORYBOARD_MODULES_OUT set, the top-level names of every module imported by the end are written there.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from storyboard.cli import main  # noqa: E402
+from storyboard.render import RENDERERS  # noqa: E402
+
+RENDERERS["small"] = "small_renderers:SmallRenderer"
+
+code = main(sys.argv[1:])
+if os.environ.get("STORYBOARD_MODULES_OUT"):
+    Path(os.environ["STORYBOARD_MODULES_OUT"]).write_text("\n".join(sorted({m.split(".")[0] for m in sys.modules})))
+sys.exit(code)

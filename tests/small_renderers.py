@@ -1,0 +1,68 @@
+"""Small renderers for tests: they record what they draw, can be slowed down so a build can be killed midway,
+and identify a model file by its hash, the way a real renderer does."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from storyboard.errors import ModelNotFound
+from storyboard.render import Rendered, StepCallback
+from storyboard.resolve import PanelJob
+
+
+class SmallRenderer:
+    """Draws a few coloured blocks chosen by the job's content.
+
+    `log` (or $SMALL_RENDERER_LOG) gets one line per panel drawn, so a test can count draws in another
+    process; `delay` (or $SMALL_RENDERER_DELAY) seconds are spent on each panel. A model file must
+    exist: a `.safetensors` model is identified by its sha256, and its absence raises `ModelNotFound`.
+    """
+
+    name = "small"
+
+    def __init__(self, log: str | None = None, delay: float | None = None) -> None:
+        self.drawn: list[PanelJob] = []
+        self.log = log or os.environ.get("SMALL_RENDERER_LOG")
+        self.delay = float(delay if delay is not None else os.environ.get("SMALL_RENDERER_DELAY", "0"))
+
+    def identity(self, job: PanelJob) -> dict[str, Any]:
+        identity = {"renderer": self.name, "version": "1", "sampler": "Small a", "dtype": "float32",
+                    "device": "cpu"}
+        if job.model.endswith(".safetensors"):
+            path = Path(job.model)
+            if not path.is_file():
+                raise ModelNotFound(f"model file {job.model} not found")
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            identity.update(model_sha256=digest, model_hash=digest[:10])
+        return identity
+
+    def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None) -> Iterator[Rendered]:
+        for job in jobs:
+            self.identity(job)  # the model must be there to draw
+            if self.delay:
+                time.sleep(self.delay)
+            image = draw(job)
+            if on_step:
+                on_step(job, job.steps, job.steps)
+            self.drawn.append(job)
+            if self.log:
+                with open(self.log, "a", encoding="utf-8") as f:
+                    f.write(f"{job.index} {job.seed}\n")
+            yield Rendered(job, image, {"small": True})
+
+
+def draw(job: PanelJob) -> Image.Image:
+    digest = hashlib.sha256(repr(sorted(job.params().items())).encode()).digest()
+    image = Image.new("RGB", (job.width, job.height), tuple(digest[:3]))
+    paint = ImageDraw.Draw(image)
+    for i in range(4):
+        x, y = digest[3 + i] % job.width, digest[7 + i] % job.height
+        paint.rectangle((x, y, x + job.width // 4, y + job.height // 4), fill=tuple(digest[11 + 3 * i:14 + 3 * i]))
+    return image
