@@ -294,6 +294,7 @@ def manifest(result: BuildResult, story_path: str | Path) -> dict[str, Any]:
         "storyboard": __version__,
         "story": str(story_path),
         "title": result.story.title,
+        **({"planned_by": result.story.planned_by.model_dump()} if result.story.planned_by else {}),
         "renderer": result.renderer,
         "page": {"png": "page.png", "pdf": "page.pdf", "html": "index.html",
                  **result.story.layout.model_dump(include={"columns", "direction", "page"}), "key": result.page_key},

@@ -189,6 +189,7 @@ def test_planned_story_builds(capsys, chat, provider, story, tmp_path):
     assert code == 0, err
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
     assert len(manifest["panels"]) == 5
+    assert manifest["planned_by"] == {"provider": provider.name, "model": "qwen-plus"}
 
 
 def test_fenced_json_with_chatter_and_thinking(capsys, chat, provider, story):

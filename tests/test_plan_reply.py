@@ -138,5 +138,5 @@ def test_locked_and_planned_by_round_trip(write_story):
     assert story.panels[0].locked is True and story.planned_by.model == "qwen-plus"
     save_document(path, load_document(path))
     assert path.read_text(encoding="utf-8") == text
-    with pytest.raises(StoryError, match="line 2: planned_by.model: required field is missing"):
+    with pytest.raises(StoryError, match=r"line 2: planned_by.modle: unknown field \(did you mean 'model'\?\)"):
         story_from_yaml("title: x\nplanned_by: {provider: a, modle: b}\npanels: [{prompt: a}]\n")

@@ -77,7 +77,7 @@ def test_little_prince_story_is_valid():
          'story.yaml:2: invalid YAML: found duplicate key "title" with value "y" (original value: "x")'),
         ("title: x\ncaption: hi\npanels:\n  - prompt: a\n",
          "story.yaml:2: caption: unknown field (allowed: title, language, outline, style, characters, render, "
-         "layout, panels)"),
+         "layout, planned_by, panels)"),
         ("title: x\nlanguage: chinese\npanels:\n  - prompt: a\n",
          "story.yaml:2: language: expected a language code such as 'en', 'zh' or 'pt-BR', got 'chinese'"),
         ("title: x\nlayout:\n  columns: 0\npanels:\n  - prompt: a\n",
