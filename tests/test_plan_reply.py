@@ -140,3 +140,8 @@ def test_locked_and_planned_by_round_trip(write_story):
     assert path.read_text(encoding="utf-8") == text
     with pytest.raises(StoryError, match=r"line 2: planned_by.modle: unknown field \(did you mean 'model'\?\)"):
         story_from_yaml("title: x\nplanned_by: {provider: a, modle: b}\npanels: [{prompt: a}]\n")
+
+
+def test_short_keys_are_masked_where_they_stand_alone():
+    keep_secret("abc")
+    assert redact("key abc rejected; abcdef and xabc stay") == "key *** rejected; abcdef and xabc stay"

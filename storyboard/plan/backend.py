@@ -64,7 +64,7 @@ _SECRETS: set[str] = set()
 
 def keep_secret(value: str) -> str:
     """Register an API key so that `redact` hides it from everything storyboard prints or writes; return it."""
-    if len(value) >= 4:  # masking a one-letter "key" everywhere would only garble the text
+    if value:
         _SECRETS.add(value)
     return value
 
@@ -76,7 +76,10 @@ def redact(text: str) -> str:
     reach the user's terminal, logs, CI output or story file through them.
     """
     for secret in sorted(_SECRETS, key=len, reverse=True):
-        text = text.replace(secret, "***")
+        if len(secret) >= 8:
+            text = text.replace(secret, "***")
+        else:  # a short "key" is masked only where it stands alone, so that ordinary words survive
+            text = re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", "***", text)
     return _BEARER.sub(r"\1***", text)
 
 
