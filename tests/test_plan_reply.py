@@ -145,3 +145,10 @@ def test_locked_and_planned_by_round_trip(write_story):
 def test_short_keys_are_masked_where_they_stand_alone():
     keep_secret("abc")
     assert redact("key abc rejected; abcdef and xabc stay") == "key *** rejected; abcdef and xabc stay"
+
+
+def test_urls_are_shown_without_credentials():
+    from storyboard.plan.backend import shown_url
+
+    assert shown_url("https://user:pw@example.com:8443/v1?key=secret") == "https://example.com:8443/v1"
+    assert shown_url("http://127.0.0.1:11434/v1") == "http://127.0.0.1:11434/v1"

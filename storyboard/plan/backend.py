@@ -89,6 +89,19 @@ def describe(text: object, limit: int = 200) -> str:
     return out if len(out) <= limit else out[: limit - 1] + "…"
 
 
+def shown_url(url: str) -> str:
+    """`url` fit to print: without user:password@ or a query string, either of which may hold a credential."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        return "(the configured URL)"
+
+
 def retry_after(headers: object) -> float | None:
     """Seconds a server asked us to wait (`retry-after-ms` or `Retry-After` in seconds), if it said."""
     if not headers:

@@ -15,7 +15,7 @@ from http import HTTPStatus
 from typing import Any, ClassVar
 
 from storyboard.errors import ProviderAuthError, ProviderRequestError, ProviderUnavailable
-from storyboard.plan.backend import Message, describe, keep_secret, reason, retry_after
+from storyboard.plan.backend import Message, describe, keep_secret, reason, retry_after, shown_url
 
 
 class DashScopeBackend:
@@ -35,7 +35,7 @@ class DashScopeBackend:
     def where(self) -> str:
         import dashscope
 
-        return self.base_url or str(dashscope.base_http_api_url)
+        return shown_url(self.base_url or str(dashscope.base_http_api_url))
 
     def complete(self, messages: Sequence[Message], *, timeout: float) -> str:
         import requests

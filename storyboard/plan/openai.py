@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from storyboard.errors import PlannerError, ProviderAuthError, ProviderRequestError, ProviderUnavailable
-from storyboard.plan.backend import Message, describe, keep_secret, reason, retry_after
+from storyboard.plan.backend import Message, describe, keep_secret, reason, retry_after, shown_url
 
 
 class OpenAIBackend:
@@ -39,7 +39,7 @@ class OpenAIBackend:
 
     @property
     def where(self) -> str:
-        return self.base_url or "https://api.openai.com/v1"
+        return shown_url(self.base_url or "https://api.openai.com/v1")
 
     def _sdk(self) -> Any:
         if self._client is None:
