@@ -610,3 +610,14 @@ def test_usage_errors(capsys, story, args, message):
     code, out, err = run(capsys, "plan", story, *args)
     assert code == 2 and err.splitlines()[-1] == f"Error: {message}"
     assert story.read_text(encoding="utf-8") == STORY
+
+
+def test_thinking_models_are_asked_to_not_think(capsys, chat, provider, story):
+    refusal = "parameter.enable_thinking must be set to false for non-streaming calls"
+    chat.add(Fail(400, code="InvalidParameter", message=refusal), Say(plan_json(2)), Say(plan_json(3)))
+    assert run(capsys, "plan", story, *provider.args)[0] == 0
+    first, second, repair = chat.requests  # the setting sticks for the repair round
+    for request in (second, repair):
+        parameters = request.body["parameters"] if provider.name == "dashscope" else request.body
+        assert parameters["enable_thinking"] is False
+    assert "enable_thinking" not in (first.body["parameters"] if provider.name == "dashscope" else first.body)

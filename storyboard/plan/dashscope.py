@@ -27,6 +27,7 @@ class DashScopeBackend:
         self.model = model or self.default_model or ""
         self.base_url = base_url
         self._api_key = keep_secret(_api_key())
+        self._options: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"DashScopeBackend(model={self.model!r}, base_url={self.base_url!r})"
@@ -38,10 +39,19 @@ class DashScopeBackend:
         return shown_url(self.base_url or str(dashscope.base_http_api_url))
 
     def complete(self, messages: Sequence[Message], *, timeout: float) -> str:
+        response = self._call(messages, timeout)
+        if int(response.status_code) == HTTPStatus.BAD_REQUEST and "enable_thinking" in str(response.message) \
+                and "enable_thinking" not in self._options:
+            # Qwen3 "thinking" models refuse a non-streaming call unless thinking is turned off; a plan needs none.
+            self._options["enable_thinking"] = False
+            response = self._call(messages, timeout)
+        return self._text(response)
+
+    def _call(self, messages: Sequence[Message], timeout: float) -> Any:
         import requests
         from dashscope import Generation
 
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = dict(self._options)
         if self.base_url:
             options["base_address"] = self.base_url
         try:
@@ -65,7 +75,7 @@ class DashScopeBackend:
             raise ProviderRequestError(
                 f"DashScope at {self.where} sent a reply that is not a DashScope response ({type(exc).__name__}); "
                 "is the base URL right?") from None
-        return self._text(response)
+        return response
 
     def _text(self, response: Any) -> str:
         status = int(response.status_code)

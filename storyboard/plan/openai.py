@@ -32,6 +32,7 @@ class OpenAIBackend:
             raise ProviderAuthError("no OpenAI API key: set OPENAI_API_KEY (a local server needs none: "
                                     "give its address with --base-url or OPENAI_BASE_URL)")
         self._json_mode = True
+        self._extra_body: dict[str, Any] = {}
         self._client: Any = None
 
     def __repr__(self) -> str:
@@ -58,10 +59,13 @@ class OpenAIBackend:
             try:
                 completion = self._create(messages, options)
             except openai.BadRequestError as exc:
-                # Some compatible servers do not know JSON mode; the prompt asks for JSON anyway.
-                if not self._json_mode or "response_format" not in str(exc):
+                if self._json_mode and "response_format" in str(exc):
+                    self._json_mode = False  # a server without JSON mode; the prompt asks for JSON anyway
+                elif "enable_thinking" in str(exc) and not self._extra_body:
+                    # Qwen3 "thinking" models (DashScope compatible mode) refuse a non-streaming call otherwise.
+                    self._extra_body = {"enable_thinking": False}
+                else:
                     raise
-                self._json_mode = False
                 completion = self._create(messages, options)
         except openai.APITimeoutError:
             raise ProviderUnavailable(f"{self.where} did not answer within {timeout:g} s") from None
@@ -84,6 +88,8 @@ class OpenAIBackend:
     def _create(self, messages: Sequence[Message], options: dict[str, Any]) -> Any:
         if self._json_mode:
             options = {**options, "response_format": {"type": "json_object"}}
+        if self._extra_body:
+            options = {**options, "extra_body": self._extra_body}
         return self._sdk().chat.completions.create(model=self.model, messages=list(messages), **options)
 
     def _status_error(self, exc: Any) -> PlannerError:
