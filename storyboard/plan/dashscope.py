@@ -28,6 +28,7 @@ class DashScopeBackend:
         self.base_url = base_url
         self._api_key = keep_secret(_api_key())
         self._options: dict[str, Any] = {}
+        import dashscope  # noqa: F401  (here, not in the first request: importing takes seconds, not its timeout)
 
     def __repr__(self) -> str:
         return f"DashScopeBackend(model={self.model!r}, base_url={self.base_url!r})"

@@ -34,6 +34,7 @@ class OpenAIBackend:
         self._json_mode = True
         self._extra_body: dict[str, Any] = {}
         self._client: Any = None
+        self._sdk()  # here, not in the first request: importing the SDK takes a second, not its timeout
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
