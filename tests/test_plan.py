@@ -567,14 +567,16 @@ def test_replanning_keeps_the_file_stable(capsys, chat, provider, story):
 
 def test_subprocess_with_sdk_environment(chat, story, tmp_path):
     """DASHSCOPE_HTTP_BASE_URL is read by the SDK at import: only a fresh process shows that it is respected."""
-    chat.add(Fail(401, echo_auth=True))
+    chat.add(Hang(5), Fail(401, echo_auth=True))
     env = {**os.environ, "DASHSCOPE_HTTP_BASE_URL": chat.dashscope_url, "DASHSCOPE_API_KEY": KEY,
            "STORYBOARD_PLAN_BACKOFF": "0", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    done = subprocess.run([sys.executable, "-m", "storyboard", "plan", str(story)], env=env,
+    done = subprocess.run([sys.executable, "-m", "storyboard", "plan", str(story), "--timeout", "0.5"], env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr == (
         "asking dashscope qwen-plus for 3 panels (1 locked)...\n"
+        # the SDK's own timeout, not the backstop deadline: importing the SDK is not counted against --timeout
+        "DashScope did not answer within 0.5 s; retrying in 0.0 s (attempt 2 of 4)\n"
         "Error: DashScope rejected the API key (HTTP 401 InvalidApiKey: rejected; you sent Authorization: "
         "Bearer ***); check DASHSCOPE_API_KEY\n")
     assert KEY not in done.stdout + done.stderr
