@@ -104,6 +104,8 @@ def build(
     if missing:
         progress.panel_started(missing[0])
         for done in engine.render(missing, on_step=progress.step):
+            if done.info:  # written before the image, so a cached image always finds its info
+                atomic_write_text(cache / f"{keys[done.job.index]}.json", json.dumps(done.info, ensure_ascii=False))
             atomic_save_png(cache / f"{keys[done.job.index]}.png", done.image)
             infos[done.job.index] = done.info
             progress.panel_done(done.job)
@@ -112,7 +114,11 @@ def build(
                 progress.panel_started(following[0])
 
     progress.composing()
-    results = [PanelResult(job, keys[job.index], job.index in infos, infos.get(job.index, {})) for job in jobs]
+    rendered = set(infos)
+    for job in jobs:
+        if job.index not in infos:
+            infos[job.index] = _cached_info(cache / f"{keys[job.index]}.json")
+    results = [PanelResult(job, keys[job.index], job.index in rendered, infos[job.index]) for job in jobs]
     images = {job.index: _open(cache / f"{keys[job.index]}.png") for job in jobs}
     for job in jobs:
         _publish(cache / f"{keys[job.index]}.png", out / job.file)
@@ -125,7 +131,7 @@ def build(
         title=story.title, language=story.language, columns=story.layout.columns, version=__version__,
         renderer=engine.name, model=jobs[0].model,
         panels=[dict(index=j.index, file=j.file, caption=j.caption, prompt=j.prompt, seed=j.seed,
-                     width=j.width, height=j.height) for j in jobs],
+                     width=j.width, height=j.height, info=infos[j.index]) for j in jobs],
     ))
     result = BuildResult(story, out, engine.name, results)
     atomic_write_text(out / "manifest.json", json.dumps(manifest(result, story_path), ensure_ascii=False, indent=2)
@@ -160,6 +166,15 @@ def manifest(result: BuildResult, story_path: str | Path) -> dict[str, Any]:
             for p in result.panels
         ],
     }
+
+
+def _cached_info(path: Path) -> dict[str, Any]:
+    """What the renderer reported about a cached panel (e.g. a safety-checker flag); {} if nothing."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def _open(path: Path) -> Image.Image:

@@ -40,3 +40,20 @@ panels:
 @pytest.fixture
 def minimal_story(write_story) -> Path:
     return write_story(MINIMAL)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random Stable Diffusion pipeline saved as a diffusers folder (see tests/tiny_pipeline.py)."""
+    from tests.tiny_pipeline import build_tiny_pipeline
+
+    return build_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-sd")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_flagging(tmp_path_factory) -> Path:
+    """The tiny pipeline with a tiny safety checker that flags every image."""
+    from tests.tiny_pipeline import build_tiny_pipeline
+
+    return build_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-sd-flagging", safety_checker=True,
+                               flag_everything=True)
