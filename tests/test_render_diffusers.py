@@ -15,7 +15,6 @@ from PIL import Image
 
 from storyboard.build import BuildProgress, build
 from storyboard.cli import main
-from storyboard.errors import ModelNotFound
 from storyboard.render import DEFAULT_RENDERER, get_renderer
 from storyboard.render.diffusers import DiffusersRenderer, dropped_words, long_prompt_embeddings, probe_device
 from storyboard.resolve import resolve
@@ -310,7 +309,7 @@ def test_truncation_warning_names_panel_and_dropped_words(tiny_model, story, cap
     assert dropped_words(tokenizer, "a cat", 75) == ""
     job = jobs[0].__class__(**{**jobs[0].__dict__, "prompt": text, "index": 7})
     with caplog.at_level(logging.WARNING, logger="storyboard"):
-        _warn_truncation(renderer.pipeline, job)
+        assert _warn_truncation(renderer.pipeline, job) == LONG_TAIL
     assert f"panel 7: the prompt is longer than the 75 tokens {tiny_model} reads; dropped: '{LONG_TAIL}'" \
         in caplog.text
 
@@ -381,3 +380,31 @@ def test_real_model_draws_a_real_picture(write_story, tmp_path):
     assert array.std() > 20  # not a flat or black square
     red, green = array[..., 0].mean(), array[..., 1].mean()
     assert red > green  # a red apple
+
+
+def test_device_this_torch_cannot_use_is_one_line(write_story, tiny_model, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    path = write_story(STORY.replace("seed: 40", "seed: 40\n  device: cuda"))
+    code = main(["build", str(path), "--out", str(tmp_path / "out"), "--model", str(tiny_model)])
+    assert code == 1
+    assert last_line(capsys.readouterr().err) == (
+        f"Error: render.device asks for cuda, but this torch {torch.__version__} cannot use it; install a torch "
+        "build for your GPU or set render.device: cpu in the story\n")
+
+
+def test_scheduler_needing_a_missing_package_fails_before_loading(write_story, tiny_model, tmp_path):
+    import importlib.util
+
+    from storyboard.errors import RenderError
+
+    if importlib.util.find_spec("torchsde") is not None:
+        pytest.skip("torchsde is installed")
+    path = write_story(STORY.replace("seed: 40", "seed: 40\n  scheduler: dpmpp_sde_karras"))
+    renderer = DiffusersRenderer()
+    with pytest.raises(RenderError, match=r"^scheduler 'dpmpp_sde_karras' needs the torchsde package: "
+                                          r"pip install torchsde$"):
+        build(path, tmp_path / "out", renderer=renderer, model=str(tiny_model))
+    assert renderer.loads == 0

@@ -311,8 +311,9 @@ class DiffusersRenderer:
         if embeds is not None and {"prompt_embeds", "negative_prompt_embeds"} <= accepted:
             del args["prompt"], args["negative_prompt"]
             args["prompt_embeds"], args["negative_prompt_embeds"] = embeds
+            lost = ""
         else:
-            _warn_truncation(pipe, job)
+            lost = _warn_truncation(pipe, job)
         if on_step is not None:
             if "callback_on_step_end" in accepted:
                 def step_end(p: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -325,7 +326,7 @@ class DiffusersRenderer:
                 args["callback_steps"] = 1
         with torch.inference_mode():
             output = pipe(**{k: v for k, v in args.items() if k in accepted})
-        info: dict[str, Any] = {}
+        info: dict[str, Any] = {"dropped_words": lost} if lost else {}
         flags = getattr(output, "nsfw_content_detected", None)
         if flags and flags[0]:
             info["nsfw"] = True
@@ -567,8 +568,10 @@ def _load_error(source: ModelSource, exc: BaseException) -> RenderError:
         return RenderError(f"out of GPU memory while loading {source.name!r}; {LOW_VRAM_HINT}")
     names = set()
     chain: BaseException | None = exc
+    root = exc
     while chain is not None and len(names) < 20:
         names.add(type(chain).__name__)
+        root = chain
         chain = chain.__cause__ or chain.__context__
     hint = _fix_hint(source.name if source.kind == "hub" else None)
     if "GatedRepoError" in names:
@@ -577,7 +580,8 @@ def _load_error(source: ModelSource, exc: BaseException) -> RenderError:
     if "RepositoryNotFoundError" in names:
         return ModelNotFound(f"model {source.name!r} was not found on the Hugging Face hub; {hint}")
     if source.kind == "hub" and source.path is None:
-        return ModelNotFound(f"model {source.name!r} could not be downloaded ({_first_line(exc)}); {hint}")
+        return ModelNotFound(f"model {source.name!r} is not in the Hugging Face cache ({hub_cache_dir()}) and "
+                             f"downloading it failed ({type(root).__name__}: {_first_line(root)}); {hint}")
     return ModelNotFound(f"cannot load model {source.name!r} ({type(exc).__name__}: {_first_line(exc)}); {hint}")
 
 
@@ -644,16 +648,20 @@ def dropped_words(tokenizer: Any, text: str, limit: int) -> str:
     return tokenizer.decode(ids[limit:]).strip()
 
 
-def _warn_truncation(pipe: Any, job: PanelJob) -> None:
+def _warn_truncation(pipe: Any, job: PanelJob) -> str:
+    """Log the words a pipeline without long-prompt support will cut off; return those of the prompt."""
     tokenizer = getattr(pipe, "tokenizer", None)
     if tokenizer is None or not getattr(tokenizer, "model_max_length", None):
-        return
+        return ""
     specials = 2 if getattr(tokenizer, "bos_token_id", None) is not None else 1
     limit = int(tokenizer.model_max_length) - specials
-    if limit > 100_000:
-        return
+    if limit > 100_000:  # tokenizers without a real limit report a huge number
+        return ""
+    dropped = ""
     for label, text in (("prompt", job.prompt), ("negative prompt", job.negative_prompt)):
         lost = dropped_words(tokenizer, text, limit) if text else ""
         if lost:
             log.warning("panel %d: the %s is longer than the %d tokens %s reads; dropped: %r",
                         job.index, label, limit, job.model, lost)
+            dropped = dropped or (lost if label == "prompt" else "")
+    return dropped
