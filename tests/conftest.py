@@ -57,3 +57,11 @@ def tiny_model_flagging(tmp_path_factory) -> Path:
 
     return build_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-sd-flagging", safety_checker=True,
                                flag_everything=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_model, tmp_path_factory) -> Path:
+    """The tiny pipeline as one original-layout `.safetensors` file, as A1111 / ComfyUI users download them."""
+    from tests.tiny_pipeline import save_single_file
+
+    return save_single_file(tiny_model, tmp_path_factory.mktemp("checkpoints") / "tiny-sd.safetensors")

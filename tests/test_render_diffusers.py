@@ -408,3 +408,26 @@ def test_scheduler_needing_a_missing_package_fails_before_loading(write_story, t
                                           r"pip install torchsde$"):
         build(path, tmp_path / "out", renderer=renderer, model=str(tiny_model))
     assert renderer.loads == 0
+
+
+def test_single_file_checkpoint_gives_the_folder_pixels(story, tiny_model, tiny_checkpoint, reference, tmp_path,
+                                                         monkeypatch):
+    monkeypatch.setenv("STORYBOARD_CACHE_DIR", str(tmp_path / "user-cache"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    # With render.config naming a diffusers folder for its configs.
+    with_config = story.parent / "with-config.yaml"
+    with_config.write_text(story.read_text().replace("seed: 40", f"seed: 40\n  config: {tiny_model}"))
+    renderer = DiffusersRenderer()
+    build(with_config, tmp_path / "config", renderer=renderer, model=str(tiny_checkpoint))
+    assert type(renderer.pipeline).__name__ == "StableDiffusionPipeline" and renderer.loads == 1
+    assert panel_pixels(tmp_path / "config", 3) == panel_pixels(reference, 3)
+    job = resolve(load_story(with_config), model=str(tiny_checkpoint))[0]
+    assert len(renderer.identity(job)["model_hash"]) == 10
+
+    # Without it, the configs diffusers guesses for the checkpoint are read from the local hub cache.
+    repo = tmp_path / "hub" / "models--stable-diffusion-v1-5--stable-diffusion-v1-5"
+    shutil.copytree(tiny_model, repo / "snapshots" / "feedface")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("feedface")
+    build(story, tmp_path / "guessed", renderer="diffusers", model=str(tiny_checkpoint))
+    assert panel_pixels(tmp_path / "guessed", 3) == panel_pixels(reference, 3)

@@ -10,6 +10,7 @@ seed. The result is saved with `save_pretrained`, so tests load it through the s
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -127,3 +128,87 @@ if __name__ == "__main__":
         sys.exit(__doc__)
     print(build_tiny_pipeline(target, safety_checker="--safety-checker" in args,
                               real_size_unet="--real-size-unet" in args))
+
+
+def save_single_file(folder: str | Path, target: str | Path) -> Path:
+    """Write the SD 1.x pipeline in `folder` as one original-layout (A1111 / ComfyUI) `.safetensors` checkpoint.
+
+    The inverse of what diffusers' `from_single_file` reads: the UNet under `model.diffusion_model.`, the VAE under
+    `first_stage_model.` and the CLIP text model under `cond_stage_model.transformer.`.
+    """
+    from safetensors.torch import load_file, save_file
+
+    folder, target = Path(folder), Path(target)
+    unet_config = json.loads((folder / "unet" / "config.json").read_text())
+    vae_config = json.loads((folder / "vae" / "config.json").read_text())
+    unet = load_file(folder / "unet" / "diffusion_pytorch_model.safetensors")
+    vae = load_file(folder / "vae" / "diffusion_pytorch_model.safetensors")
+    text = load_file(folder / "text_encoder" / "model.safetensors")
+    out = {}
+    for key, value in unet.items():
+        out["model.diffusion_model." + _unet_key(key, unet_config)] = value
+    for key, value in vae.items():
+        new_key = _vae_key(key, len(vae_config["block_out_channels"]))
+        if re.search(r"mid\.attn_1\.(q|k|v|proj_out)\.weight$", new_key):
+            value = value.reshape(*value.shape, 1, 1)  # the original VAE attention uses 1x1 convolutions
+        out["first_stage_model." + new_key] = value
+    for key, value in text.items():
+        # Recent transformers save CLIPTextModel without its `text_model.` wrapper; the original layout has it.
+        out["cond_stage_model.transformer." + (key if key.startswith("text_model.") else "text_model." + key)] = value
+    save_file({k: v.contiguous() for k, v in out.items()}, str(target))
+    return target
+
+
+_RESNET = [("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("time_emb_proj", "emb_layers.1"),
+           ("norm2", "out_layers.0"), ("conv2", "out_layers.3"), ("conv_shortcut", "skip_connection")]
+
+
+def _resnet(rest: str) -> str:
+    for new, old in _RESNET:
+        if rest.startswith(new + "."):
+            return old + rest[len(new):]
+    return rest
+
+
+def _unet_key(key: str, config: dict) -> str:
+    layers = config["layers_per_block"]
+    blocks = len(config["block_out_channels"])
+    fixed = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+             "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+    head, _, tail = key.rpartition(".")
+    if head in fixed:
+        return f"{fixed[head]}.{tail}"
+    parts = key.split(".")
+    if parts[0] == "down_blocks":
+        i, kind, j, rest = int(parts[1]), parts[2], int(parts[3]), ".".join(parts[4:])
+        if kind == "downsamplers":
+            return f"input_blocks.{1 + i * (layers + 1) + layers}.0.op.{rest.removeprefix('conv.')}"
+        slot = 0 if kind == "resnets" else 1
+        return f"input_blocks.{1 + i * (layers + 1) + j}.{slot}.{_resnet(rest) if slot == 0 else rest}"
+    if parts[0] == "mid_block":
+        kind, j, rest = parts[1], int(parts[2]), ".".join(parts[3:])
+        slot = 1 if kind == "attentions" else 2 * j
+        return f"middle_block.{slot}.{_resnet(rest) if kind == 'resnets' else rest}"
+    if parts[0] == "up_blocks":
+        i, kind, j, rest = int(parts[1]), parts[2], int(parts[3]), ".".join(parts[4:])
+        has_attention = "CrossAttn" in config["up_block_types"][i]
+        if kind == "upsamplers":
+            return f"output_blocks.{i * (layers + 1) + layers}.{2 if has_attention else 1}.{rest}"
+        slot = 0 if kind == "resnets" else 1
+        return f"output_blocks.{i * (layers + 1) + j}.{slot}.{_resnet(rest) if slot == 0 else rest}"
+    raise ValueError(f"unexpected UNet key {key}")
+
+
+def _vae_key(key: str, blocks: int) -> str:
+    key = key.replace("conv_norm_out", "norm_out").replace("conv_shortcut", "nin_shortcut")
+    key = re.sub(r"mid_block\.resnets\.(\d)", lambda m: f"mid.block_{int(m[1]) + 1}", key)
+    key = key.replace("mid_block.attentions.0.", "mid.attn_1.")
+    for new, old in (("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")):
+        key = key.replace(f"attn_1.{new}.", f"attn_1.{old}.")
+    key = re.sub(r"encoder\.down_blocks\.(\d+)\.resnets\.", r"encoder.down.\1.block.", key)
+    key = re.sub(r"encoder\.down_blocks\.(\d+)\.downsamplers\.0\.", r"encoder.down.\1.downsample.", key)
+    # The decoder's up blocks are numbered from the bottom in the original layout.
+    key = re.sub(r"decoder\.up_blocks\.(\d+)\.resnets\.", lambda m: f"decoder.up.{blocks - 1 - int(m[1])}.block.", key)
+    key = re.sub(r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.",
+                 lambda m: f"decoder.up.{blocks - 1 - int(m[1])}.upsample.", key)
+    return key
