@@ -59,8 +59,7 @@ class Render(StoryModel):
                                description="For a single-file checkpoint: a diffusers folder or hub id whose "
                                            "configs describe it (needed offline).")
     safety_checker: StrictBool = Field(True, description="Run the safety checker the model ships (if any).")
-    device: str = Field("auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$",
-                        description="auto picks CUDA, then Apple MPS, then CPU.")
+    device: str = Field("auto", description="auto picks CUDA, then Apple MPS, then CPU; or cpu, mps, cuda, cuda:1...")
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(
         "auto", description="auto: float16 on a GPU, float32 on the CPU.")
     attention_slicing: StrictBool = Field(False, description="Less VRAM, a little slower.")
@@ -75,6 +74,13 @@ class Render(StoryModel):
         if value not in SCHEDULERS:
             hint = _did_you_mean(value, list(SCHEDULERS))
             raise ValueError(f"unknown scheduler {value!r}{hint}; choose from: {', '.join(SCHEDULERS)}")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+            raise ValueError(f"unknown device {value!r}; use auto, cpu, mps, cuda or cuda:N")
         return value
 
     def pixel_options(self) -> dict[str, Any]:
@@ -297,6 +303,8 @@ def _message(error: dict[str, Any], loc: tuple[str | int, ...]) -> str:
         return f"expected a list, got {_kind(value)}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"expected a whole number, got {_kind(value)}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, got {_kind(value)}"
     if kind in ("float_type", "float_parsing"):
         return f"expected a number, got {_kind(value)}"
     if kind == "string_type":
