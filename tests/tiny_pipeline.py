@@ -48,7 +48,8 @@ def build_tiny_pipeline(out: str | Path, *, safety_checker: bool = False, flag_e
 
     `safety_checker` adds a tiny CLIP safety checker; with `flag_everything` its thresholds are set so that every
     image is flagged (to test how flagged panels are reported). `real_size_unet` uses SD 1.5's published UNet
-    config (random weights, 860M parameters) for benchmarks on real-size compute.
+    config (random weights, 860M parameters), with SD 1.5's VAE and a CLIP ViT-L-sized text encoder, for
+    benchmarks on real-size compute.
     """
     import torch
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
@@ -62,8 +63,9 @@ def build_tiny_pipeline(out: str | Path, *, safety_checker: bool = False, flag_e
 
     hidden = 768 if real_size_unet else 32
     text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=MAX_TOKENS, bos_token_id=tokenizer.bos_token_id,
+        vocab_size=vocab_size, hidden_size=hidden, intermediate_size=4 * hidden if real_size_unet else 2 * hidden,
+        num_hidden_layers=12 if real_size_unet else 2, num_attention_heads=12 if real_size_unet else 4,
+        max_position_embeddings=MAX_TOKENS, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, projection_dim=hidden,
     ))
     if real_size_unet:
@@ -73,7 +75,7 @@ def build_tiny_pipeline(out: str | Path, *, safety_checker: bool = False, flag_e
             down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
             up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
         )
-        vae_channels, vae_groups = (128, 256, 512, 512), 32
+        vae_channels, vae_groups, vae_layers = (128, 256, 512, 512), 32, 2
     else:
         unet = UNet2DConditionModel(
             sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
@@ -81,9 +83,9 @@ def build_tiny_pipeline(out: str | Path, *, safety_checker: bool = False, flag_e
             down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
             up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         )
-        vae_channels, vae_groups = (8, 8, 16, 16), 4
+        vae_channels, vae_groups, vae_layers = (8, 8, 16, 16), 4, 1
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=vae_channels, layers_per_block=1,
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=vae_channels, layers_per_block=vae_layers,
         norm_num_groups=vae_groups, down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4, sample_size=64,
     )
@@ -172,7 +174,6 @@ def _resnet(rest: str) -> str:
 
 def _unet_key(key: str, config: dict) -> str:
     layers = config["layers_per_block"]
-    blocks = len(config["block_out_channels"])
     fixed = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
              "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
     head, _, tail = key.rpartition(".")
