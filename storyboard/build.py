@@ -170,9 +170,13 @@ def build(
         progress.start(jobs, missing, engine.name)
         work = [(job, keys[job.index], identities[job.index]) for job in missing]
         infos = {job.index: info for (job, _, _), info in zip(work, _render(engine, work, cache, context, progress))}
+        drawn = set(infos)
+        for job in jobs:
+            if job.index not in drawn:
+                infos[job.index] = _cached_info(cache / f"{keys[job.index]}.png")
 
         progress.composing()
-        results = [PanelResult(job, keys[job.index], job.index in infos, infos.get(job.index, {}),
+        results = [PanelResult(job, keys[job.index], job.index in drawn, infos[job.index],
                                identities[job.index]) for job in jobs]
         for job in jobs:
             _publish(cache / f"{keys[job.index]}.png", out / job.file, context, job, engine.name,
@@ -188,8 +192,9 @@ def build(
         })
         if page_key != _previous_page_key(out) or not _page_complete(out, self_contained):
             images = {j.index: _open(cache / f"{keys[j.index]}.png") for j in jobs}
-            write_page(out, page_from_story(story, jobs, images, renderer=engine.name, version=__version__),
-                       self_contained=self_contained)
+            flagged = {index for index, info in infos.items() if info.get("nsfw")}
+            write_page(out, page_from_story(story, jobs, images, renderer=engine.name, version=__version__,
+                                            flagged=flagged), self_contained=self_contained)
         result = BuildResult(story, out, engine.name, results, page_key)
         _write_if_changed(out / "manifest.json",
                           json.dumps(manifest(result, story_path), ensure_ascii=False, indent=2) + "\n")
@@ -328,6 +333,15 @@ def _open(path: Path) -> Image.Image:
             return image
     except (OSError, SyntaxError) as exc:
         raise BuildError(f"cannot read cached panel {path}: {exc}") from None
+
+
+def _cached_info(path: Path) -> dict[str, Any]:
+    """What the renderer reported when it drew a cached panel (e.g. a safety-checker flag), from its PNG."""
+    try:
+        info = json.loads(text_chunk(path.read_bytes(), STORYBOARD) or "{}").get("info")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def _write_if_changed(path: Path, text: str) -> None:

@@ -32,6 +32,9 @@ class PanelJob:
     scene: str = ""  # the panel's own prompt, before the style prefix and character descriptions
     characters: tuple[str, ...] = ()
     options: tuple[tuple[str, Any], ...] = field(default=())  # renderer settings, sorted (key, value) pairs
+    # Settings that decide where and how a panel is drawn but not (beyond the renderer's identity) its pixels:
+    # device, dtype, memory switches. Not part of params().
+    runtime: tuple[tuple[str, Any], ...] = field(default=())
 
     @property
     def file(self) -> str:
@@ -55,6 +58,7 @@ class PanelJob:
         data = asdict(self)
         data["characters"] = list(self.characters)
         data["options"] = dict(self.options)
+        data["runtime"] = dict(self.runtime)
         return data
 
 
@@ -92,6 +96,8 @@ def resolve(story: Story, *, model: str | None = None) -> list[PanelJob]:
             caption=panel.caption,
             scene=panel.prompt.strip(),
             characters=tuple(panel.characters),
+            options=tuple(sorted(render.pixel_options().items())),
+            runtime=tuple(sorted(render.runtime_options().items())),
         )
         for i, panel in enumerate(story.panels, start=1)
     ]

@@ -9,9 +9,10 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
 from storyboard.errors import StoryError
+from storyboard.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 MAX_SEED = 2**64 - 1
@@ -52,6 +53,45 @@ class Render(StoryModel):
     steps: StrictInt = Field(25, ge=1, le=500)
     guidance: float = Field(7.5, ge=0, le=50)
     seed: StrictInt = Field(1234, description="Panel i (1-based) uses seed + i - 1 unless it sets its own.")
+    scheduler: str = Field(DEFAULT_SCHEDULER, description="Sampler by its usual name: euler_a, dpmpp_2m_karras, "
+                                                          "ddim...; 'default' keeps the model's own.")
+    config: str | None = Field(None, min_length=1,
+                               description="For a single-file checkpoint: a diffusers folder or hub id whose "
+                                           "configs describe it (needed offline).")
+    safety_checker: StrictBool = Field(True, description="Run the safety checker the model ships (if any).")
+    device: str = Field("auto", description="auto picks CUDA, then Apple MPS, then CPU; or cpu, mps, cuda, cuda:1...")
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(
+        "auto", description="auto: float16 on a GPU, float32 on the CPU.")
+    attention_slicing: StrictBool = Field(False, description="Less VRAM, a little slower.")
+    vae_tiling: StrictBool = Field(False, description="Decode the image in tiles: large images on small GPUs.")
+    vae_slicing: StrictBool = Field(False, description="Decode one image at a time.")
+    cpu_offload: StrictBool = Field(False, description="Keep each model part on the CPU until it is needed "
+                                                       "(needs the accelerate package; 6-8 GB GPUs).")
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, value: str) -> str:
+        if value not in SCHEDULERS:
+            hint = _did_you_mean(value, list(SCHEDULERS))
+            raise ValueError(f"unknown scheduler {value!r}{hint}; choose from: {', '.join(SCHEDULERS)}")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+            raise ValueError(f"unknown device {value!r}; use auto, cpu, mps, cuda or cuda:N")
+        return value
+
+    def pixel_options(self) -> dict[str, Any]:
+        """Renderer settings that change the pixels, so they belong in every panel's cache key."""
+        return {"scheduler": self.scheduler, "config": self.config, "safety_checker": self.safety_checker,
+                "attention_slicing": self.attention_slicing, "vae_tiling": self.vae_tiling}
+
+    def runtime_options(self) -> dict[str, Any]:
+        """Where and how to run; the renderer adds the device class and dtype these resolve to to its identity."""
+        return {"device": self.device, "dtype": self.dtype, "vae_slicing": self.vae_slicing,
+                "cpu_offload": self.cpu_offload}
 
     @field_validator("width", "height")
     @classmethod
@@ -348,6 +388,8 @@ def _message(error: dict[str, Any], loc: tuple[str | int, ...]) -> str:
         return f"expected a list, got {_kind(value)}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"expected a whole number, got {_kind(value)}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, got {_kind(value)}"
     if kind in ("float_type", "float_parsing"):
         return f"expected a number, got {_kind(value)}"
     if kind == "string_type":

@@ -136,3 +136,28 @@ def pytest_terminal_summary(terminalreporter):
     shots = sorted(artifacts.glob("*.png")) if artifacts.is_dir() else []
     if shots:
         terminalreporter.write_line(f"browser screenshots: {artifacts} ({', '.join(p.name for p in shots)})")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random Stable Diffusion pipeline saved as a diffusers folder (see tests/tiny_pipeline.py)."""
+    from tests.tiny_pipeline import build_tiny_pipeline
+
+    return build_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-sd")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_flagging(tmp_path_factory) -> Path:
+    """The tiny pipeline with a tiny safety checker that flags every image."""
+    from tests.tiny_pipeline import build_tiny_pipeline
+
+    return build_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-sd-flagging", safety_checker=True,
+                               flag_everything=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_model, tmp_path_factory) -> Path:
+    """The tiny pipeline as one original-layout `.safetensors` file, as A1111 / ComfyUI users download them."""
+    from tests.tiny_pipeline import save_single_file
+
+    return save_single_file(tiny_model, tmp_path_factory.mktemp("checkpoints") / "tiny-sd.safetensors")

@@ -123,6 +123,7 @@ render:
   steps: 25
   guidance: 7.5
   seed: 1234
+  scheduler: dpmpp_2m_karras
 
 planned_by: {provider: dashscope, model: qwen-plus}
 

@@ -76,7 +76,7 @@ def test_a1111_text_quotes_values_with_commas_and_colons_and_keeps_multiline_pro
 
 def test_storyboard_chunk_has_the_job_identity_story_and_version(write_story, tmp_path):
     story = write_story(STORY)
-    result = build(story, tmp_path / "out")
+    result = build(story, tmp_path / "out", renderer="draft")
     cached = tmp_path / "out" / "cache" / f"{result.panels[0].key}.png"
     published = tmp_path / "out" / "panels" / "panel-01.png"
     record = json.loads(text_chunks(published)["storyboard"])
@@ -106,7 +106,7 @@ def test_moving_a_panel_reuses_its_image_and_the_copy_names_its_new_place(write_
 
 
 def test_setting_a_text_chunk_to_its_value_gives_the_same_bytes(minimal_story, tmp_path):
-    build(minimal_story, tmp_path / "out")
+    build(minimal_story, tmp_path / "out", renderer="draft")
     data = (tmp_path / "out" / "panels" / "panel-01.png").read_bytes()
     record = text_chunks(tmp_path / "out" / "panels" / "panel-01.png")["storyboard"]
     assert with_text(data, "storyboard", record) == data
@@ -120,7 +120,7 @@ def test_setting_a_text_chunk_to_its_value_gives_the_same_bytes(minimal_story, t
 def test_info_prints_how_the_panel_was_made_and_how_to_draw_it_again(write_story, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     write_story(STORY)
-    assert main(["build", "story.yaml"]) == 0
+    assert main(["build", "story.yaml", "--renderer", "draft"]) == 0
     key = json.loads((tmp_path / "build" / "story" / "manifest.json").read_text())["panels"][0]["key"]
     capsys.readouterr()
     assert main(["info", "build/story/panels/panel-01.png"]) == 0

@@ -139,7 +139,7 @@ def test_bad_panel_seed_or_count_is_one_clear_error_and_changes_nothing(write_st
 def test_info_on_a_candidate_says_how_to_draw_it_and_how_to_use_it(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "story.yaml").write_text(STORY)
-    assert main(["variants", "story.yaml", "--panel", "1", "--count", "2"]) == 0
+    assert main(["variants", "story.yaml", "--panel", "1", "--count", "2", "--renderer", "draft"]) == 0
     capsys.readouterr()
     assert main(["info", "build/story/variants/panel-01/seed-501.png"]) == 0
     out = capsys.readouterr().out

@@ -97,4 +97,5 @@ def _panel(page: Page, panel: PagePanel, box: PanelBox, self_contained: bool) ->
         caption_style = place(box.caption, used["caption", panel.index], "bottom-left")
     return dict(index=panel.index, src=src, caption=panel.caption, alt=panel.caption or panel.prompt,
                 prompt=panel.prompt, seed=panel.seed, row=box.row + 1, column=box.column + 1, span=box.span,
-                width=image.w, height=image.h, bubbles=bubbles, narration=narration, caption_style=caption_style)
+                width=image.w, height=image.h, bubbles=bubbles, narration=narration, caption_style=caption_style,
+                flagged=panel.flagged)

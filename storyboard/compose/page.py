@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from PIL import Image
@@ -26,6 +26,7 @@ class PagePanel:
     span: int = 1
     prompt: str = ""
     seed: int | None = None
+    flagged: bool = False  # the model's safety checker flagged the image
 
 
 @dataclass
@@ -88,13 +89,13 @@ def make_page(
 
 
 def page_from_story(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Image.Image], *,
-                    renderer: str, version: str) -> Page:
-    """The page of a resolved story."""
+                    renderer: str, version: str, flagged: Collection[int] = ()) -> Page:
+    """The page of a resolved story; `flagged` holds the numbers of panels the safety checker flagged."""
     layout = story.layout
     panels = [
         PagePanel(index=job.index, image=images[job.index], file=job.file, caption=job.caption,
                   narration=panel.narration, dialogue=tuple((d.speaker, d.text) for d in panel.dialogue),
-                  span=panel.span, prompt=job.prompt, seed=job.seed)
+                  span=panel.span, prompt=job.prompt, seed=job.seed, flagged=job.index in flagged)
         for job, panel in zip(jobs, story.panels)
     ]
     footer_parts = [layout.credits.strip()] if layout.credits.strip() else []

@@ -20,6 +20,7 @@ from storyboard.plan.reply import Plan
 from storyboard.story import Render, Story
 
 # The order of a story file's sections, as in stories/little_prince.yaml.
+FIRST_RENDER_FIELDS = ("model", "width", "height", "steps", "guidance", "seed", "scheduler")
 SECTION_ORDER = ("title", "language", "outline", "style", "characters", "render", "layout", "planned_by", "panels")
 PANEL_ORDER = ("prompt", "caption", "characters")
 
@@ -42,9 +43,9 @@ def apply_plan(document: CommentedMap, story: Story, plan: Plan, *, provider: st
         _set_section(document, "characters", sheet)
         added.append("characters")
     if not story.panels and "render" not in document:
-        # Visible defaults invite editing: the size, steps and seed a first build will use.
+        # Visible defaults invite editing: the model, size, steps, seed and sampler a first build will use.
         defaults = Render().model_dump()
-        _insert_section(document, "render", CommentedMap((key, defaults[key]) for key in Render.model_fields))
+        _insert_section(document, "render", CommentedMap((key, defaults[key]) for key in FIRST_RENDER_FIELDS))
         added.append("render")
 
     by = CommentedMap([("provider", provider), ("model", model)])

@@ -20,9 +20,10 @@ from storyboard.resolve import PanelJob
 StepCallback = Callable[[PanelJob, int, int], None]
 
 RENDERERS: dict[str, str] = {
+    "diffusers": "storyboard.render.diffusers:DiffusersRenderer",
     "draft": "storyboard.render.draft:DraftRenderer",
 }
-DEFAULT_RENDERER = "draft"
+DEFAULT_RENDERER = "diffusers"
 
 
 @dataclass

@@ -1,0 +1,667 @@
+"""The Stable Diffusion renderer, on Hugging Face diffusers.
+
+`render.model` (or `--model`) names a hub id (read from the normal Hugging Face cache, so a downloaded model works
+with `HF_HUB_OFFLINE=1`), a local diffusers folder, or a single `.safetensors` / `.ckpt` checkpoint. The pipeline
+class comes from the model itself (SD 1.x/2.x, SDXL, Kolors...), is loaded once per build and only when a panel has
+to be drawn. Each panel is drawn alone with its own `torch.Generator`, so its pixels depend only on its own inputs.
+
+`identity()` must stay cheap: it never imports torch or diffusers and never touches the network. It fingerprints
+the model from files on disk and decides the device class with a probe (see `probe_device`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from storyboard.errors import ModelNotFound, RenderError
+from storyboard.render import Rendered, StepCallback
+from storyboard.resolve import PanelJob
+from storyboard.schedulers import LABELS_BY_CLASS, SCHEDULERS
+
+VERSION = "1"
+CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
+LOW_VRAM_HINT = ("set cpu_offload: true, attention_slicing: true and vae_tiling: true under render: in the story "
+                 "(or lower width/height)")
+
+log = logging.getLogger("storyboard")
+
+
+# --------------------------------------------------------------------------- where the model is
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What `render.model` names, found without torch and without the network."""
+
+    name: str  # as the user wrote it
+    kind: str  # "hub", "folder" or "file"
+    path: Path | None = None  # folder or file; for "hub" the cached snapshot, if any
+    revision: str | None = None  # hub: the commit of the cached snapshot
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, found the way huggingface_hub finds it."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    return Path(home).expanduser() / "hub"
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def cached_snapshot(repo_id: str, revision: str = "main") -> tuple[Path, str] | None:
+    """The cached snapshot folder and commit of a hub repo, or None; reads the cache's files only."""
+    repo = hub_cache_dir() / ("models--" + repo_id.replace("/", "--"))
+    ref = repo / "refs" / revision
+    try:
+        commit = ref.read_text(encoding="utf-8").strip() if ref.is_file() else revision
+    except OSError:
+        return None
+    snapshot = repo / "snapshots" / commit
+    if not (snapshot / "model_index.json").is_file():
+        return None
+    return snapshot, commit
+
+
+def locate(model: str) -> ModelSource:
+    """Decide whether `model` is a checkpoint file, a diffusers folder or a hub id."""
+    path = Path(model).expanduser()
+    if path.is_file():
+        return ModelSource(model, "file", path.resolve())
+    if path.is_dir():
+        return ModelSource(model, "folder", path.resolve())
+    looks_local = (model.lower().endswith(CHECKPOINT_SUFFIXES) or path.is_absolute() or model.startswith((".", "~"))
+                   or "\\" in model or not _HUB_ID.match(model))
+    if looks_local:
+        raise ModelNotFound(f"model {model!r} not found: no such file or folder ({path.resolve()}); "
+                            f"{_fix_hint(None)}")
+    cached = cached_snapshot(model)
+    if cached:
+        return ModelSource(model, "hub", cached[0], cached[1])
+    return ModelSource(model, "hub")
+
+
+def _fix_hint(repo_id: str | None) -> str:
+    download = ""
+    if repo_id:
+        download = f"download it with `hf download {repo_id}` (or `huggingface-cli download {repo_id}`), "
+    return f"{download}pass a local diffusers folder or .safetensors file with --model, or use --renderer draft"
+
+
+def _not_cached(repo_id: str) -> ModelNotFound:
+    return ModelNotFound(f"model {repo_id!r} is not in the Hugging Face cache ({hub_cache_dir()}) and "
+                         f"HF_HUB_OFFLINE=1 forbids downloading it; {_fix_hint(repo_id)}")
+
+
+# --------------------------------------------------------------------------- cheap fingerprints
+
+
+_folder_hashes: dict[Path, str] = {}
+_file_hashes: dict[tuple[str, int, int], str] = {}
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """sha256 over a diffusers folder: the contents of its *.json configs, and the names, sizes and modification
+    times of every other file (weights, tokenizer files). Computed once per process."""
+    if folder in _folder_hashes:
+        return _folder_hashes[folder]
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            continue
+        digest.update(rel.as_posix().encode() + b"\0")
+        if path.suffix == ".json":
+            digest.update(path.read_bytes())
+        else:
+            stat = path.stat()
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+        digest.update(b"\0")
+    _folder_hashes[folder] = digest.hexdigest()
+    return _folder_hashes[folder]
+
+
+def storyboard_cache_dir() -> Path:
+    if os.environ.get("STORYBOARD_CACHE_DIR"):
+        return Path(os.environ["STORYBOARD_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "storyboard"
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a checkpoint file, remembered by path, size and mtime in `<user cache>/storyboard/hashes.json`
+    (several GB take seconds to hash; the second build should not)."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key in _file_hashes:
+        return _file_hashes[key]
+    store = storyboard_cache_dir() / "hashes.json"
+    try:
+        known = json.loads(store.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    entry = known.get(str(path)) if isinstance(known, dict) else None
+    if isinstance(entry, dict) and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
+        sha = str(entry.get("sha256"))
+    else:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        sha = digest.hexdigest()
+        known = known if isinstance(known, dict) else {}
+        known[str(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha}
+        try:
+            from storyboard.files import atomic_write_text
+
+            atomic_write_text(store, json.dumps(known, indent=1, sort_keys=True))
+        except OSError:
+            pass  # an unwritable cache only costs the next build a re-hash
+    _file_hashes[key] = sha
+    return sha
+
+
+def model_identity(source: ModelSource) -> dict[str, Any]:
+    if source.kind == "file":
+        sha = file_sha256(source.path)
+        # `model_hash` is the A1111 "AutoV2" short hash, as shown by civitai and in A1111 PNG parameters.
+        return {"model": source.name, "sha256": sha, "model_hash": sha[:10]}
+    if source.kind == "folder":
+        return {"model": source.name, "folder_sha256": folder_fingerprint(source.path)}
+    return {"model": source.name, "revision": source.revision}
+
+
+def probe_device(setting: str = "auto") -> str:
+    """The device class ("cuda", "mps" or "cpu") `setting` resolves to, decided without importing torch.
+
+    `auto` means CUDA when an NVIDIA (or ROCm) driver is present and the installed torch was built for it
+    (read from torch/version.py), else Apple MPS on Apple silicon, else the CPU.
+    """
+    if setting != "auto":
+        return setting.split(":")[0]
+    torch_spec = importlib.util.find_spec("torch")
+    build = ""
+    if torch_spec and torch_spec.submodule_search_locations:
+        try:
+            build = (Path(list(torch_spec.submodule_search_locations)[0]) / "version.py").read_text("utf-8")
+        except OSError:
+            build = ""
+    gpu_build = re.search(r"^(cuda|hip)\b.*=\s*['\"]", build, re.M) is not None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    driver = (Path("/proc/driver/nvidia/version").exists() or Path("/dev/kfd").exists()
+              or (sys.platform == "win32" and shutil.which("nvidia-smi") is not None))
+    if gpu_build and driver and visible not in ("", "-1"):
+        return "cuda"
+    if sys.platform == "darwin" and os.uname().machine == "arm64":
+        return "mps"
+    return "cpu"
+
+
+def resolve_dtype(setting: str, device: str) -> str:
+    if setting != "auto":
+        return setting
+    return "float32" if device == "cpu" else "float16"
+
+
+def _sampler_label(scheduler: str, source: ModelSource | None) -> str:
+    spec = SCHEDULERS[scheduler]
+    if spec.cls is not None or source is None or source.path is None or source.kind == "file":
+        return spec.label
+    try:
+        config = json.loads((source.path / "scheduler" / "scheduler_config.json").read_text("utf-8"))
+        return LABELS_BY_CLASS.get(config.get("_class_name", ""), spec.label)
+    except (OSError, ValueError, AttributeError):
+        return spec.label
+
+
+# --------------------------------------------------------------------------- the renderer
+
+
+class DiffusersRenderer:
+    """Draws panels with a diffusers text-to-image pipeline."""
+
+    name = "diffusers"
+
+    def __init__(self) -> None:
+        self.pipeline: Any = None
+        self.loads = 0  # how many times a model was loaded; once per build at most
+        self._loaded_for: tuple[Any, ...] | None = None
+        self._schedulers: dict[str, Any] = {}
+        self._identities: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._device: Any = None
+
+    # ------------------------------------------------------------------ identity (cheap)
+
+    def identity(self, job: PanelJob) -> dict[str, Any]:
+        options, runtime = dict(job.options), dict(job.runtime)
+        memo = (job.model, job.options, job.runtime)
+        if memo not in self._identities:
+            scheduler = options.get("scheduler", "default")
+            device = probe_device(runtime.get("device", "auto"))
+            try:
+                source = locate(job.model)
+            except ModelNotFound:
+                source = None  # drawing will report it; the key only has to be stable
+            identity: dict[str, Any] = {
+                "renderer": self.name,
+                "version": VERSION,
+                "diffusers": _package_version("diffusers"),
+                "torch": _package_version("torch"),
+                **(model_identity(source) if source else {"model": job.model}),
+                "scheduler": scheduler,
+                "sampler": _sampler_label(scheduler, source),
+                "device": device,
+                "dtype": resolve_dtype(runtime.get("dtype", "auto"), device),
+            }
+            config = options.get("config")
+            if config and source and source.kind == "file":
+                identity["config"] = model_identity(_locate_config(config))
+            self._identities[memo] = identity
+        return self._identities[memo]
+
+    # ------------------------------------------------------------------ drawing
+
+    def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None) -> Iterator[Rendered]:
+        if not jobs:
+            return
+        for job in jobs:  # problems the story can fix, before the (slow) model load
+            _check_scheduler(dict(job.options).get("scheduler", "default"))
+        try:
+            pipe = self._load(jobs[0])
+            _check_sizes(pipe, jobs)
+            for job in jobs:
+                yield self._draw(pipe, job, on_step)
+        except Exception as exc:
+            if _is_out_of_memory(exc):
+                raise RenderError(f"out of GPU memory ({_first_line(exc)}); {LOW_VRAM_HINT}") from None
+            raise
+
+    def _draw(self, pipe: Any, job: PanelJob, on_step: StepCallback | None) -> Rendered:
+        import torch
+
+        self._use_scheduler(pipe, dict(job.options).get("scheduler", "default"))
+        generator_device = "cpu" if self._device.type == "mps" else self._device
+        generator = torch.Generator(device=generator_device).manual_seed(job.seed)
+        accepted = _call_parameters(pipe)
+        args: dict[str, Any] = {
+            "prompt": job.prompt, "negative_prompt": job.negative_prompt, "width": job.width, "height": job.height,
+            "num_inference_steps": job.steps, "guidance_scale": job.guidance, "generator": generator,
+            "num_images_per_prompt": 1, "output_type": "pil",
+        }
+        embeds = long_prompt_embeddings(pipe, job.prompt, job.negative_prompt)
+        if embeds is not None and {"prompt_embeds", "negative_prompt_embeds"} <= accepted:
+            del args["prompt"], args["negative_prompt"]
+            args["prompt_embeds"], args["negative_prompt_embeds"] = embeds
+            lost = ""
+        else:
+            lost = _warn_truncation(pipe, job)
+        if on_step is not None:
+            if "callback_on_step_end" in accepted:
+                def step_end(p: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+                    on_step(job, i + 1, getattr(p, "num_timesteps", None) or job.steps)
+                    return kwargs
+
+                args["callback_on_step_end"] = step_end
+            elif "callback" in accepted:
+                args["callback"] = lambda i, t, latents: on_step(job, i + 1, job.steps)
+                args["callback_steps"] = 1
+        with torch.inference_mode():
+            output = pipe(**{k: v for k, v in args.items() if k in accepted})
+        info: dict[str, Any] = {"dropped_words": lost} if lost else {}
+        flags = getattr(output, "nsfw_content_detected", None)
+        if flags and flags[0]:
+            info["nsfw"] = True
+        return Rendered(job, output.images[0], info)
+
+    # ------------------------------------------------------------------ loading (once)
+
+    def _load(self, job: PanelJob) -> Any:
+        options, runtime = dict(job.options), dict(job.runtime)
+        wanted = (job.model, options.get("config"), options.get("safety_checker", True),
+                  options.get("attention_slicing", False), options.get("vae_tiling", False), job.runtime)
+        if self.pipeline is not None and self._loaded_for == wanted:
+            return self.pipeline
+        source = locate(job.model)
+        if source.kind == "hub" and source.path is None and hub_offline():
+            raise _not_cached(source.name)
+        if runtime.get("cpu_offload") and importlib.util.find_spec("accelerate") is None:
+            raise RenderError("cpu_offload needs the accelerate package: pip install accelerate")
+
+        import torch
+
+        device = self._torch_device(runtime.get("device", "auto"))
+        dtype = getattr(torch, resolve_dtype(runtime.get("dtype", "auto"), device.type))
+        with _quiet_libraries():
+            if source.kind == "file":
+                pipe = _load_single_file(source, options.get("config"), dtype, options.get("safety_checker", True))
+            else:
+                pipe = _load_pretrained(source, dtype, options.get("safety_checker", True))
+            if runtime.get("cpu_offload") and device.type != "cpu":
+                pipe.enable_model_cpu_offload(device=device)
+            else:
+                pipe.to(device)
+        if options.get("attention_slicing"):
+            pipe.enable_attention_slicing()
+        vae = getattr(pipe, "vae", None)
+        if options.get("vae_tiling") and hasattr(vae, "enable_tiling"):
+            vae.enable_tiling()
+        if runtime.get("vae_slicing") and hasattr(vae, "enable_slicing"):
+            vae.enable_slicing()
+        pipe.set_progress_bar_config(disable=True)
+        self.pipeline, self._loaded_for, self._device = pipe, wanted, device
+        self._schedulers = {"default": pipe.scheduler}
+        self.loads += 1
+        return pipe
+
+    def _torch_device(self, setting: str) -> Any:
+        import torch
+
+        wanted = probe_device(setting)
+        available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                     "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+        if not available.get(wanted, False):
+            where = "render.device" if setting != "auto" else "render.device: auto"
+            raise RenderError(f"{where} asks for {wanted}, but this torch {torch.__version__} cannot use it; "
+                              f"install a torch build for your GPU or set render.device: cpu in the story")
+        return torch.device(setting if setting not in ("auto",) else wanted)
+
+    def _use_scheduler(self, pipe: Any, name: str) -> None:
+        if name not in self._schedulers:
+            import diffusers
+
+            spec = SCHEDULERS[name]
+            cls = getattr(diffusers, spec.cls)
+            self._schedulers[name] = cls.from_config(self._schedulers["default"].config, **spec.config)
+        pipe.scheduler = self._schedulers[name]
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _check_scheduler(name: str) -> None:
+    spec = SCHEDULERS[name]
+    if spec.needs and importlib.util.find_spec(spec.needs) is None:
+        raise RenderError(f"scheduler {name!r} needs the {spec.needs} package: pip install {spec.needs}")
+
+
+def _check_sizes(pipe: Any, jobs: Sequence[PanelJob]) -> None:
+    """Refuse sizes the model cannot draw before the first panel, not in the middle of the build."""
+    multiple = int(getattr(pipe, "vae_scale_factor", 8) or 8)
+    transformer = getattr(pipe, "transformer", None)
+    patch = getattr(getattr(transformer, "config", None), "patch_size", None)
+    if isinstance(patch, int) and patch > 1:
+        multiple *= patch
+    for job in jobs:
+        for label, value in (("width", job.width), ("height", job.height)):
+            if value % multiple:
+                lower, upper = value - value % multiple, value - value % multiple + multiple
+                raise RenderError(f"render.{label} {value} does not suit {job.model!r}: it draws sizes that are "
+                                  f"multiples of {multiple} (try {lower} or {upper})")
+
+
+def _call_parameters(pipe: Any) -> set[str]:
+    return set(inspect.signature(pipe.__call__).parameters)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    if type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+class _quiet_libraries:
+    """Silence transformers/diffusers chatter (missing torchvision, progress bars) while loading."""
+
+    def __enter__(self) -> None:
+        self.warnings = warnings.catch_warnings()
+        self.warnings.__enter__()
+        # torch_dtype= is what every diffusers release understands; newer ones warn that dtype= is the new name.
+        warnings.simplefilter("ignore", FutureWarning)
+        self.loggers = [logging.getLogger(n) for n in ("transformers", "diffusers")]
+        self.levels = [lg.level for lg in self.loggers]
+        for lg in self.loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            from diffusers.utils import logging as dlog
+            from transformers.utils import logging as tlog
+
+            self.restore = (dlog.get_verbosity(), tlog.get_verbosity())
+            dlog.set_verbosity_error()
+            tlog.set_verbosity_error()
+            dlog.disable_progress_bar()
+            tlog.disable_progress_bar()
+        except ImportError:
+            self.restore = None
+
+    def __exit__(self, *exc: object) -> None:
+        for lg, level in zip(self.loggers, self.levels):
+            lg.setLevel(level)
+        if self.restore:
+            from diffusers.utils import logging as dlog
+            from transformers.utils import logging as tlog
+
+            dlog.set_verbosity(self.restore[0])
+            tlog.set_verbosity(self.restore[1])
+            dlog.enable_progress_bar()
+            tlog.enable_progress_bar()
+        self.warnings.__exit__(*exc)
+
+
+def _import_diffusers() -> Any:
+    import diffusers
+
+    return diffusers
+
+
+def _read_model_index(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _pipeline_kwargs(cls: Any, index: dict[str, Any], safety_checker: bool) -> dict[str, Any]:
+    """Turn off a shipped safety checker only if the pipeline class has one to turn off."""
+    params = inspect.signature(cls.__init__).parameters
+    kwargs: dict[str, Any] = {}
+    if not safety_checker and "safety_checker" in params and (index.get("safety_checker") or [None])[0]:
+        kwargs["safety_checker"] = None
+        kwargs["feature_extractor"] = None
+        if "requires_safety_checker" in params:
+            kwargs["requires_safety_checker"] = False
+    return kwargs
+
+
+def _pipeline_class(diffusers: Any, index: dict[str, Any]) -> Any:
+    return getattr(diffusers, str(index.get("_class_name", "")), None) or diffusers.DiffusionPipeline
+
+
+def _load_pretrained(source: ModelSource, dtype: Any, safety_checker: bool) -> Any:
+    diffusers = _import_diffusers()
+    if source.path is not None:
+        index = _read_model_index(source.path)
+        cls = _pipeline_class(diffusers, index)
+        target = str(source.path)
+        if source.kind == "folder" and not index:
+            raise ModelNotFound(f"model {source.name!r} is a folder without model_index.json, so not a diffusers "
+                                f"pipeline; {_fix_hint(None)}")
+    else:
+        cls, index, target = diffusers.DiffusionPipeline, {}, source.name
+    try:
+        return cls.from_pretrained(target, torch_dtype=dtype, local_files_only=source.path is not None or hub_offline(),
+                                   **_pipeline_kwargs(cls, index, safety_checker))
+    except Exception as exc:
+        raise _load_error(source, exc) from None
+
+
+def _locate_config(config: str) -> ModelSource:
+    source = locate(config)
+    if source.kind == "file":
+        raise ModelNotFound(f"render.config {config!r} is a file; it must be a diffusers folder or hub id")
+    return source
+
+
+def _load_single_file(source: ModelSource, config: str | None, dtype: Any, safety_checker: bool) -> Any:
+    diffusers = _import_diffusers()
+    example = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    if config is None:
+        from diffusers.loaders.single_file_utils import fetch_diffusers_config, load_single_file_checkpoint
+
+        try:
+            guessed = fetch_diffusers_config(load_single_file_checkpoint(str(source.path)))
+        except Exception as exc:
+            raise RenderError(f"cannot read checkpoint {source.name!r}: {_first_line(exc)}") from None
+        config = guessed["pretrained_model_name_or_path"]
+        example = config
+    config_source = _locate_config(config)
+    if config_source.path is None and hub_offline():
+        raise ModelNotFound(
+            f"checkpoint {source.name!r} needs the configs of {config!r}, which are not in the Hugging Face cache "
+            f"and HF_HUB_OFFLINE=1 forbids downloading them; set render.config in the story to a local diffusers "
+            f"folder or a cached hub id (e.g. after `hf download {example} --include '*.json' '*.txt'`), "
+            f"or use --renderer draft")
+    index = _read_model_index(config_source.path) if config_source.path else {}
+    cls = _pipeline_class(diffusers, index) if index else diffusers.StableDiffusionPipeline
+    if "XL" in str(config) and not index:
+        cls = diffusers.StableDiffusionXLPipeline
+    if not hasattr(cls, "from_single_file"):
+        raise RenderError(f"{cls.__name__} (from {config!r}) cannot load single-file checkpoints; "
+                          f"use a diffusers folder or hub id as render.model")
+    kwargs = _pipeline_kwargs(cls, index, safety_checker) if index else {}
+    try:
+        return cls.from_single_file(str(source.path), config=str(config_source.path or config), torch_dtype=dtype,
+                                    local_files_only=config_source.path is not None or hub_offline(), **kwargs)
+    except Exception as exc:
+        raise _load_error(source, exc) from None
+
+
+def _load_error(source: ModelSource, exc: BaseException) -> RenderError:
+    if _is_out_of_memory(exc):
+        return RenderError(f"out of GPU memory while loading {source.name!r}; {LOW_VRAM_HINT}")
+    names = set()
+    chain: BaseException | None = exc
+    root = exc
+    while chain is not None and len(names) < 20:
+        names.add(type(chain).__name__)
+        root = chain
+        chain = chain.__cause__ or chain.__context__
+    hint = _fix_hint(source.name if source.kind == "hub" else None)
+    if "GatedRepoError" in names:
+        return ModelNotFound(f"model {source.name!r} is gated: accept its licence at "
+                             f"https://huggingface.co/{source.name} and log in with `hf auth login`; or {hint}")
+    if "RepositoryNotFoundError" in names:
+        return ModelNotFound(f"model {source.name!r} was not found on the Hugging Face hub; {hint}")
+    if source.kind == "hub" and source.path is None:
+        return ModelNotFound(f"model {source.name!r} is not in the Hugging Face cache ({hub_cache_dir()}) and "
+                             f"downloading it failed ({type(root).__name__}: {_first_line(root)}); {hint}")
+    return ModelNotFound(f"cannot load model {source.name!r} ({type(exc).__name__}: {_first_line(exc)}); {hint}")
+
+
+# --------------------------------------------------------------------------- prompts longer than CLIP reads
+
+
+def _single_clip_encoder(pipe: Any) -> bool:
+    """SD 1.x/2.x style: one CLIP tokenizer and text encoder (SDXL and Kolors have others)."""
+    tokenizer, encoder = getattr(pipe, "tokenizer", None), getattr(pipe, "text_encoder", None)
+    return (tokenizer is not None and encoder is not None and getattr(pipe, "tokenizer_2", None) is None
+            and getattr(pipe, "text_encoder_2", None) is None and "CLIP" in type(encoder).__name__
+            and getattr(tokenizer, "bos_token_id", None) is not None)
+
+
+def _token_ids(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False, truncation=False, verbose=False).input_ids)
+
+
+def long_prompt_embeddings(pipe: Any, prompt: str, negative: str) -> tuple[Any, Any] | None:
+    """Text embeddings for prompts longer than CLIP's window, as the A1111 web UI makes them.
+
+    The tokens are split into chunks of `model_max_length - 2` (75), each chunk is encoded on its own between BOS
+    and EOS, and the results are concatenated; the negative prompt is padded with empty chunks to the same length.
+    Returns None when both prompts fit, so short prompts go through the pipeline unchanged.
+    """
+    if not _single_clip_encoder(pipe):
+        return None
+    tokenizer = pipe.tokenizer
+    window = int(tokenizer.model_max_length)
+    size = window - 2
+    ids, neg_ids = _token_ids(tokenizer, prompt), _token_ids(tokenizer, negative)
+    if max(len(ids), len(neg_ids)) <= size:
+        return None
+    count = max(-(-len(ids) // size), -(-len(neg_ids) // size))
+    return _encode_chunks(pipe, ids, count), _encode_chunks(pipe, neg_ids, count)
+
+
+def _encode_chunks(pipe: Any, ids: list[int], count: int) -> Any:
+    import torch
+
+    tokenizer, encoder = pipe.tokenizer, pipe.text_encoder
+    size = int(tokenizer.model_max_length) - 2
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    device = pipe._execution_device
+    use_mask = bool(getattr(encoder.config, "use_attention_mask", False))
+    parts = []
+    for c in range(count):
+        chunk = ids[c * size:(c + 1) * size]
+        row = [bos, *chunk, eos] + [pad] * (size - len(chunk))
+        mask = [1] * (len(chunk) + 2) + [0] * (size - len(chunk))
+        tokens = torch.tensor([row], device=device)
+        with torch.inference_mode():
+            out = encoder(tokens, attention_mask=torch.tensor([mask], device=device) if use_mask else None)
+        parts.append(out[0])
+    return torch.cat(parts, dim=1).to(dtype=encoder.dtype, device=device)
+
+
+def dropped_words(tokenizer: Any, text: str, limit: int) -> str:
+    """The end of `text` that a tokenizer reading `limit` tokens never sees ('' when all of it fits)."""
+    ids = _token_ids(tokenizer, text)
+    if len(ids) <= limit:
+        return ""
+    return tokenizer.decode(ids[limit:]).strip()
+
+
+def _warn_truncation(pipe: Any, job: PanelJob) -> str:
+    """Log the words a pipeline without long-prompt support will cut off; return those of the prompt."""
+    tokenizer = getattr(pipe, "tokenizer", None)
+    if tokenizer is None or not getattr(tokenizer, "model_max_length", None):
+        return ""
+    specials = 2 if getattr(tokenizer, "bos_token_id", None) is not None else 1
+    limit = int(tokenizer.model_max_length) - specials
+    if limit > 100_000:  # tokenizers without a real limit report a huge number
+        return ""
+    dropped = ""
+    for label, text in (("prompt", job.prompt), ("negative prompt", job.negative_prompt)):
+        lost = dropped_words(tokenizer, text, limit) if text else ""
+        if lost:
+            log.warning("panel %d: the %s is longer than the %d tokens %s reads; dropped: %r",
+                        job.index, label, limit, job.model, lost)
+            dropped = dropped or (lost if label == "prompt" else "")
+    return dropped
