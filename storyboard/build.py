@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -169,7 +170,10 @@ def build(
                    if job.index in redraw or not is_complete_png(cache / f"{keys[job.index]}.png")]
         progress.start(jobs, missing, engine.name)
         work = [(job, keys[job.index], identities[job.index]) for job in missing]
+        warming = _warm_page(story, jobs, engine.name) if work else None
         infos = {job.index: info for (job, _, _), info in zip(work, _render(engine, work, cache, context, progress))}
+        if warming is not None:
+            warming.join()
         drawn = set(infos)
         for job in jobs:
             if job.index not in drawn:
@@ -333,6 +337,25 @@ def _open(path: Path) -> Image.Image:
             return image
     except (OSError, SyntaxError) as exc:
         raise BuildError(f"cannot read cached panel {path}: {exc}") from None
+
+
+def _warm_page(story: Story, jobs: list[PanelJob], renderer: str) -> threading.Thread:
+    """Cut the page's font subsets and import the PDF writer while panels are drawn: neither needs their pixels.
+
+    The page is composed again once the panels exist; that reuses the subsets (they are memoised) and reports
+    any error, so a failure here is ignored.
+    """
+    def warm() -> None:
+        try:
+            blank = {job.index: Image.new("RGB", (job.width, job.height)) for job in jobs}
+            page_from_story(story, jobs, blank, renderer=renderer, version=__version__).fonts
+            import fpdf  # noqa: F401
+        except Exception:
+            pass
+
+    thread = threading.Thread(target=warm, name="storyboard-page-fonts", daemon=True)
+    thread.start()
+    return thread
 
 
 def _cached_info(path: Path) -> dict[str, Any]:
