@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -170,10 +170,12 @@ def build(
                    if job.index in redraw or not is_complete_png(cache / f"{keys[job.index]}.png")]
         progress.start(jobs, missing, engine.name)
         work = [(job, keys[job.index], identities[job.index]) for job in missing]
-        warming = _warm_page(story, jobs, engine.name) if work else None
-        infos = {job.index: info for (job, _, _), info in zip(work, _render(engine, work, cache, context, progress))}
-        if warming is not None:
-            warming.join()
+        warming: list[threading.Thread] = []
+        drawn_infos = _render(engine, work, cache, context, progress,
+                              after_first=lambda: warming.append(_warm_page(story, jobs, engine.name)))
+        for thread in warming:
+            thread.join()
+        infos = {job.index: info for (job, _, _), info in zip(work, drawn_infos)}
         drawn = set(infos)
         for job in jobs:
             if job.index not in drawn:
@@ -274,9 +276,10 @@ def _identities(engine: Renderer, jobs: list[PanelJob], cache: Path, previous: l
 
 
 def _render(engine: Renderer, work: list[tuple[PanelJob, str, dict[str, Any]]], cache: Path, context: _Context,
-            progress: BuildProgress) -> list[dict[str, Any]]:
+            progress: BuildProgress, after_first: Callable[[], object] = lambda: None) -> list[dict[str, Any]]:
     """Draw each (job, key, identity) into the cache, saved with its provenance the moment it is done.
 
+    `after_first` runs once the first panel is saved, when the model is loaded and the rest is drawing.
     Returns the renderer's info for each, in order.
     """
     infos: list[dict[str, Any]] = []
@@ -293,6 +296,8 @@ def _render(engine: Renderer, work: list[tuple[PanelJob, str, dict[str, Any]]], 
         atomic_save_png(cache / f"{key}.png", done.image, pnginfo)
         infos.append(done.info)
         progress.panel_done(job)
+        if position == 0:
+            after_first()
         if position + 1 < len(work):
             progress.panel_started(work[position + 1][0])
     return infos
@@ -341,6 +346,9 @@ def _open(path: Path) -> Image.Image:
 
 def _warm_page(story: Story, jobs: list[PanelJob], renderer: str) -> threading.Thread:
     """Cut the page's font subsets and import the PDF writer while panels are drawn: neither needs their pixels.
+
+    Started once the model is loaded, so that it overlaps the drawing (which leaves the interpreter free while
+    torch computes) rather than the imports and the model load.
 
     The page is composed again once the panels exist; that reuses the subsets (they are memoised) and reports
     any error, so a failure here is ignored.

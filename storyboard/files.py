@@ -104,3 +104,11 @@ def exclusive_lock(folder: str | Path, what: str = "build") -> Iterator[None]:
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)
+
+
+def user_cache_dir() -> Path:
+    """Where storyboard keeps what it can recompute (model hashes, font subsets): $STORYBOARD_CACHE_DIR, else
+    $XDG_CACHE_HOME/storyboard, else ~/.cache/storyboard."""
+    if os.environ.get("STORYBOARD_CACHE_DIR"):
+        return Path(os.environ["STORYBOARD_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "storyboard"

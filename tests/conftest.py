@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Model hashes and font subsets are cached per user; tests keep theirs apart.
+os.environ.setdefault("STORYBOARD_CACHE_DIR", tempfile.mkdtemp(prefix="storyboard-test-cache-"))
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parent.parent

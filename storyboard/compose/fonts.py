@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storyboard.compose.text import REGULAR_WEIGHT, coverage, font_paths
+from storyboard.errors import BuildError
+from storyboard.files import atomic_write_bytes, user_cache_dir
+
+# Part of the cache key of stored subsets: change it when the way subsets are cut changes.
+SUBSET_FORMAT = f"1|{REGULAR_WEIGHT}"
 
 # Always kept, so the page's own labels (links, "Panel 3 · seed 42", the viewer's buttons) have glyphs too.
 BASIC = "".join(chr(c) for c in range(0x20, 0x7F)) + "·‹›…—–‘’“”×"
@@ -52,6 +57,26 @@ def page_subsets(texts: Iterable[str], language: str = "en") -> list[FontSubset]
 
 @functools.lru_cache(maxsize=8)
 def _subset(path: Path, chars: frozenset[str], family: str) -> FontSubset:
+    """A subset, from the user's cache when this font was already cut to these characters (it takes ~0.5 s)."""
+    stat = path.stat()
+    text = "".join(sorted(chars))
+    key = hashlib.sha256(f"{SUBSET_FORMAT}|{path}|{stat.st_size}|{stat.st_mtime_ns}|{text}".encode()).hexdigest()
+    stored = user_cache_dir() / "fonts" / key
+    try:
+        return FontSubset(path, family, stored.with_suffix(".otf").read_bytes(), stored.with_suffix(".woff").read_bytes())
+    except OSError:
+        pass
+    data, woff = _cut(path, text)
+    try:
+        atomic_write_bytes(stored.with_suffix(".woff"), woff)
+        atomic_write_bytes(stored.with_suffix(".otf"), data)
+    except BuildError:
+        pass  # an unwritable cache only costs the next build the same work again
+    return FontSubset(path, family, data, woff)
+
+
+def _cut(path: Path, text: str) -> tuple[bytes, bytes]:
+    """The font at `path` cut down to the characters of `text`, as (OpenType, WOFF) bytes."""
     from fontTools import subset
     from fontTools.ttLib import TTFont
 
@@ -63,7 +88,7 @@ def _subset(path: Path, chars: frozenset[str], family: str) -> FontSubset:
     options.name_IDs = ["*"]
     options.notdef_outline = True
     subsetter = subset.Subsetter(options)
-    subsetter.populate(text="".join(sorted(chars)))
+    subsetter.populate(text=text)
     subsetter.subset(font)
     if "fvar" in font:  # fix variable fonts at the regular weight: their default instance is Thin
         from fontTools.varLib import instancer
@@ -76,4 +101,4 @@ def _subset(path: Path, chars: frozenset[str], family: str) -> FontSubset:
     web_font.flavor = "woff"  # zlib-compressed tables, copied as they are
     web = io.BytesIO()
     web_font.save(web)
-    return FontSubset(path, family, plain.getvalue(), web.getvalue())
+    return plain.getvalue(), web.getvalue()

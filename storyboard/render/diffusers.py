@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storyboard.errors import ModelNotFound, RenderError
+from storyboard.errors import BuildError, ModelNotFound, RenderError
+from storyboard.files import atomic_write_text, user_cache_dir
 from storyboard.render import Rendered, StepCallback
 from storyboard.resolve import PanelJob
 from storyboard.schedulers import LABELS_BY_CLASS, SCHEDULERS
@@ -141,12 +142,6 @@ def folder_fingerprint(folder: Path) -> str:
     return _folder_hashes[folder]
 
 
-def storyboard_cache_dir() -> Path:
-    if os.environ.get("STORYBOARD_CACHE_DIR"):
-        return Path(os.environ["STORYBOARD_CACHE_DIR"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "storyboard"
-
-
 def file_sha256(path: Path) -> str:
     """sha256 of a checkpoint file, remembered by path, size and mtime in `<user cache>/storyboard/hashes.json`
     (several GB take seconds to hash; the second build should not)."""
@@ -154,7 +149,7 @@ def file_sha256(path: Path) -> str:
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key in _file_hashes:
         return _file_hashes[key]
-    store = storyboard_cache_dir() / "hashes.json"
+    store = user_cache_dir() / "hashes.json"
     try:
         known = json.loads(store.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -171,10 +166,8 @@ def file_sha256(path: Path) -> str:
         known = known if isinstance(known, dict) else {}
         known[str(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha}
         try:
-            from storyboard.files import atomic_write_text
-
             atomic_write_text(store, json.dumps(known, indent=1, sort_keys=True))
-        except OSError:
+        except BuildError:
             pass  # an unwritable cache only costs the next build a re-hash
     _file_hashes[key] = sha
     return sha
