@@ -431,3 +431,23 @@ def test_single_file_checkpoint_gives_the_folder_pixels(story, tiny_model, tiny_
     (repo / "refs" / "main").write_text("feedface")
     build(story, tmp_path / "guessed", renderer="diffusers", model=str(tiny_checkpoint))
     assert panel_pixels(tmp_path / "guessed", 3) == panel_pixels(reference, 3)
+
+
+def test_a_moved_model_folder_still_rebuilds_what_it_drew(story, tiny_model, tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    out = tmp_path / "out"
+    build(story, out, renderer="diffusers", model=str(model))
+    panels = {p.name: p.read_bytes() for p in (out / "panels").iterdir()}
+
+    model.rename(tmp_path / "away")
+    again = build(story, out, renderer="diffusers", model=str(model))
+    assert (again.rendered, again.reused) == (0, 3)
+    assert {p.name: p.read_bytes() for p in (out / "panels").iterdir()} == panels
+
+    story.write_text(story.read_text().replace("a cat asleep", "a dog asleep"), encoding="utf-8")
+    assert main(["build", str(story), "--out", str(out), "--model", str(model)]) == 1
+    assert last_line(capsys.readouterr().err) == (
+        f"Error: model '{model}' not found: no such file or folder ({model}); pass a local diffusers folder or "
+        ".safetensors file with --model, or use --renderer draft\n")
+    assert {p.name: p.read_bytes() for p in (out / "panels").iterdir()} == panels

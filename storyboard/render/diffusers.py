@@ -250,16 +250,17 @@ class DiffusersRenderer:
         if memo not in self._identities:
             scheduler = options.get("scheduler", "default")
             device = probe_device(runtime.get("device", "auto"))
-            try:
-                source = locate(job.model)
-            except ModelNotFound:
-                source = None  # drawing will report it; the key only has to be stable
+            # A model that cannot be found cannot be identified: raise, so that the build reuses the panels it
+            # drew from it before (their keys are in the last manifest) and reports it only if one must be drawn.
+            source = locate(job.model)
+            if source.kind == "hub" and source.path is None and hub_offline():
+                raise _not_cached(source.name)
             identity: dict[str, Any] = {
                 "renderer": self.name,
                 "version": VERSION,
                 "diffusers": _package_version("diffusers"),
                 "torch": _package_version("torch"),
-                **(model_identity(source) if source else {"model": job.model}),
+                **model_identity(source),
                 "scheduler": scheduler,
                 "sampler": _sampler_label(scheduler, source),
                 "device": device,
