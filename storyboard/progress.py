@@ -60,13 +60,16 @@ class RichProgress(BuildProgress):
             self.panels = self.progress.add_task(f"panels ({renderer})", total=len(to_render))
 
     def panel_started(self, job: PanelJob) -> None:
+        first = self.steps is None
         if self.steps is not None:
             self.progress.remove_task(self.steps)
-        self.steps = self.progress.add_task(f"panel {job.index} steps", total=job.steps)
+        # Until the first step the renderer is loading its model, which can take longer than drawing a panel.
+        label = f"panel {job.index}: loading the model" if first else f"panel {job.index} steps"
+        self.steps = self.progress.add_task(label, total=job.steps)
 
     def step(self, job: PanelJob, step: int, total: int) -> None:
         if self.steps is not None:
-            self.progress.update(self.steps, completed=step, total=total)
+            self.progress.update(self.steps, completed=step, total=total, description=f"panel {job.index} steps")
 
     def panel_done(self, job: PanelJob) -> None:
         if self.panels is not None:
