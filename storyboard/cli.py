@@ -75,6 +75,22 @@ def build(story: str, out_dir: str | None, renderer: str | None, model: str | No
     click.echo(f"wrote {result.index_html}, {result.page_png.name}, {result.page_pdf.name}, {result.manifest.name}")
 
 
+@cli.command(short_help="Download a Stable Diffusion model from the Hugging Face hub.")
+@click.argument("model")
+def download(model: str) -> None:
+    """Download MODEL (a hub id, or a story file whose render.model to fetch) into the Hugging Face cache.
+
+    Only the files the pipeline loads are fetched, not every checkpoint the repository holds; builds then work
+    offline. Gated models need `hf auth login` first.
+    """
+    from storyboard.render.diffusers import download as fetch
+    from storyboard.story import load_story
+
+    if model.lower().endswith((".yaml", ".yml")):
+        model = load_story(model).render.model
+    click.echo(f"{model} is in {fetch(model)}")
+
+
 @cli.command(short_help="Show how a panel PNG was made and how to draw it again.")
 @click.argument("image", type=click.Path(path_type=str))
 def info(image: str) -> None:

@@ -187,8 +187,8 @@ def test_missing_hub_model_is_one_line(story, tmp_path, monkeypatch, capsys):
     assert code == 1
     assert last_line(capsys.readouterr().err) == (
         f"Error: model 'nobody/no-such-model' is not in the Hugging Face cache ({tmp_path / 'hub'}) and "
-        "HF_HUB_OFFLINE=1 forbids downloading it; download it with `hf download nobody/no-such-model` "
-        "(or `huggingface-cli download nobody/no-such-model`), pass a local diffusers folder or .safetensors "
+        "HF_HUB_OFFLINE=1 forbids downloading it; download it with `storyboard download nobody/no-such-model`, "
+        "pass a local diffusers folder or .safetensors "
         "file with --model, or use --renderer draft\n")
     assert not (tmp_path / "out" / "manifest.json").exists()
 
@@ -451,3 +451,24 @@ def test_a_moved_model_folder_still_rebuilds_what_it_drew(story, tiny_model, tmp
         f"Error: model '{model}' not found: no such file or folder ({model}); pass a local diffusers folder or "
         ".safetensors file with --model, or use --renderer draft\n")
     assert {p.name: p.read_bytes() for p in (out / "panels").iterdir()} == panels
+
+
+def test_download_errors_are_one_line(write_story, tiny_model, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["download", "nobody/model"]) == 1
+    assert capsys.readouterr().err == ("Error: cannot download 'nobody/model': HF_HUB_OFFLINE=1 forbids it; "
+                                       "unset it and try again\n")
+    story = write_story(f"title: x\nrender:\n  model: {tiny_model}\npanels:\n  - prompt: a\n")
+    assert main(["download", str(story)]) == 1
+    assert capsys.readouterr().err == f"Error: model '{tiny_model}' is a local folder; there is nothing to download\n"
+
+    # A hub that cannot be reached (nothing listens on port 9 of this machine).
+    done = run_cli("download", "nobody/model",
+                   env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_CACHE": str(tmp_path / "hub")})
+    assert done.returncode == 1
+    err = done.stderr
+    assert err == ("Error: cannot download 'nobody/model' from the Hugging Face hub (ConnectionRefusedError: "
+                   "[Errno 111] Connection refused); check the network connection and the model id\n")
+    assert err.count("\n") == 1
+    assert not (tmp_path / "hub" / "models--nobody--model" / "snapshots").exists()

@@ -105,13 +105,40 @@ def locate(model: str) -> ModelSource:
 def _fix_hint(repo_id: str | None) -> str:
     download = ""
     if repo_id:
-        download = f"download it with `hf download {repo_id}` (or `huggingface-cli download {repo_id}`), "
+        download = f"download it with `storyboard download {repo_id}`, "
     return f"{download}pass a local diffusers folder or .safetensors file with --model, or use --renderer draft"
 
 
 def _not_cached(repo_id: str) -> ModelNotFound:
     return ModelNotFound(f"model {repo_id!r} is not in the Hugging Face cache ({hub_cache_dir()}) and "
                          f"HF_HUB_OFFLINE=1 forbids downloading it; {_fix_hint(repo_id)}")
+
+
+def download(model: str) -> Path:
+    """Fetch the files a diffusers pipeline needs from the hub into its cache; return the snapshot folder.
+
+    `DiffusionPipeline.download` takes only what `from_pretrained` will read (one set of weights, no single-file
+    checkpoints or other variants), a fraction of what the whole repository holds.
+    """
+    source = locate(model)
+    if source.kind != "hub":
+        raise ModelNotFound(f"model {model!r} is a local {source.kind}; there is nothing to download")
+    if hub_offline():
+        raise ModelNotFound(f"cannot download {model!r}: HF_HUB_OFFLINE=1 forbids it; unset it and try again")
+    diffusers = _import_diffusers()
+    logger = logging.getLogger("diffusers")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # its "Couldn't connect to the Hub" would precede our one line
+    try:
+        return Path(diffusers.DiffusionPipeline.download(model))
+    except Exception as exc:
+        names, root = _causes(exc)
+        if names & {"GatedRepoError", "RepositoryNotFoundError"}:
+            raise _load_error(source, exc) from None
+        raise ModelNotFound(f"cannot download {model!r} from the Hugging Face hub ({type(root).__name__}: "
+                            f"{_first_line(root)}); check the network connection and the model id") from None
+    finally:
+        logger.setLevel(level)
 
 
 # --------------------------------------------------------------------------- cheap fingerprints
@@ -557,16 +584,22 @@ def _load_single_file(source: ModelSource, config: str | None, dtype: Any, safet
         raise _load_error(source, exc) from None
 
 
-def _load_error(source: ModelSource, exc: BaseException) -> RenderError:
-    if _is_out_of_memory(exc):
-        return RenderError(f"out of GPU memory while loading {source.name!r}; {LOW_VRAM_HINT}")
-    names = set()
+def _causes(exc: BaseException) -> tuple[set[str], BaseException]:
+    """The type names along `exc`'s chain of causes, and the deepest cause (the one worth showing)."""
+    names: set[str] = set()
     chain: BaseException | None = exc
     root = exc
     while chain is not None and len(names) < 20:
         names.add(type(chain).__name__)
         root = chain
         chain = chain.__cause__ or chain.__context__
+    return names, root
+
+
+def _load_error(source: ModelSource, exc: BaseException) -> RenderError:
+    if _is_out_of_memory(exc):
+        return RenderError(f"out of GPU memory while loading {source.name!r}; {LOW_VRAM_HINT}")
+    names, root = _causes(exc)
     hint = _fix_hint(source.name if source.kind == "hub" else None)
     if "GatedRepoError" in names:
         return ModelNotFound(f"model {source.name!r} is gated: accept its licence at "
