@@ -50,6 +50,7 @@ def atomic_save_png(path: str | Path, image: Image.Image, pnginfo: Any = None) -
 
 
 _TEMP_FILE = re.compile(r"^\..+\.\d+\.tmp$")
+_OUTPUT_SUBFOLDERS = ("cache", "panels", "fonts", "variants")
 
 
 def remove_temp_files(folder: str | Path) -> int:
@@ -57,8 +58,12 @@ def remove_temp_files(folder: str | Path) -> int:
 
     Call it only while holding `exclusive_lock(folder)`: then no live writer can own one of them.
     """
+    folder = Path(folder)
+    # Only where a build writes: `--out` may name a folder full of other things (the story's own, a home, /),
+    # whose temp files belong to other programs and whose tree may be huge or unreadable.
+    candidates = [folder.glob(".*.tmp")] + [(folder / sub).rglob(".*.tmp") for sub in _OUTPUT_SUBFOLDERS]
     removed = 0
-    for path in Path(folder).rglob(".*.tmp"):
+    for path in (p for found in candidates for p in found):
         if _TEMP_FILE.match(path.name) and path.is_file():
             path.unlink(missing_ok=True)
             removed += 1
