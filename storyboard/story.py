@@ -510,6 +510,10 @@ def load_document(path: str | Path, *, require_panels: bool = True) -> Any:
     story_from_yaml(text, file=path, require_panels=require_panels)
     document = parse_yaml(text, path)
     document._storyboard_indent = _guess_indent(text)
+    # ruamel writes "\n" and no BOM; a rewrite keeps the file's own, so that only the edited lines change.
+    document._storyboard_newline = "\r\n" if "\r\n" in text else "\n"
+    with open(path, "rb") as raw:
+        document._storyboard_bom = raw.read(3) == b"\xef\xbb\xbf"
     return document
 
 
@@ -542,7 +546,10 @@ def dump_document(document: Any) -> str:
     yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
     buffer = io.StringIO()
     yaml.dump(document, buffer)
-    return buffer.getvalue()
+    text = buffer.getvalue()
+    if getattr(document, "_storyboard_newline", "\n") == "\r\n":
+        text = text.replace("\r\n", "\n").replace("\n", "\r\n")  # a comment keeps its own "\r"
+    return ("\ufeff" if getattr(document, "_storyboard_bom", False) else "") + text
 
 
 def save_document(path: str | Path, document: Any) -> Story:

@@ -117,6 +117,18 @@ def test_pick_changes_an_existing_seed_line_in_place(write_story, capsys):
     assert capsys.readouterr().out.startswith(f"{story}: panel 1 seed 12 -> 13\n")
 
 
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_pick_keeps_crlf_line_endings_and_a_bom(tmp_path, capsys, bom):
+    story = tmp_path / "story.yaml"
+    original = bom + b"title: T  # mine\r\npanels:\r\n  - prompt: x  # first\r\n  - prompt: y\r\n    seed: 3\r\n"
+    story.write_bytes(original)
+    assert main(["pick", str(story), "--panel", "1", "--seed", "41"]) == 0
+    assert main(["pick", str(story), "--panel", "2", "--seed", "42"]) == 0
+    assert story.read_bytes() == original.replace(b"# first\r\n", b"# first\r\n    seed: 41\r\n").replace(
+        b"seed: 3\r\n", b"seed: 42\r\n")
+
+
 @pytest.mark.parametrize("args, message", [
     (["pick", "{story}", "--panel", "4", "--seed", "1"],
      "{story}: there is no panel 4; the story has 3 panels (choose 1 to 3)"),
