@@ -187,3 +187,24 @@ def test_info_on_other_files_is_one_clear_error(tmp_path, monkeypatch, capsys, n
     assert main(["info", name]) == 1
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", f"Error: {message}\n")
+
+
+@pytest.mark.parametrize("change", [
+    {"story": {"title": "x", "file": "story.yaml", "panel": "two"}},
+    {"story": {"title": "x", "file": "story.yaml", "panel": 0}},
+    {"story": {"title": "x", "file": None, "panel": 1}},
+    {"build": "pages"},
+    {"identity": ["draft"]},
+    {"renderer": 5},
+    {"job": {}, "variant": True},
+])
+def test_info_on_a_chunk_with_the_wrong_shape_says_it_is_damaged(minimal_story, tmp_path, monkeypatch, capsys,
+                                                                 change):
+    build(minimal_story, tmp_path / "out", renderer="draft")
+    record = json.loads(text_chunks(tmp_path / "out" / "panels" / "panel-01.png")["storyboard"])
+    data = (tmp_path / "out" / "panels" / "panel-01.png").read_bytes()
+    (tmp_path / "odd.png").write_bytes(with_text(data, "storyboard", json.dumps(record | change)))
+    monkeypatch.chdir(tmp_path)
+    assert main(["info", "odd.png"]) == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "Error: odd.png: the storyboard provenance chunk is damaged\n")
