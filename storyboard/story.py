@@ -257,7 +257,11 @@ def read_text(path: str | Path) -> str:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise StoryError(f"is {size // 1024} KiB; a story file is at most {MAX_FILE_BYTES // 1024} KiB", file=path)
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # a device such as /dev/zero has no size and never ends
+        if len(data) > MAX_FILE_BYTES:
+            raise StoryError(f"is more than {MAX_FILE_BYTES // 1024} KiB; a story file is at most "
+                             f"{MAX_FILE_BYTES // 1024} KiB", file=path)
     except FileNotFoundError:
         raise StoryError("no such file", file=path) from None
     except PermissionError:
