@@ -137,6 +137,8 @@ def test_pick_keeps_crlf_line_endings_and_a_bom(tmp_path, capsys, bom):
     (["variants", "{story}", "--panel", "0", "--count", "2"],
      "{story}: there is no panel 0; the story has 3 panels (choose 1 to 3)"),
     (["variants", "{story}", "--panel", "1", "--count", "0"], "--count must be between 1 and 100 (got 0)"),
+    (["variants", "{story}", "--panel", "1", "--seed-start", "-5"],
+     "--seed-start -5 with --count 4 gives seeds -5 to -2; seeds lie between 0 and 18446744073709551615"),
 ])
 def test_bad_panel_seed_or_count_is_one_clear_error_and_changes_nothing(write_story, capsys, monkeypatch, args,
                                                                        message):
