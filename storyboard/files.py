@@ -20,6 +20,8 @@ from storyboard.errors import BuildError
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
+    if path.is_symlink():  # write what the link points to, as editors do, instead of replacing the link
+        path = Path(os.path.realpath(path))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -118,6 +118,17 @@ def test_pick_changes_an_existing_seed_line_in_place(write_story, capsys):
 
 
 
+def test_pick_through_a_symlink_edits_the_story_it_points_to_and_keeps_the_link(tmp_path, capsys):
+    (tmp_path / "stories").mkdir()
+    real = tmp_path / "stories" / "story.yaml"
+    real.write_text("title: T\npanels:\n  - prompt: x\n")
+    link = tmp_path / "story.yaml"
+    link.symlink_to(real)
+    assert main(["pick", str(link), "--panel", "1", "--seed", "41"]) == 0
+    assert link.is_symlink() and link.resolve() == real
+    assert real.read_text() == "title: T\npanels:\n  - prompt: x\n    seed: 41\n"
+
+
 @pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
 def test_pick_keeps_crlf_line_endings_and_a_bom(tmp_path, capsys, bom):
     story = tmp_path / "story.yaml"
