@@ -8,8 +8,9 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        with suppress(FileNotFoundError):  # a rewritten file keeps its permissions (a private 0600 story)
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(tmp, path)
     except OSError as exc:
         raise BuildError(f"cannot write {path}: {exc.strerror or exc}") from None

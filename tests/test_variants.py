@@ -129,6 +129,13 @@ def test_pick_through_a_symlink_edits_the_story_it_points_to_and_keeps_the_link(
     assert real.read_text() == "title: T\npanels:\n  - prompt: x\n    seed: 41\n"
 
 
+def test_pick_keeps_the_story_files_permissions(write_story):
+    story = write_story(STORY)
+    story.chmod(0o600)
+    assert main(["pick", str(story), "--panel", "1", "--seed", "41"]) == 0
+    assert story.stat().st_mode & 0o777 == 0o600
+
+
 @pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
 def test_pick_keeps_crlf_line_endings_and_a_bom(tmp_path, capsys, bom):
     story = tmp_path / "story.yaml"
