@@ -136,6 +136,16 @@ def test_pick_keeps_the_story_files_permissions(write_story):
     assert story.stat().st_mode & 0o777 == 0o600
 
 
+def test_pick_refuses_a_panel_that_is_an_alias_of_another(write_story, capsys):
+    story = write_story("title: T\npanels:\n  - &first {prompt: x}\n  - prompt: y\n  - *first\n")
+    original = story.read_bytes()
+    assert main(["pick", str(story), "--panel", "3", "--seed", "7"]) == 1
+    assert capsys.readouterr().err == (
+        f"Error: {story}:3: panels[2]: panels 1 and 3 are one YAML mapping (an anchor and its alias), so a seed "
+        "set on one would change both; write panel 3 out in full first\n")
+    assert story.read_bytes() == original
+
+
 @pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
 def test_pick_keeps_crlf_line_endings_and_a_bom(tmp_path, capsys, bom):
     story = tmp_path / "story.yaml"
