@@ -512,9 +512,10 @@ def load_document(path: str | Path, *, require_panels: bool = True) -> Any:
     """
     text = read_text(path)
     story_from_yaml(text, file=path, require_panels=require_panels)
-    document = parse_yaml(text, path)
+    # ruamel round-trips CRLF text badly (blank lines lost, "\r" kept in comments) and writes "\n" and no BOM:
+    # it edits the "\n" text, and a rewrite restores the file's own line endings and BOM.
+    document = parse_yaml(text.replace("\r\n", "\n"), path)
     document._storyboard_indent = _guess_indent(text)
-    # ruamel writes "\n" and no BOM; a rewrite keeps the file's own, so that only the edited lines change.
     document._storyboard_newline = "\r\n" if "\r\n" in text else "\n"
     with open(path, "rb") as raw:
         document._storyboard_bom = raw.read(3) == b"\xef\xbb\xbf"
@@ -552,7 +553,7 @@ def dump_document(document: Any) -> str:
     yaml.dump(document, buffer)
     text = buffer.getvalue()
     if getattr(document, "_storyboard_newline", "\n") == "\r\n":
-        text = text.replace("\r\n", "\n").replace("\n", "\r\n")  # a comment keeps its own "\r"
+        text = text.replace("\n", "\r\n")
     return ("\ufeff" if getattr(document, "_storyboard_bom", False) else "") + text
 
 

@@ -634,3 +634,15 @@ def test_a_story_with_more_panels_than_a_plan_holds_says_so_without_blaming_an_o
     assert (code, out) == (1, "")
     assert err == f"Error: {story} has 65 panels; a plan has at most 64 (choose how many with --panels N)\n"
     assert chat.requests == [] and story.read_bytes() == before
+
+
+def test_plan_keeps_crlf_line_endings_and_a_bom(capsys, chat, provider, tmp_path):
+    unix, windows = tmp_path / "unix.yaml", tmp_path / "windows.yaml"
+    unix.write_bytes(STORY.encode())
+    windows.write_bytes(b"\xef\xbb\xbf" + STORY.replace("\n", "\r\n").encode())
+    for path in (unix, windows):
+        chat.add(Say(plan_json(3, names=("fox", "girl"))))
+        assert run(capsys, "plan", path, *provider.args)[0] == 0
+    written = windows.read_bytes()
+    assert written.startswith(b"\xef\xbb\xbf") and written.count(b"\n") == written.count(b"\r\n")
+    assert written[3:].replace(b"\r\n", b"\n") == unix.read_bytes()
