@@ -220,6 +220,8 @@ def read_provenance(path: str | Path) -> Provenance:
         raise StoryboardError(f"{path}: not an image") from None
     except OSError as exc:
         raise StoryboardError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (ValueError, Image.DecompressionBombError) as exc:  # a text chunk or a size past Pillow's limits
+        raise StoryboardError(f"{path}: cannot read: {exc}") from None
     if kind != "PNG":
         raise StoryboardError(f"{path}: is a {kind} image; storyboard writes its provenance into PNG panels")
     raw = text.get(STORYBOARD)
@@ -228,7 +230,7 @@ def read_provenance(path: str | Path) -> Provenance:
         raise StoryboardError(f"{path}: no storyboard provenance in this PNG{hint}")
     try:
         record = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         record = None
     if not _well_formed(record):
         raise StoryboardError(f"{path}: the storyboard provenance chunk is damaged")
