@@ -85,7 +85,7 @@ def test_an_empty_option_value_is_a_usage_error_not_the_default(minimal_story, t
     work = tmp_path / "work"
     work.mkdir()
     result = run(*[a.replace("{story}", str(minimal_story)) for a in args], cwd=work)
-    option = next(a for a, b in zip(args, args[1:]) if not b.strip())
+    option = args[[a.strip() for a in args].index("") - 1]
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == (f"Error: Invalid value for '{option}': is empty; leave the option "
                                               "out for its default")
