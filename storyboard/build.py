@@ -472,7 +472,9 @@ def variants(
         raise BuildError(f"--count must be between 1 and {MAX_VARIANTS} (got {count})")
     seeds = candidate_seeds(job.seed, count, seed_start)
     if seeds[0] < 0 or seeds[-1] > MAX_SEED:
-        raise BuildError(f"candidate seeds must lie between 0 and {MAX_SEED} (got {seeds[0]} to {seeds[-1]})")
+        start = f"--seed-start {seed_start}" if seed_start is not None else f"panel {panel}'s seed {job.seed}"
+        raise BuildError(f"{start} with --count {count} gives seeds {seeds[0]} to {seeds[-1]}; "
+                         f"seeds lie between 0 and {MAX_SEED}")
     engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
     candidates = [replace(job, seed=seed) for seed in seeds]
     context = _Context(story, str(story_path), _given_out(story_path, out_dir), model, variant=True)

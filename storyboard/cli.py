@@ -38,6 +38,13 @@ def _progress() -> tuple[BuildProgress, contextlib.AbstractContextManager]:
     return PlainProgress(), contextlib.nullcontext()
 
 
+def _not_blank(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An empty value (an unset `$VAR` on the line) is a mistake, not a request for the default."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty; leave the option out for its default", ctx, param)
+    return value
+
+
 @contextlib.contextmanager
 def _keeping_finished_panels() -> Iterator[None]:
     """Ctrl-C: say that nothing finished is lost, and exit 130 as shells expect."""
@@ -50,9 +57,11 @@ def _keeping_finished_panels() -> Iterator[None]:
 
 @cli.command()
 @click.argument("story", type=click.Path(dir_okay=True, path_type=str))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder [default: build/<story name>].")
-@click.option("--renderer", default=None, metavar="NAME", help="Renderer to draw panels with.")
-@click.option("--model", default=None, help="Model to render with, overriding render.model in the story.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), callback=_not_blank,
+              help="Output folder [default: build/<story name>].")
+@click.option("--renderer", default=None, metavar="NAME", callback=_not_blank, help="Renderer to draw panels with.")
+@click.option("--model", default=None, callback=_not_blank,
+              help="Model to render with, overriding render.model in the story.")
 @click.option("--panel", "panels", type=int, multiple=True, metavar="N",
               help="Redraw panel N even if a cached image exists (repeatable).")
 @click.option("--force", is_flag=True, help="Redraw every panel, ignoring cached images.")
@@ -123,9 +132,11 @@ def _current_params(provenance: Any) -> dict[str, Any] | None:
 @click.option("--count", type=int, default=4, show_default=True, metavar="K", help="How many seeds to try.")
 @click.option("--seed-start", type=int, default=None, metavar="S",
               help="First seed to try [default: the panel's current seed].")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder [default: build/<story name>].")
-@click.option("--renderer", default=None, metavar="NAME", help="Renderer to draw panels with.")
-@click.option("--model", default=None, help="Model to render with, overriding render.model in the story.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), callback=_not_blank,
+              help="Output folder [default: build/<story name>].")
+@click.option("--renderer", default=None, metavar="NAME", callback=_not_blank, help="Renderer to draw panels with.")
+@click.option("--model", default=None, callback=_not_blank,
+              help="Model to render with, overriding render.model in the story.")
 def variants(story: str, panel: int, count: int, seed_start: int | None, out_dir: str | None,
              renderer: str | None, model: str | None) -> None:
     """Draw K candidate seeds for panel N of STORY, with a contact sheet; the page is left as it is.
@@ -166,8 +177,9 @@ def pick(story: str, panel: int, seed: int) -> None:
 @click.option("--provider", type=click.Choice(list(PROVIDERS)), default=DEFAULT_PROVIDER, show_default=True,
               help="dashscope: Qwen through the DashScope SDK (DASHSCOPE_API_KEY). openai: any OpenAI-compatible "
                    "server (OPENAI_API_KEY, optional for local servers).")
-@click.option("--model", default=None, help="Model name [default: qwen-plus for dashscope; openai needs one].")
-@click.option("--base-url", default=None, metavar="URL",
+@click.option("--model", default=None, callback=_not_blank,
+              help="Model name [default: qwen-plus for dashscope; openai needs one].")
+@click.option("--base-url", default=None, metavar="URL", callback=_not_blank,
               help="API address, e.g. http://localhost:11434/v1 for Ollama [openai: OPENAI_BASE_URL or OpenAI; "
                    "dashscope: DASHSCOPE_HTTP_BASE_URL or the SDK's default].")
 @click.option("--panels", type=click.IntRange(1, 64), default=None,

@@ -23,6 +23,13 @@ def pick_seed(path: str | Path, panel: int, seed: int) -> int:
                          field=f"panels[{panel - 1}].seed")
     before = resolve(story)[panel - 1].seed
     document = load_document(path)
-    document["panels"][panel - 1]["seed"] = seed
+    panels = document["panels"]
+    twins = [i + 1 for i, other in enumerate(panels) if other is panels[panel - 1] and i != panel - 1]
+    if twins:
+        raise StoryError(f"panels {min(panel, twins[0])} and {max(panel, twins[0])} are one YAML mapping (an anchor "
+                         f"and its alias), so a seed set on one would change both; write panel {panel} out in full "
+                         "first",
+                         file=path, line=panels.lc.item(panel - 1)[0] + 1, field=f"panels[{panel - 1}]")
+    panels[panel - 1]["seed"] = seed
     save_document(path, document)
     return before

@@ -8,8 +8,9 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from storyboard.errors import BuildError
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
+    if path.is_symlink():  # write what the link points to, as editors do, instead of replacing the link
+        path = Path(os.path.realpath(path))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,6 +30,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        with suppress(FileNotFoundError):  # a rewritten file keeps its permissions (a private 0600 story)
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(tmp, path)
     except OSError as exc:
         raise BuildError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -50,6 +55,7 @@ def atomic_save_png(path: str | Path, image: Image.Image, pnginfo: Any = None) -
 
 
 _TEMP_FILE = re.compile(r"^\..+\.\d+\.tmp$")
+_OUTPUT_SUBFOLDERS = ("cache", "panels", "fonts", "variants")
 
 
 def remove_temp_files(folder: str | Path) -> int:
@@ -57,8 +63,12 @@ def remove_temp_files(folder: str | Path) -> int:
 
     Call it only while holding `exclusive_lock(folder)`: then no live writer can own one of them.
     """
+    folder = Path(folder)
+    # Only where a build writes: `--out` may name a folder full of other things (the story's own, a home, /),
+    # whose temp files belong to other programs and whose tree may be huge or unreadable.
+    candidates = [folder.glob(".*.tmp")] + [(folder / sub).rglob(".*.tmp") for sub in _OUTPUT_SUBFOLDERS]
     removed = 0
-    for path in Path(folder).rglob(".*.tmp"):
+    for path in (p for found in candidates for p in found):
         if _TEMP_FILE.match(path.name) and path.is_file():
             path.unlink(missing_ok=True)
             removed += 1

@@ -220,6 +220,8 @@ def read_provenance(path: str | Path) -> Provenance:
         raise StoryboardError(f"{path}: not an image") from None
     except OSError as exc:
         raise StoryboardError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (ValueError, Image.DecompressionBombError) as exc:  # a text chunk or a size past Pillow's limits
+        raise StoryboardError(f"{path}: cannot read: {exc}") from None
     if kind != "PNG":
         raise StoryboardError(f"{path}: is a {kind} image; storyboard writes its provenance into PNG panels")
     raw = text.get(STORYBOARD)
@@ -228,10 +230,23 @@ def read_provenance(path: str | Path) -> Provenance:
         raise StoryboardError(f"{path}: no storyboard provenance in this PNG{hint}")
     try:
         record = json.loads(raw)
-        record["job"], record["story"]["panel"], record["story"]["file"]
-    except (ValueError, KeyError, TypeError):
-        raise StoryboardError(f"{path}: the storyboard provenance chunk is damaged") from None
+    except (ValueError, RecursionError):
+        record = None
+    if not _well_formed(record):
+        raise StoryboardError(f"{path}: the storyboard provenance chunk is damaged")
     return Provenance(path, text.get(PARAMETERS, ""), record)
+
+
+def _well_formed(record: Any) -> bool:
+    """Whether the fields `describe` and `reproduce_commands` rely on have the types a build writes."""
+    if not (isinstance(record, dict) and isinstance(record.get("job"), dict) and isinstance(record.get("story"), dict)
+            and isinstance(record.get("build", {}), dict) and isinstance(record.get("identity", {}), dict)):
+        return False
+    panel, build = record["story"].get("panel"), record.get("build", {})
+    return (type(panel) is int and panel >= 1 and isinstance(record["story"].get("file"), str)
+            and isinstance(record.get("renderer", ""), str)
+            and all(isinstance(build.get(k), (str, type(None))) for k in ("out", "model"))
+            and (not record.get("variant") or type(record["job"].get("seed")) is int))
 
 
 def reproduce_commands(p: Provenance) -> list[tuple[str, list[str]]]:

@@ -257,7 +257,11 @@ def read_text(path: str | Path) -> str:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             raise StoryError(f"is {size // 1024} KiB; a story file is at most {MAX_FILE_BYTES // 1024} KiB", file=path)
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # a device such as /dev/zero has no size and never ends
+        if len(data) > MAX_FILE_BYTES:
+            raise StoryError(f"is more than {MAX_FILE_BYTES // 1024} KiB; a story file is at most "
+                             f"{MAX_FILE_BYTES // 1024} KiB", file=path)
     except FileNotFoundError:
         raise StoryError("no such file", file=path) from None
     except PermissionError:
@@ -508,8 +512,13 @@ def load_document(path: str | Path, *, require_panels: bool = True) -> Any:
     """
     text = read_text(path)
     story_from_yaml(text, file=path, require_panels=require_panels)
-    document = parse_yaml(text, path)
+    # ruamel round-trips CRLF text badly (blank lines lost, "\r" kept in comments) and writes "\n" and no BOM:
+    # it edits the "\n" text, and a rewrite restores the file's own line endings and BOM.
+    document = parse_yaml(text.replace("\r\n", "\n"), path)
     document._storyboard_indent = _guess_indent(text)
+    document._storyboard_newline = "\r\n" if "\r\n" in text else "\n"
+    with open(path, "rb") as raw:
+        document._storyboard_bom = raw.read(3) == b"\xef\xbb\xbf"
     return document
 
 
@@ -542,7 +551,10 @@ def dump_document(document: Any) -> str:
     yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
     buffer = io.StringIO()
     yaml.dump(document, buffer)
-    return buffer.getvalue()
+    text = buffer.getvalue()
+    if getattr(document, "_storyboard_newline", "\n") == "\r\n":
+        text = text.replace("\n", "\r\n")
+    return ("\ufeff" if getattr(document, "_storyboard_bom", False) else "") + text
 
 
 def save_document(path: str | Path, document: Any) -> Story:

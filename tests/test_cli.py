@@ -71,3 +71,23 @@ def test_debug_shows_traceback(tmp_path):
     result = run("build", str(tmp_path / "missing.yaml"), "--debug")
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "StoryError" in result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["build", "{story}", "--renderer", "draft", "--out", ""],
+    ["build", "{story}", "--model", ""],
+    ["variants", "{story}", "--panel", "1", "--renderer", " "],
+    ["plan", "{story}", "--base-url", ""],
+])
+def test_an_empty_option_value_is_a_usage_error_not_the_default(minimal_story, tmp_path, args):
+    # `--out "$OUT"` with OUT unset must not build into the current folder or fall back to the default model.
+    before = minimal_story.read_bytes()
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run(*[a.replace("{story}", str(minimal_story)) for a in args], cwd=work)
+    option = args[[a.strip() for a in args].index("") - 1]
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (f"Error: Invalid value for '{option}': is empty; leave the option "
+                                              "out for its default")
+    assert list(work.iterdir()) == []
+    assert minimal_story.read_bytes() == before

@@ -149,3 +149,14 @@ def test_stale_temp_files_of_dead_builds_are_removed_and_only_those(minimal_stor
     build(minimal_story, out, renderer="draft")
     assert [p for p in stale if p.exists()] == []
     assert all(p.exists() for p in kept)
+
+
+def test_temp_files_outside_the_build_folders_are_left_alone(minimal_story, tmp_path):
+    # `--out .` next to the story, or a home folder: other programs' temp files there are not the build's.
+    out = tmp_path / "out"
+    foreign = [out / "drafts" / ".essay.txt.4242.tmp", out / "drafts" / "deep" / ".x.png.7.tmp"]
+    for path in foreign:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"someone else's")
+    build(minimal_story, out, renderer="draft")
+    assert all(p.read_bytes() == b"someone else's" for p in foreign)

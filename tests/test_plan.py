@@ -623,3 +623,26 @@ def test_thinking_models_are_asked_to_not_think(capsys, chat, provider, story):
         parameters = request.body["parameters"] if provider.name == "dashscope" else request.body
         assert parameters["enable_thinking"] is False
     assert "enable_thinking" not in (first.body["parameters"] if provider.name == "dashscope" else first.body)
+
+
+def test_a_story_with_more_panels_than_a_plan_holds_says_so_without_blaming_an_option(capsys, chat, tmp_path):
+    story = tmp_path / "long.yaml"
+    story.write_text("title: Long\npanels:\n" + "".join(f"  - prompt: p{i}\n" for i in range(65)), encoding="utf-8")
+    before = story.read_bytes()
+    code, out, err = run(capsys, "plan", story, "--provider", "openai", "--base-url", chat.openai_url,
+                         "--model", "m")
+    assert (code, out) == (1, "")
+    assert err == f"Error: {story} has 65 panels; a plan has at most 64 (choose how many with --panels N)\n"
+    assert chat.requests == [] and story.read_bytes() == before
+
+
+def test_plan_keeps_crlf_line_endings_and_a_bom(capsys, chat, provider, tmp_path):
+    unix, windows = tmp_path / "unix.yaml", tmp_path / "windows.yaml"
+    unix.write_bytes(STORY.encode())
+    windows.write_bytes(b"\xef\xbb\xbf" + STORY.replace("\n", "\r\n").encode())
+    for path in (unix, windows):
+        chat.add(Say(plan_json(3, names=("fox", "girl"))))
+        assert run(capsys, "plan", path, *provider.args)[0] == 0
+    written = windows.read_bytes()
+    assert written.startswith(b"\xef\xbb\xbf") and written.count(b"\n") == written.count(b"\r\n")
+    assert written[3:].replace(b"\r\n", b"\n") == unix.read_bytes()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -187,3 +188,54 @@ def test_info_on_other_files_is_one_clear_error(tmp_path, monkeypatch, capsys, n
     assert main(["info", name]) == 1
     captured = capsys.readouterr()
     assert (captured.out, captured.err) == ("", f"Error: {message}\n")
+
+
+@pytest.mark.parametrize("change", [
+    {"story": {"title": "x", "file": "story.yaml", "panel": "two"}},
+    {"story": {"title": "x", "file": "story.yaml", "panel": 0}},
+    {"story": {"title": "x", "file": None, "panel": 1}},
+    {"build": "pages"},
+    {"identity": ["draft"]},
+    {"renderer": 5},
+    {"job": {}, "variant": True},
+])
+def test_info_on_a_chunk_with_the_wrong_shape_says_it_is_damaged(minimal_story, tmp_path, monkeypatch, capsys,
+                                                                 change):
+    build(minimal_story, tmp_path / "out", renderer="draft")
+    record = json.loads(text_chunks(tmp_path / "out" / "panels" / "panel-01.png")["storyboard"])
+    data = (tmp_path / "out" / "panels" / "panel-01.png").read_bytes()
+    (tmp_path / "odd.png").write_bytes(with_text(data, "storyboard", json.dumps(record | change)))
+    monkeypatch.chdir(tmp_path)
+    assert main(["info", "odd.png"]) == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "Error: odd.png: the storyboard provenance chunk is damaged\n")
+
+
+def test_info_on_hostile_pngs_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    import struct
+    import zlib
+
+    from PIL.PngImagePlugin import PngInfo
+
+    monkeypatch.chdir(tmp_path)
+    info = PngInfo()
+    info.add_text("storyboard", "{" + " " * 5_000_000 + "}", zip=True)  # inflates past Pillow's text limit
+    Image.new("RGB", (8, 8)).save("inflating.png", pnginfo=info)
+    info = PngInfo()
+    info.add_text("storyboard", '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    Image.new("RGB", (8, 8)).save("deep.png", pnginfo=info)
+    Image.new("RGB", (8, 8)).save("plain.png")
+    header = struct.pack(">IIBBBBB", 200_000, 200_000, 8, 2, 0, 0, 0)
+    data = Path("plain.png").read_bytes()
+    Path("huge.png").write_bytes(data[:8] + struct.pack(">I", 13) + b"IHDR" + header
+                                 + struct.pack(">I", zlib.crc32(b"IHDR" + header)) + data[33:])
+    expected = {
+        "inflating.png": "inflating.png: cannot read: Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK",
+        "deep.png": "deep.png: the storyboard provenance chunk is damaged",
+        "huge.png": "huge.png: cannot read: Image size (40000000000 pixels) exceeds limit of 178956970 pixels, "
+                    "could be decompression bomb DOS attack.",
+    }
+    for name, message in expected.items():
+        assert main(["info", name]) == 1
+        captured = capsys.readouterr()
+        assert (captured.out, captured.err) == ("", f"Error: {message}\n")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from storyboard import StoryError, load_story
@@ -110,6 +112,13 @@ def test_encodings(tmp_path):
     bom = tmp_path / "bom.yaml"
     bom.write_bytes(b"\xef\xbb\xbftitle: x\npanels:\n  - prompt: a\n")
     assert load_story(bom).title == "x"
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_an_endless_file_is_refused_without_reading_it_all(tmp_path):
+    endless = tmp_path / "story.yaml"
+    endless.symlink_to("/dev/zero")  # no size to check up front, and no end
+    assert error_of(endless) == f"{endless}: is more than 2048 KiB; a story file is at most 2048 KiB"
 
 
 def test_alias_bomb_is_refused_quickly(write_story):

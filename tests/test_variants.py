@@ -117,6 +117,46 @@ def test_pick_changes_an_existing_seed_line_in_place(write_story, capsys):
     assert capsys.readouterr().out.startswith(f"{story}: panel 1 seed 12 -> 13\n")
 
 
+
+def test_pick_through_a_symlink_edits_the_story_it_points_to_and_keeps_the_link(tmp_path, capsys):
+    (tmp_path / "stories").mkdir()
+    real = tmp_path / "stories" / "story.yaml"
+    real.write_text("title: T\npanels:\n  - prompt: x\n")
+    link = tmp_path / "story.yaml"
+    link.symlink_to(real)
+    assert main(["pick", str(link), "--panel", "1", "--seed", "41"]) == 0
+    assert link.is_symlink() and link.resolve() == real
+    assert real.read_text() == "title: T\npanels:\n  - prompt: x\n    seed: 41\n"
+
+
+def test_pick_keeps_the_story_files_permissions(write_story):
+    story = write_story(STORY)
+    story.chmod(0o600)
+    assert main(["pick", str(story), "--panel", "1", "--seed", "41"]) == 0
+    assert story.stat().st_mode & 0o777 == 0o600
+
+
+def test_pick_refuses_a_panel_that_is_an_alias_of_another(write_story, capsys):
+    story = write_story("title: T\npanels:\n  - &first {prompt: x}\n  - prompt: y\n  - *first\n")
+    original = story.read_bytes()
+    assert main(["pick", str(story), "--panel", "3", "--seed", "7"]) == 1
+    assert capsys.readouterr().err == (
+        f"Error: {story}:3: panels[2]: panels 1 and 3 are one YAML mapping (an anchor and its alias), so a seed "
+        "set on one would change both; write panel 3 out in full first\n")
+    assert story.read_bytes() == original
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_pick_keeps_crlf_line_endings_and_a_bom(tmp_path, capsys, bom):
+    story = tmp_path / "story.yaml"
+    original = bom + b"title: T  # mine\r\npanels:\r\n  - prompt: x  # first\r\n  - prompt: y\r\n    seed: 3\r\n"
+    story.write_bytes(original)
+    assert main(["pick", str(story), "--panel", "1", "--seed", "41"]) == 0
+    assert main(["pick", str(story), "--panel", "2", "--seed", "42"]) == 0
+    assert story.read_bytes() == original.replace(b"# first\r\n", b"# first\r\n    seed: 41\r\n").replace(
+        b"seed: 3\r\n", b"seed: 42\r\n")
+
+
 @pytest.mark.parametrize("args, message", [
     (["pick", "{story}", "--panel", "4", "--seed", "1"],
      "{story}: there is no panel 4; the story has 3 panels (choose 1 to 3)"),
@@ -125,6 +165,8 @@ def test_pick_changes_an_existing_seed_line_in_place(write_story, capsys):
     (["variants", "{story}", "--panel", "0", "--count", "2"],
      "{story}: there is no panel 0; the story has 3 panels (choose 1 to 3)"),
     (["variants", "{story}", "--panel", "1", "--count", "0"], "--count must be between 1 and 100 (got 0)"),
+    (["variants", "{story}", "--panel", "1", "--seed-start", "-5"],
+     "--seed-start -5 with --count 4 gives seeds -5 to -2; seeds lie between 0 and 18446744073709551615"),
 ])
 def test_bad_panel_seed_or_count_is_one_clear_error_and_changes_nothing(write_story, capsys, monkeypatch, args,
                                                                        message):

@@ -72,6 +72,9 @@ def plan_story(path: str | Path, *, provider: str = DEFAULT_PROVIDER, model: str
     story = StoryDraft.model_validate(document)
 
     count = panels if panels is not None else (len(story.panels) or DEFAULT_PANELS)
+    if panels is None and count > MAX_PANELS:
+        raise PlannerError(f"{path} has {count} panels; a plan has at most {MAX_PANELS} "
+                           f"(choose how many with --panels N)")
     if not 1 <= count <= MAX_PANELS:
         raise PlannerError(f"--panels must be between 1 and {MAX_PANELS} (got {count})")
     locked = {i: p for i, p in enumerate(story.panels) if p.locked}
