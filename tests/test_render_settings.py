@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from storyboard.errors import StoryError
+from storyboard.errors import ModelNotFound, StoryError
 from storyboard.resolve import content_key, resolve
 from storyboard.schedulers import SCHEDULERS
 from storyboard.story import story_from_yaml
@@ -58,6 +58,7 @@ def test_identity_decides_device_class_and_dtype_from_the_settings(tmp_path, mon
     from storyboard.render.diffusers import DiffusersRenderer
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # identity() reads only the cache; it never goes online
     renderer = DiffusersRenderer()
     identity = renderer.identity(resolve(story("  device: cuda:1\n  scheduler: euler_a\n"), model="nobody/x")[0])
     assert (identity["device"], identity["dtype"], identity["sampler"]) == ("cuda", "float16", "Euler a")
@@ -66,3 +67,7 @@ def test_identity_decides_device_class_and_dtype_from_the_settings(tmp_path, mon
     assert (identity["device"], identity["dtype"], identity["sampler"]) == ("mps", "bfloat16", "DPM++ 2M Karras")
     identity = renderer.identity(resolve(story("  device: cpu\n"), model="nobody/x")[0])
     assert (identity["device"], identity["dtype"]) == ("cpu", "float32")
+    # Offline, a model that is not cached cannot be identified (nor drawn): the build decides what that means.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFound, match="HF_HUB_OFFLINE=1 forbids downloading it"):
+        DiffusersRenderer().identity(resolve(story("  device: cpu\n"), model="nobody/y")[0])
