@@ -93,6 +93,7 @@ def exclusive_lock(folder: str | Path, what: str = "build") -> Iterator[None]:
     except ImportError:  # pragma: no cover - Windows
         yield
         return
+    created = _missing_parents(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -110,10 +111,39 @@ def exclusive_lock(folder: str | Path, what: str = "build") -> Iterator[None]:
         os.pwrite(fd, f"{os.getpid()} {what}\n".encode("ascii"), 0)
         try:
             yield
+        except BaseException:
+            if created:  # a first build that failed leaves no empty folders behind
+                _remove_if_empty(folder / ".lock", created)
+            raise
         finally:
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)
+
+
+def _missing_parents(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        missing.append(path)
+    return missing
+
+
+def _remove_if_empty(lock: Path, created: list[Path]) -> None:
+    """Remove the lock file, empty folders under it and the `created` folders, if nothing else was written there."""
+    folder = created[0]
+    try:
+        if [p for p in folder.rglob("*") if not p.is_dir()] not in ([], [lock]):
+            return
+        lock.unlink(missing_ok=True)
+        for path in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            path.rmdir()
+        for path in created:
+            path.rmdir()
+    except OSError:
+        pass  # something appeared meanwhile: leave it
 
 
 def user_cache_dir() -> Path:

@@ -114,3 +114,25 @@ def test_out_path_that_is_a_file(minimal_story, tmp_path):
 
     with pytest.raises(BuildError, match="exists and is not a folder"):
         build(minimal_story, target, renderer="draft")
+
+
+def test_a_failed_first_build_leaves_no_folders(minimal_story, tmp_path):
+    out = tmp_path / "new" / "out"
+    with pytest.raises(RenderError):
+        build(minimal_story, out, renderer=FailingFirst())
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_failed_first_build_keeps_the_panels_it_finished(minimal_story, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(RenderError):
+        build(minimal_story, out, renderer=FailingRenderer())
+    assert len(list((out / "cache").glob("*.png"))) == 1
+
+
+class FailingFirst(DraftRenderer):
+    """Fails before drawing anything, like a model that cannot be loaded."""
+
+    def render(self, jobs: Sequence[PanelJob], on_step=None) -> Iterator[Rendered]:
+        raise RenderError("cannot load the model")
+        yield  # a generator, like every renderer
