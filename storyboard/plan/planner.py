@@ -91,7 +91,7 @@ def plan_story(path: str | Path, *, provider: str = DEFAULT_PROVIDER, model: str
 
     if backend is None:
         backend = get_backend(provider, model=model, base_url=base_url)
-    say(f"asking {backend.provider} {backend.model} for {count} panels"
+    say(f"asking {backend.provider} {backend.model} for {count} panel{'s' if count != 1 else ''}"
         + (f" ({len(locked)} locked)" if locked else "") + "...")
     try:
         plan = _plan(story, backend, count=count, locked=locked, timeout=timeout,
