@@ -232,7 +232,7 @@ def _previous_identities(out: Path, renderer: str) -> list[dict[str, Any]]:
             if isinstance(identity, dict) and identity not in found:
                 found.append(identity)
         return found
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, TypeError):  # no manifest, or not one storyboard wrote
         return []
 
 

@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("Interrupted.", err=True)
         return 130
     except KeyboardInterrupt:
-        click.echo("Interrupted; finished panels are kept and reused by the next build.", err=True)
+        click.echo("Interrupted.", err=True)
         return 130
     except click.ClickException as exc:
         exc.show()

@@ -272,7 +272,6 @@ def reproduce_commands(p: Provenance) -> list[tuple[str, list[str]]]:
     return [("to draw it again:", [shlex.join(["storyboard", "build", story, *options, *panel])])]
 
 
-_SHOWN = ["prompt", "negative", "seed", "size", "steps", "guidance", "sampler", "model"]
 
 
 def describe(p: Provenance, current_job: dict[str, Any] | None = None) -> str:

@@ -408,8 +408,6 @@ def _message(error: dict[str, Any], loc: tuple[str | int, ...]) -> str:
         return f"at most {MAX_BUBBLES} speech bubbles fit in a panel (got {len(value)}); split the scene"
     if kind == "literal_error":
         return f"expected {error['ctx']['expected']}, got {_kind(value)}"
-    if kind == "bool_type" or kind == "bool_parsing":
-        return f"expected true or false, got {_kind(value)}"
     if kind == "value_error":
         return str(error["ctx"]["error"])
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
@@ -491,14 +489,6 @@ def _unwrap(annotation: Any) -> Any:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         return args[0] if len(args) == 1 else annotation
     return annotation
-
-
-_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of `text`."""
-    return _SLUG.sub("-", text).strip("-") or "story"
 
 
 # --------------------------------------------------------------------------- writing back

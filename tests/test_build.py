@@ -136,3 +136,12 @@ class FailingFirst(DraftRenderer):
     def render(self, jobs: Sequence[PanelJob], on_step=None) -> Iterator[Rendered]:
         raise RenderError("cannot load the model")
         yield  # a generator, like every renderer
+
+
+def test_a_foreign_manifest_in_the_output_folder_is_ignored(minimal_story, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"renderer": "draft", "panels": 5, "page": []}', encoding="utf-8")
+    result = build(minimal_story, out, renderer="draft")
+    assert (result.rendered, result.reused) == (2, 0)
+    assert json.loads((out / "manifest.json").read_text(encoding="utf-8"))["panels"][0]["index"] == 1
