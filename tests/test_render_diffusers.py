@@ -472,3 +472,13 @@ def test_download_errors_are_one_line(write_story, tiny_model, tmp_path, monkeyp
                    "[Errno 111] Connection refused); check the network connection and the model id\n")
     assert err.count("\n") == 1
     assert not (tmp_path / "hub" / "models--nobody--model" / "snapshots").exists()
+
+
+def test_a_hub_model_is_fetched_before_its_panels_are_keyed(story, tmp_path):
+    """So the key names the commit it was drawn with; here the hub is unreachable (nothing listens on port 9)."""
+    done = run_cli("build", str(story), "--out", str(tmp_path / "out"), "--model", "nobody/model",
+                   env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_CACHE": str(tmp_path / "hub")})
+    assert done.returncode == 1
+    assert done.stderr == ("Error: cannot download 'nobody/model' from the Hugging Face hub (ConnectionRefusedError: "
+                           "[Errno 111] Connection refused); check the network connection and the model id\n")
+    assert not (tmp_path / "out").exists()

@@ -57,12 +57,16 @@ def test_only_pixel_settings_change_the_cache_key():
 def test_identity_decides_device_class_and_dtype_from_the_settings(tmp_path, monkeypatch):
     from storyboard.render.diffusers import DiffusersRenderer
 
+    repo = tmp_path / "models--nobody--x"  # a hub model in the cache, as `storyboard download` leaves it
+    (repo / "snapshots" / "c0ffee").mkdir(parents=True)
+    (repo / "snapshots" / "c0ffee" / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("c0ffee")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # identity() reads only the cache; it never goes online
     renderer = DiffusersRenderer()
     identity = renderer.identity(resolve(story("  device: cuda:1\n  scheduler: euler_a\n"), model="nobody/x")[0])
     assert (identity["device"], identity["dtype"], identity["sampler"]) == ("cuda", "float16", "Euler a")
-    assert (identity["model"], identity["revision"]) == ("nobody/x", None)  # not cached: no commit to name
+    assert (identity["model"], identity["revision"]) == ("nobody/x", "c0ffee")
     identity = renderer.identity(resolve(story("  device: mps\n  dtype: bfloat16\n"), model="nobody/x")[0])
     assert (identity["device"], identity["dtype"], identity["sampler"]) == ("mps", "bfloat16", "DPM++ 2M Karras")
     identity = renderer.identity(resolve(story("  device: cpu\n"), model="nobody/x")[0])

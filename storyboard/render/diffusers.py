@@ -280,8 +280,13 @@ class DiffusersRenderer:
             # A model that cannot be found cannot be identified: raise, so that the build reuses the panels it
             # drew from it before (their keys are in the last manifest) and reports it only if one must be drawn.
             source = locate(job.model)
-            if source.kind == "hub" and source.path is None and hub_offline():
-                raise _not_cached(source.name)
+            if source.kind == "hub" and source.path is None:
+                if hub_offline():
+                    raise _not_cached(source.name)
+                # A build of a hub model not yet downloaded must fetch it anyway; fetching it now lets the key name
+                # the commit the panels are drawn with, so the next build reuses them instead of drawing them again.
+                download(source.name)
+                source = locate(job.model)
             identity: dict[str, Any] = {
                 "renderer": self.name,
                 "version": VERSION,
