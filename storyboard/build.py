@@ -164,29 +164,26 @@ def build(
     with exclusive_lock(out, "build"):
         remove_temp_files(out)
         cache = out / "cache"
-        identities = _identities(engine, jobs, cache, _previous_identities(out, engine.name), redraw)
+        previous = _previous_manifest(out)
+        identities = _identities(engine, jobs, cache, _previous_identities(previous, engine.name), redraw)
         keys = {job.index: panel_key(job, engine.name, identities[job.index]) for job in jobs}
         missing = [job for job in jobs
                    if job.index in redraw or not is_complete_png(cache / f"{keys[job.index]}.png")]
         progress.start(jobs, missing, engine.name)
         work = [(job, keys[job.index], identities[job.index]) for job in missing]
         warming: list[threading.Thread] = []
-        drawn_infos = _render(engine, work, cache, context, progress,
-                              after_first=lambda: warming.append(_warm_page(story, jobs, engine.name)))
+        _render(engine, work, cache, context, progress,
+                after_first=lambda: warming.append(_warm_page(story, jobs, engine.name)))
         for thread in warming:
             thread.join()
-        infos = {job.index: info for (job, _, _), info in zip(work, drawn_infos)}
-        drawn = set(infos)
-        for job in jobs:
-            if job.index not in drawn:
-                infos[job.index] = _cached_info(cache / f"{keys[job.index]}.png")
+        drawn = {job.index for job, _, _ in work}
 
         progress.composing()
+        # What the renderer reported for each panel (e.g. a safety-checker flag) travels in the cached PNG.
+        infos = {job.index: _publish(cache / f"{keys[job.index]}.png", out / job.file, context, job, engine.name,
+                                     identities[job.index]) for job in jobs}
         results = [PanelResult(job, keys[job.index], job.index in drawn, infos[job.index],
                                identities[job.index]) for job in jobs]
-        for job in jobs:
-            _publish(cache / f"{keys[job.index]}.png", out / job.file, context, job, engine.name,
-                     identities[job.index])
         _remove_stale_panels(out, len(jobs))
 
         page_key = content_key({
@@ -196,14 +193,14 @@ def build(
             "panels": [[keys[j.index], j.caption, p.narration, [d.model_dump() for d in p.dialogue], p.span]
                        for j, p in zip(jobs, story.panels)],
         })
-        if page_key != _previous_page_key(out) or not _page_complete(out, self_contained):
+        if page_key != (previous.get("page") or {}).get("key") or not _page_complete(out, self_contained):
             images = {j.index: _open(cache / f"{keys[j.index]}.png") for j in jobs}
             flagged = {index for index, info in infos.items() if info.get("nsfw")}
             write_page(out, page_from_story(story, jobs, images, renderer=engine.name, version=__version__,
                                             flagged=flagged), self_contained=self_contained)
         result = BuildResult(story, out, engine.name, results, page_key)
         _write_if_changed(out / "manifest.json",
-                          json.dumps(manifest(result, story_path), ensure_ascii=False, indent=2) + "\n")
+                          (json.dumps(manifest(result, story_path), ensure_ascii=False, indent=2) + "\n").encode())
     return result
 
 
@@ -220,34 +217,30 @@ def _given_out(story_path: str | Path, out_dir: str | Path | None) -> str | None
     return str(out_dir)
 
 
-def _previous_identities(out: Path, renderer: str) -> list[dict[str, Any]]:
-    """The renderer identities the last build of `out` recorded, for when the model cannot be identified now."""
+def _previous_manifest(out: Path) -> dict[str, Any]:
+    """The manifest the last build of `out` wrote; {} if there is none, or it is not one storyboard wrote."""
     try:
         data = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-        if data.get("renderer") != renderer:
-            return []
-        found: list[dict[str, Any]] = []
-        for panel in data.get("panels", []):
-            identity = panel.get("identity")
-            if isinstance(identity, dict) and identity not in found:
-                found.append(identity)
-        return found
-    except (OSError, ValueError, AttributeError, TypeError):  # no manifest, or not one storyboard wrote
-        return []
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _previous_identities(previous: dict[str, Any], renderer: str) -> list[dict[str, Any]]:
+    """The renderer identities the last build recorded, for when the model cannot be identified now."""
+    panels = previous.get("panels") if previous.get("renderer") == renderer else None
+    found: list[dict[str, Any]] = []
+    for panel in panels if isinstance(panels, list) else []:
+        identity = panel.get("identity") if isinstance(panel, dict) else None
+        if isinstance(identity, dict) and identity not in found:
+            found.append(identity)
+    return found
 
 
 def _page_complete(out: Path, self_contained: bool) -> bool:
     fonts = self_contained or any((out / "fonts").glob("*.woff"))
     return is_complete_png(out / "page.png") and (out / "page.pdf").is_file() and (out / "index.html").is_file() \
         and fonts
-
-
-def _previous_page_key(out: Path) -> str | None:
-    """The key of the page the last build composed: its panels' keys and text, title, layout, version."""
-    try:
-        return json.loads((out / "manifest.json").read_text(encoding="utf-8"))["page"]["key"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def _identities(engine: Renderer, jobs: list[PanelJob], cache: Path, previous: list[dict[str, Any]],
@@ -276,15 +269,13 @@ def _identities(engine: Renderer, jobs: list[PanelJob], cache: Path, previous: l
 
 
 def _render(engine: Renderer, work: list[tuple[PanelJob, str, dict[str, Any]]], cache: Path, context: _Context,
-            progress: BuildProgress, after_first: Callable[[], object] = lambda: None) -> list[dict[str, Any]]:
+            progress: BuildProgress, after_first: Callable[[], object] = lambda: None) -> None:
     """Draw each (job, key, identity) into the cache, saved with its provenance the moment it is done.
 
     `after_first` runs once the first panel is saved, when the model is loaded and the rest is drawing.
-    Returns the renderer's info for each, in order.
     """
-    infos: list[dict[str, Any]] = []
     if not work:
-        return infos
+        return
     progress.panel_started(work[0][0])
     for position, done in enumerate(engine.render([job for job, _, _ in work], on_step=progress.step)):
         job, key, identity = work[position]
@@ -294,13 +285,11 @@ def _render(engine: Renderer, work: list[tuple[PanelJob, str, dict[str, Any]]], 
         pnginfo.add_text(PARAMETERS, a1111_parameters(job, identity, engine.name))
         pnginfo.add_text(STORYBOARD, _record_text(context.record(job, key, engine.name, identity, done.info)))
         atomic_save_png(cache / f"{key}.png", done.image, pnginfo)
-        infos.append(done.info)
         progress.panel_done(job)
         if position == 0:
             after_first()
         if position + 1 < len(work):
             progress.panel_started(work[position + 1][0])
-    return infos
 
 
 def manifest(result: BuildResult, story_path: str | Path) -> dict[str, Any]:
@@ -366,26 +355,17 @@ def _warm_page(story: Story, jobs: list[PanelJob], renderer: str) -> threading.T
     return thread
 
 
-def _cached_info(path: Path) -> dict[str, Any]:
-    """What the renderer reported when it drew a cached panel (e.g. a safety-checker flag), from its PNG."""
-    try:
-        info = json.loads(text_chunk(path.read_bytes(), STORYBOARD) or "{}").get("info")
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return info if isinstance(info, dict) else {}
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    """Write `text` atomically unless the file already holds it, so unchanged outputs keep their times."""
-    data = text.encode("utf-8")
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Write `data` atomically unless the file already holds it, so unchanged outputs keep their times."""
     if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return
     atomic_write_bytes(path, data)
 
 
 def _publish(source: Path, target: Path, context: _Context, job: PanelJob, renderer: str,
-             identity: dict[str, Any]) -> None:
-    """Copy a cached panel to `target`, atomically, unless it is already identical.
+             identity: dict[str, Any]) -> dict[str, Any]:
+    """Copy a cached panel to `target`, atomically, unless it is already identical; return the renderer's info
+    recorded when it was drawn.
 
     The copy's provenance names the story, panel and build it is published for now (a cached image may have
     been drawn for another panel number, or as a variant); the rest of the file is the cached bytes.
@@ -395,12 +375,11 @@ def _publish(source: Path, target: Path, context: _Context, job: PanelJob, rende
         drawn = json.loads(text_chunk(cached, STORYBOARD) or "{}")
     except ValueError:
         drawn = {}
-    record = context.record(job, source.stem, renderer, identity, drawn.get("info"),
-                            drawn.get("storyboard", __version__))
-    data = with_text(cached, STORYBOARD, _record_text(record))
-    if target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data:
-        return
-    atomic_write_bytes(target, data)
+    drawn = drawn if isinstance(drawn, dict) else {}
+    info = drawn.get("info") if isinstance(drawn.get("info"), dict) else {}
+    record = context.record(job, source.stem, renderer, identity, info, drawn.get("storyboard", __version__))
+    _write_if_changed(target, with_text(cached, STORYBOARD, _record_text(record)))
+    return info
 
 
 _PANEL_FILE = re.compile(r"^panel-(\d+)\.png$")
