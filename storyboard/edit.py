@@ -6,7 +6,7 @@ from pathlib import Path
 
 from storyboard.errors import StoryError
 from storyboard.resolve import check_panel_number, resolve
-from storyboard.story import MAX_SEED, load_document, load_story, save_document
+from storyboard.story import MAX_SEED, load_document, save_document, story_of
 
 
 def pick_seed(path: str | Path, panel: int, seed: int) -> int:
@@ -16,13 +16,13 @@ def pick_seed(path: str | Path, panel: int, seed: int) -> int:
     is kept byte for byte. Pinning the seed on the panel also keeps the picture when panels are later added
     or reordered.
     """
-    story = load_story(path)
+    document = load_document(path)
+    story = story_of(document)
     check_panel_number(panel, len(story.panels), path)
     if not 0 <= seed <= MAX_SEED:
         raise StoryError(f"must be between 0 and {MAX_SEED} (got {seed})", file=path,
                          field=f"panels[{panel - 1}].seed")
     before = resolve(story)[panel - 1].seed
-    document = load_document(path)
     panels = document["panels"]
     twins = [i + 1 for i, other in enumerate(panels) if other is panels[panel - 1] and i != panel - 1]
     if twins:

@@ -250,6 +250,10 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
 
 def read_text(path: str | Path) -> str:
     """Read a story file as UTF-8 text, with errors a user can act on."""
+    return _decode(_read_bytes(path), path)
+
+
+def _read_bytes(path: str | Path) -> bytes:
     path = Path(path)
     try:
         if path.is_dir():
@@ -268,6 +272,10 @@ def read_text(path: str | Path) -> str:
         raise StoryError("permission denied", file=path) from None
     except OSError as exc:
         raise StoryError(f"cannot read: {exc.strerror or exc}", file=path) from None
+    return data
+
+
+def _decode(data: bytes, path: str | Path) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise StoryError("is UTF-16; save it as UTF-8", file=path)
     try:
@@ -497,19 +505,25 @@ def _unwrap(annotation: Any) -> Any:
 def load_document(path: str | Path, *, require_panels: bool = True) -> Any:
     """The story file as ruamel round-trip objects, for edits that keep comments, order, quoting and indentation.
 
-    The file is validated first (see `story_from_yaml`), so callers only ever edit a valid story. Pass the result
-    to `save_document`.
+    The file is validated first (see `story_from_yaml`), so callers only ever edit a valid story; `story_of` gives
+    that validated story. Pass the result to `save_document`.
     """
-    text = read_text(path)
-    story_from_yaml(text, file=path, require_panels=require_panels)
+    data = _read_bytes(path)
+    text = _decode(data, path)
+    story = story_from_yaml(text, file=path, require_panels=require_panels)
     # ruamel round-trips CRLF text badly (blank lines lost, "\r" kept in comments) and writes "\n" and no BOM:
     # it edits the "\n" text, and a rewrite restores the file's own line endings and BOM.
     document = parse_yaml(text.replace("\r\n", "\n"), path)
     document._storyboard_indent = _guess_indent(text)
     document._storyboard_newline = "\r\n" if "\r\n" in text else "\n"
-    with open(path, "rb") as raw:
-        document._storyboard_bom = raw.read(3) == b"\xef\xbb\xbf"
+    document._storyboard_bom = data.startswith(b"\xef\xbb\xbf")
+    document._storyboard_story = story
     return document
+
+
+def story_of(document: Any) -> Story:
+    """The story `load_document` validated when it read `document` (a `StoryDraft` if panels were optional)."""
+    return document._storyboard_story
 
 
 def _guess_indent(text: str) -> tuple[int, int, int]:

@@ -18,7 +18,7 @@ from storyboard.errors import PlannerError, ReplyInvalid, StoryboardError
 from storyboard.plan.backend import DEFAULT_PROVIDER, ChatBackend, Message, get_backend, redact
 from storyboard.plan.reply import BadReply, Plan, Request, parse_reply, reply_schema
 from storyboard.plan.retry import RetryPolicy, ask
-from storyboard.story import Story, StoryDraft, dump_document, load_document, read_text, story_from_yaml
+from storyboard.story import Story, dump_document, load_document, read_text, story_from_yaml, story_of
 
 DEFAULT_PANELS = 8
 MAX_PANELS = 64
@@ -69,7 +69,7 @@ def plan_story(path: str | Path, *, provider: str = DEFAULT_PROVIDER, model: str
     say = (lambda line: notify(redact(line))) if notify else (lambda line: None)
     original = read_text(path)
     document = load_document(path, require_panels=False)
-    story = StoryDraft.model_validate(document)
+    story = story_of(document)
 
     count = panels if panels is not None else (len(story.panels) or DEFAULT_PANELS)
     if panels is None and count > MAX_PANELS:
