@@ -22,10 +22,11 @@ def templates_dir() -> Path:
 
 
 @functools.cache
-def environment() -> jinja2.Environment:
+def environment(autoescape: bool = True) -> jinja2.Environment:
+    """The templates' environment; without autoescaping for plain text such as the planner's prompts."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir()),
-        autoescape=True,
+        autoescape=autoescape,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

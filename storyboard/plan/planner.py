@@ -7,7 +7,6 @@ Nothing is written unless a complete, valid plan came back; the file is otherwis
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -181,20 +180,11 @@ def plan_messages(story: Story, request: Request) -> list[Message]:
     ]
 
 
-@functools.cache
-def _environment() -> Any:
-    import jinja2
-
-    from storyboard.compose.html import templates_dir
+def render(template: str, **context: Any) -> str:
+    from storyboard.compose.html import environment
 
     # Prompts are plain text for a model, not HTML: no autoescaping.
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir()), autoescape=False,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                              keep_trailing_newline=True)
-
-
-def render(template: str, **context: Any) -> str:
-    return _environment().get_template(template).render(**context).strip() + "\n"
+    return environment(autoescape=False).get_template(template).render(**context).strip() + "\n"
 
 
 def _fragment(document: Any, added: list[str]) -> str:
