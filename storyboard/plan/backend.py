@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from typing import ClassVar, Literal, Protocol, TypedDict
 
-from storyboard.errors import PlannerError
+from storyboard.errors import PlannerError, ProviderAuthError, ProviderRequestError, ProviderUnavailable
 
 
 class Message(TypedDict):
@@ -118,6 +118,24 @@ def retry_after(headers: object) -> float | None:
         if seconds >= 0:
             return seconds
     return None
+
+
+def status_error(where: str, status: int, detail: str, *, key_env: str, model: str, headers: object,
+                 not_found: str = "") -> PlannerError:
+    """The error for an HTTP error reply, the same for every provider: auth errors stop at once, rate limits
+    and server errors are retried (honouring Retry-After), anything else is a request the server refused.
+    `detail` names the status and what the server said; `not_found` is a hint for 404."""
+    if status == 401:
+        return ProviderAuthError(f"{where} rejected the API key ({detail}); check {key_env}")
+    if status == 403:
+        return ProviderAuthError(f"{where} refused access ({detail}); check {key_env} and that it may use {model}")
+    if status == 429:
+        return ProviderUnavailable(f"{where} is rate limiting ({detail})", retry_after=retry_after(headers))
+    if status >= 500 or status in (408, 409):
+        return ProviderUnavailable(f"{where} server error ({detail})", retry_after=retry_after(headers))
+    if status == 404 and not_found:
+        return ProviderRequestError(f"{where} answered {detail}: {not_found}")
+    return ProviderRequestError(f"{where} refused the request for {model} ({detail})")
 
 
 def reason(exc: BaseException) -> str:

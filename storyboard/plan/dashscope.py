@@ -15,7 +15,7 @@ from http import HTTPStatus
 from typing import Any, ClassVar
 
 from storyboard.errors import ProviderAuthError, ProviderRequestError, ProviderUnavailable
-from storyboard.plan.backend import Message, describe, keep_secret, reason, retry_after, shown_url
+from storyboard.plan.backend import Message, describe, keep_secret, reason, shown_url, status_error
 
 
 class DashScopeBackend:
@@ -92,17 +92,8 @@ class DashScopeBackend:
             return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
         said = describe(f"{response.code or ''}: {response.message or ''}".strip(": "))
         detail = f"HTTP {status}" + (f" {said}" if said else "")
-        if status == HTTPStatus.UNAUTHORIZED:
-            raise ProviderAuthError(f"DashScope rejected the API key ({detail}); check {self.key_env}")
-        if status == HTTPStatus.FORBIDDEN:
-            raise ProviderAuthError(
-                f"DashScope refused access ({detail}); check {self.key_env} and that it may use {self.model}")
-        wait = retry_after(response.headers)
-        if status == HTTPStatus.TOO_MANY_REQUESTS:
-            raise ProviderUnavailable(f"DashScope is rate limiting ({detail})", retry_after=wait)
-        if status >= 500 or status == HTTPStatus.REQUEST_TIMEOUT:
-            raise ProviderUnavailable(f"DashScope server error ({detail})", retry_after=wait)
-        raise ProviderRequestError(f"DashScope refused the request for {self.model} ({detail})")
+        raise status_error("DashScope", status, detail, key_env=self.key_env, model=self.model,
+                           headers=response.headers)
 
 
 def _api_key() -> str:

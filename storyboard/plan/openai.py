@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from storyboard.errors import PlannerError, ProviderAuthError, ProviderRequestError, ProviderUnavailable
-from storyboard.plan.backend import Message, describe, keep_secret, reason, retry_after, shown_url
+from storyboard.plan.backend import Message, describe, keep_secret, reason, shown_url, status_error
 
 
 class OpenAIBackend:
@@ -101,18 +101,7 @@ class OpenAIBackend:
         else:
             said = str(body or exc.message or "")
         detail = f"HTTP {status}" + (f" {describe(said)}" if said else "")
-        if status == 401:
-            return ProviderAuthError(f"{self.where} rejected the API key ({detail}); check {self.key_env}")
-        if status == 403:
-            return ProviderAuthError(
-                f"{self.where} refused access ({detail}); check {self.key_env} and that it may use {self.model}")
-        wait = retry_after(exc.response.headers)
-        if status == 429:
-            return ProviderUnavailable(f"{self.where} is rate limiting ({detail})", retry_after=wait)
-        if status >= 500 or status in (408, 409):
-            return ProviderUnavailable(f"{self.where} server error ({detail})", retry_after=wait)
-        if status == 404:
-            return ProviderRequestError(
-                f"{self.where} answered {detail}: check --model, and that the base URL is where the API starts "
-                "(it usually ends in /v1)")
-        return ProviderRequestError(f"{self.where} refused the request for {self.model} ({detail})")
+        return status_error(self.where, status, detail, key_env=self.key_env, model=self.model,
+                            headers=exc.response.headers,
+                            not_found="check --model, and that the base URL is where the API starts "
+                                      "(it usually ends in /v1)")
