@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -55,13 +55,19 @@ def _keeping_finished_panels() -> Iterator[None]:
         raise click.exceptions.Exit(130) from None
 
 
+def drawing_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--out, --renderer and --model, shared by the commands that draw panels."""
+    command = click.option("--model", default=None, callback=_not_blank,
+                           help="Model to render with, overriding render.model in the story.")(command)
+    command = click.option("--renderer", default=None, metavar="NAME", callback=_not_blank,
+                           help="Renderer to draw panels with.")(command)
+    return click.option("--out", "out_dir", type=click.Path(file_okay=False), callback=_not_blank,
+                        help="Output folder [default: build/<story name>].")(command)
+
+
 @cli.command()
 @click.argument("story", type=click.Path(dir_okay=True, path_type=str))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), callback=_not_blank,
-              help="Output folder [default: build/<story name>].")
-@click.option("--renderer", default=None, metavar="NAME", callback=_not_blank, help="Renderer to draw panels with.")
-@click.option("--model", default=None, callback=_not_blank,
-              help="Model to render with, overriding render.model in the story.")
+@drawing_options
 @click.option("--panel", "panels", type=int, multiple=True, metavar="N",
               help="Redraw panel N even if a cached image exists (repeatable).")
 @click.option("--force", is_flag=True, help="Redraw every panel, ignoring cached images.")
@@ -132,11 +138,7 @@ def _current_params(provenance: Any) -> dict[str, Any] | None:
 @click.option("--count", type=int, default=4, show_default=True, metavar="K", help="How many seeds to try.")
 @click.option("--seed-start", type=int, default=None, metavar="S",
               help="First seed to try [default: the panel's current seed].")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), callback=_not_blank,
-              help="Output folder [default: build/<story name>].")
-@click.option("--renderer", default=None, metavar="NAME", callback=_not_blank, help="Renderer to draw panels with.")
-@click.option("--model", default=None, callback=_not_blank,
-              help="Model to render with, overriding render.model in the story.")
+@drawing_options
 def variants(story: str, panel: int, count: int, seed_start: int | None, out_dir: str | None,
              renderer: str | None, model: str | None) -> None:
     """Draw K candidate seeds for panel N of STORY, with a contact sheet; the page is left as it is.
