@@ -71,7 +71,7 @@ def join_prompt(*parts: str) -> str:
 def final_prompt(story: Story, panel_index: int) -> str:
     """`"{style.prefix}, {description of each listed character}, {panel prompt}"`, empty parts skipped."""
     panel = story.panels[panel_index - 1]
-    descriptions = [story.characters[name] for name in panel.characters]
+    descriptions = [story.characters[name].description for name in panel.characters]
     return join_prompt(story.style.prefix, *descriptions, panel.prompt)
 
 
@@ -96,11 +96,19 @@ def resolve(story: Story, *, model: str | None = None) -> list[PanelJob]:
             caption=panel.caption,
             scene=panel.prompt.strip(),
             characters=tuple(panel.characters),
-            options=tuple(sorted(render.pixel_options().items())),
+            options=_options(story, panel.characters),
             runtime=tuple(sorted(render.runtime_options().items())),
         )
         for i, panel in enumerate(story.panels, start=1)
     ]
+
+
+def _options(story: Story, characters: list[str]) -> tuple[tuple[str, Any], ...]:
+    options = story.render.pixel_options()
+    loras = story.render.loras_for([story.characters[name] for name in characters])
+    if loras:  # absent, not empty, without LoRAs: a panel without one keeps the key it always had
+        options["loras"] = loras
+    return tuple(sorted(options.items()))
 
 
 def check_panel_number(number: int, count: int, story_path: object = None) -> int:
