@@ -45,7 +45,8 @@ SCHEDULERS: dict[str, SchedulerSpec] = {
     "deis": SchedulerSpec("DEISMultistepScheduler", "DEIS"),
     "lcm": SchedulerSpec("LCMScheduler", "LCM"),
     "flow_euler": SchedulerSpec("FlowMatchEulerDiscreteScheduler", "Euler", flow_matching=True),
-    "flow_heun": SchedulerSpec("FlowMatchHeunDiscreteScheduler", "Heun", flow_matching=True),
+    "flow_euler_karras": SchedulerSpec("FlowMatchEulerDiscreteScheduler", "Euler Karras", {"use_karras_sigmas": True},
+                                       flow_matching=True),
 }
 
 DEFAULT_SCHEDULER = "dpmpp_2m_karras"
