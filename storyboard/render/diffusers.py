@@ -277,7 +277,7 @@ class DiffusersRenderer:
 
     def identity(self, job: PanelJob) -> dict[str, Any]:
         options, runtime = dict(job.options), dict(job.runtime)
-        memo = (job.model, job.options, job.runtime)
+        memo = (job.model, json.dumps(job.options, sort_keys=True, default=str), job.runtime)
         if memo not in self._identities:
             scheduler = options.get("scheduler", "default")
             device = probe_device(runtime.get("device", "auto"))
@@ -403,6 +403,9 @@ class DiffusersRenderer:
             with _quiet_libraries():
                 pipe.load_lora_weights(str(path), adapter_name=name)
         except Exception as exc:
+            if "size mismatch" in str(exc):
+                raise RenderError(f"LoRA {shown!r} does not fit {model!r}: its layers have other sizes than the "
+                                  f"model's (a LoRA for another model family?)") from None
             raise RenderError(f"LoRA {shown!r} does not fit {model!r} ({type(exc).__name__}: "
                               f"{_first_line(exc)[:300]})") from None
         loaded = {n for names in pipe.get_list_adapters().values() for n in names}
@@ -582,17 +585,18 @@ class _quiet_libraries:
         self.warnings = warnings.catch_warnings()
         self.warnings.__enter__()
         warnings.simplefilter("ignore")
-        self.loggers = [logging.getLogger(n) for n in ("transformers", "diffusers")]
+        # Even their errors: a failure that matters is raised, and storyboard reports it as one line.
+        self.loggers = [logging.getLogger(n) for n in ("transformers", "diffusers", "peft")]
         self.levels = [lg.level for lg in self.loggers]
         for lg in self.loggers:
-            lg.setLevel(logging.ERROR)
+            lg.setLevel(logging.CRITICAL)
         try:
             from diffusers.utils import logging as dlog
             from transformers.utils import logging as tlog
 
             self.restore = (dlog.get_verbosity(), tlog.get_verbosity())
-            dlog.set_verbosity_error()
-            tlog.set_verbosity_error()
+            dlog.set_verbosity(logging.CRITICAL)
+            tlog.set_verbosity(logging.CRITICAL)
             dlog.disable_progress_bar()
             tlog.disable_progress_bar()
         except ImportError:
