@@ -54,24 +54,35 @@ class Lora(StoryModel):
                                     description="For a hub id: the file in the repository to use.")
 
 
-class Character(StoryModel):
-    """A character: a description put in front of every panel that lists them, and optionally their LoRA.
+DEFAULT_ANCHOR = "full body, front view, standing, plain light background"
 
-    A plain string is the description alone: `fox: a small red fox` means `fox: {description: a small red fox}`.
+
+class Character(StoryModel):
+    """A character: its visual description, and the anchor portrait that panels listing it read.
+
+    The plain form ``name: "description"`` is the same as ``name: {description: "..."}``.
     """
 
-    description: str = Field(description="How the character looks; put in front of each panel that lists them.")
+    description: str = Field(description="What the character looks like; added to every panel that lists it.")
+    seed: StrictInt | None = Field(None, description="The anchor's seed (default: derived from render.seed and "
+                                                     "the name, see `anchor_seed`).")
+    anchor: str = Field(DEFAULT_ANCHOR, description="How the anchor portrait is framed.")
+    image: str | None = Field(None, min_length=1, description="Your own reference picture (a path relative to "
+                                                              "the story file) instead of a drawn anchor.")
     lora: str | None = Field(None, min_length=1, description="A LoRA of this character (local .safetensors file "
-                                                             "or hub id), applied only to panels that list them.")
+                                                             "or hub id), applied only to panels that list them "
+                                                             "and to their anchor.")
     lora_weight: float = Field(1.0, ge=-10, le=10, description="How strongly the character's LoRA applies.")
 
     @model_validator(mode="before")
     @classmethod
-    def _plain_string(cls, value: Any) -> Any:
+    def _plain_form(cls, value: Any) -> Any:
         return {"description": value} if isinstance(value, str) else value
 
-    def __str__(self) -> str:
-        return self.description
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, value: int | None) -> int | None:
+        return None if value is None else _check_seed(value)
 
     def lora_spec(self) -> Lora | None:
         return Lora(path=self.lora, weight=self.lora_weight) if self.lora else None
@@ -114,6 +125,17 @@ class Render(StoryModel):
                                                        "(needs the accelerate package; 6-8 GB GPUs).")
     loras: list[Lora] = Field(default_factory=list, description="LoRAs applied to every panel.")
 
+    consistency: Literal["reference", "ip_adapter", "none"] = Field(
+        "reference", description="How a panel that lists characters reads their anchor portraits: reference "
+                                 "(its self-attention also attends to the anchors'), ip_adapter (the anchors as "
+                                 "image prompts; needs render.ip_adapter) or none.")
+    consistency_strength: float = Field(
+        0.5, ge=0, le=1, description="How strongly panels follow their anchors: 0 ignores them, 1 weighs an "
+                                     "anchor's tokens like the panel's own.")
+    ip_adapter: str | None = Field(
+        None, min_length=1, description="IP-Adapter weights for consistency: ip_adapter: a hub path "
+                                        "(h94/IP-Adapter/models/ip-adapter_sd15.safetensors) or a local file.")
+
     @model_validator(mode="before")
     @classmethod
     def _preset(cls, value: Any) -> Any:
@@ -145,6 +167,14 @@ class Render(StoryModel):
         """The LoRAs a panel showing `characters` is drawn with: the story's, then each character's."""
         specs = [*self.loras, *(c.lora_spec() for c in characters if c.lora)]
         return [spec.model_dump(exclude_none=True) for spec in specs if spec is not None]
+
+    def consistency_options(self) -> dict[str, Any]:
+        """Settings that change the pixels of panels that read anchors, and only of those."""
+        options: dict[str, Any] = {"consistency": self.consistency,
+                                   "consistency_strength": self.consistency_strength}
+        if self.consistency == "ip_adapter":
+            options["ip_adapter"] = self.ip_adapter
+        return options
 
     def runtime_options(self) -> dict[str, Any]:
         """Where and how to run; the renderer adds the device class and dtype these resolve to to its identity."""
@@ -273,10 +303,19 @@ class Story(StoryModel):
                 raise UndefinedCharacter(
                     f"a panel with narration has room for {MAX_BUBBLES - 1} speech bubbles "
                     f"(got {len(panel.dialogue)})", ("panels", i, "dialogue"))
+        if self.render.consistency == "ip_adapter" and not self.render.ip_adapter:
+            raise UndefinedCharacter("consistency: ip_adapter needs render.ip_adapter: the IP-Adapter weights "
+                                     "(e.g. h94/IP-Adapter/models/ip-adapter_sd15.safetensors or a local file)",
+                                     ("render", "ip_adapter"))
         last = self.render.seed + len(self.panels) - 1
         if last > MAX_SEED:
             raise UndefinedCharacter(f"seed + number of panels - 1 must stay at most {MAX_SEED}", ("render", "seed"))
         return self
+
+
+    def descriptions(self) -> dict[str, str]:
+        """Each character's visual description, by name."""
+        return {name: character.description for name, character in self.characters.items()}
 
 
 class StoryDraft(Story):

@@ -12,7 +12,6 @@ from PIL import Image
 from storyboard.build import build, panel_key
 from storyboard.cli import main
 from storyboard.render.diffusers import DiffusersRenderer
-from storyboard.render.draft import DraftRenderer
 from storyboard.resolve import resolve
 from storyboard.story import load_story
 
@@ -106,7 +105,8 @@ def test_a_changed_lora_file_redraws_its_panels(write_story, tiny_model, tiny_lo
 
 
 def test_panels_without_a_lora_keep_the_key_they_always_had(write_story):
-    # Keys computed before LoRAs existed: a story without them must not redraw anything after an upgrade.
+    # Keys computed before LoRAs existed (with a fixed renderer identity, so only the job's own values count): a
+    # story without LoRAs must not redraw anything after an upgrade.
     path = write_story("""\
         title: Keys
         characters:
@@ -120,10 +120,16 @@ def test_panels_without_a_lora_keep_the_key_they_always_had(write_story):
           - prompt: the fox in a field
             characters: [fox]
         """)
-    renderer = DraftRenderer()
-    keys = [panel_key(job, renderer.name, renderer.identity(job)) for job in resolve(load_story(path))]
-    assert keys == ["c17dd5952a21036faf8b80be3243f00187c4964841787901f520f1e609b2ad03",
-                    "05a84ad004a639ef25140b1531957e0cd094c025f4291d5f29624eb45f7a170f"]
+    keys = [panel_key(job, "diffusers", {"model": "fixed"}) for job in resolve(load_story(path))]
+    assert keys == ["22c794df24ba7ab0ea63fcc52bb3c8798a6f8bf2685927c71410a430114b1352",
+                    "0b4a7a7c2da8a5de1a0bc1c1dff6075444667efaba6bc92b6aaa8e0c1af876e2"]
+    # The fox's LoRA changes the fox's panel's key, and only that one.
+    lora = path.parent / "fox.safetensors"
+    lora.write_bytes(b"not read: only the job's own values are keyed here")
+    path.write_text(path.read_text().replace("  fox: a small red fox\n", f"  fox:\n    description: a small red "
+                                                                         f"fox\n    lora: {lora}\n"))
+    changed = [panel_key(job, "diffusers", {"model": "fixed"}) for job in resolve(load_story(path))]
+    assert changed[0] == keys[0] and changed[1] != keys[1]
 
 
 def test_a_lora_for_another_model_family_is_one_line(write_story, tiny_model, tiny_sdxl, tmp_path, capsys):

@@ -50,10 +50,15 @@ class Family:
         """What the user should hear once per build about how this family reads the story's settings."""
         return []
 
+    def chunked(self, pipe: Any, prompt: str, negative: str) -> dict[str, Any] | None:
+        """Embeddings of prompts longer than the encoders' window, made in chunks; None when they fit (or the
+        family's encoder reads a long window itself)."""
+        return _clip_chunked(pipe, prompt, negative, [("tokenizer", "text_encoder")], hidden_layer=None,
+                             pooled=False)
+
     def text_args(self, pipe: Any, job: PanelJob) -> tuple[dict[str, Any], list[Cut]]:
         """The pipeline's text arguments for `job`, and what of its prompts is still cut."""
-        embeds = _clip_chunked(pipe, job.prompt, job.negative_prompt, [("tokenizer", "text_encoder")],
-                               hidden_layer=None, pooled=False)
+        embeds = self.chunked(pipe, job.prompt, job.negative_prompt)
         if embeds is not None:
             return embeds, []
         return {"prompt": job.prompt, "negative_prompt": job.negative_prompt}, _clip_cuts(pipe, "tokenizer", job)
@@ -64,14 +69,20 @@ class SDXL(Family):
 
     name = "SDXL"
 
-    def text_args(self, pipe: Any, job: PanelJob) -> tuple[dict[str, Any], list[Cut]]:
+    @staticmethod
+    def _pairs(pipe: Any) -> list[tuple[str, str]]:
         pairs = [("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")]
-        if getattr(pipe, "text_encoder", None) is None:  # the refiner has only the second encoder
-            pairs = pairs[1:]
-        embeds = _clip_chunked(pipe, job.prompt, job.negative_prompt, pairs, hidden_layer=-2, pooled=True)
+        return pairs if getattr(pipe, "text_encoder", None) is not None else pairs[1:]  # the refiner has one
+
+    def chunked(self, pipe: Any, prompt: str, negative: str) -> dict[str, Any] | None:
+        return _clip_chunked(pipe, prompt, negative, self._pairs(pipe), hidden_layer=-2, pooled=True)
+
+    def text_args(self, pipe: Any, job: PanelJob) -> tuple[dict[str, Any], list[Cut]]:
+        embeds = self.chunked(pipe, job.prompt, job.negative_prompt)
         if embeds is not None:
             return embeds, []
-        return {"prompt": job.prompt, "negative_prompt": job.negative_prompt}, _clip_cuts(pipe, pairs[0][0], job)
+        return ({"prompt": job.prompt, "negative_prompt": job.negative_prompt},
+                _clip_cuts(pipe, self._pairs(pipe)[0][0], job))
 
 
 class LongWindow(Family):
@@ -79,6 +90,9 @@ class LongWindow(Family):
 
     tokenizer = "tokenizer"
     specials = 1  # tokens the pipeline adds around the prompt
+
+    def chunked(self, pipe: Any, prompt: str, negative: str) -> dict[str, Any] | None:
+        return None
 
     def window(self, pipe: Any) -> int:
         parameter = inspect.signature(pipe.__call__).parameters.get("max_sequence_length")
