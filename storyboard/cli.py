@@ -161,9 +161,7 @@ def variants(story: str, panel: int, count: int, seed_start: int | None, out_dir
         result = run_variants(story, panel, count, seed_start=seed_start, out_dir=out_dir,
                               renderer=renderer or DEFAULT_RENDERER, model=model, progress=progress)
     seeds = f"seed {result.seeds[0]}" if len(result.seeds) == 1 else f"seeds {result.seeds[0]}-{result.seeds[-1]}"
-    anchors = (f"; character anchors: drawn {result.anchors_rendered}, "
-               f"reused {len(result.characters) - result.anchors_rendered}") if result.characters else ""
-    click.echo(f"rendered {result.rendered}, reused {result.reused}{anchors} ({result.renderer} renderer)")
+    click.echo(f"rendered {result.rendered}, reused {result.reused} ({result.renderer} renderer)")
     click.echo(f"wrote {result.sheet} and {len(result.files)} candidate{'s' if len(result.files) > 1 else ''} "
                f"({seeds}) in {result.sheet.parent}")
     click.echo(f"keep one: storyboard pick {shlex.quote(story)} --panel {panel} --seed <seed>")
