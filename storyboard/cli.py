@@ -87,7 +87,11 @@ def build(story: str, out_dir: str | None, renderer: str | None, model: str | No
         result = run_build(story, out_dir, renderer=renderer or DEFAULT_RENDERER, model=model, progress=progress,
                            panels=panels, force=force, self_contained=self_contained)
     click.echo(f"rendered {result.rendered}, reused {result.reused} ({result.renderer} renderer)")
-    click.echo(f"wrote {result.index_html}, {result.page_png.name}, {result.page_pdf.name}, {result.manifest.name}")
+    if result.pages:
+        pages = f"pages/page-01.png … page-{len(result.pages):02d}.png ({len(result.pages)} pages)"
+        click.echo(f"wrote {result.index_html}, {pages}, {result.pdf.name}, {result.manifest.name}")
+    else:
+        click.echo(f"wrote {result.index_html}, {result.page_png.name}, {result.page_pdf.name}, {result.manifest.name}")
 
 
 @cli.command(short_help="Download a Stable Diffusion model from the Hugging Face hub.")
