@@ -188,8 +188,9 @@ def pick(story: str, panel: int, seed: int) -> None:
 @click.option("--base-url", default=None, metavar="URL", callback=_not_blank,
               help="API address, e.g. http://localhost:11434/v1 for Ollama [openai: OPENAI_BASE_URL or OpenAI; "
                    "dashscope: DASHSCOPE_HTTP_BASE_URL or the SDK's default].")
-@click.option("--panels", type=click.IntRange(1, 64), default=None,
-              help="Number of panels [default: as many as the story has, or 8].")
+@click.option("--panels", type=click.IntRange(1, 500), default=None,  # plan.planner.MAX_PANELS
+              help="Number of panels [default: as many as the story has, or 8]; more than 24 are planned in "
+                   "parts of a few pages each.")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=180.0, show_default=True,
               metavar="SECONDS", help="Give up on a request after this long (each attempt).")
 @click.option("--retries", type=click.IntRange(0, 10), default=3, show_default=True,

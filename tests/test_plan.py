@@ -604,7 +604,7 @@ def test_base_url_overrides_the_dashscope_sdk_setting(capsys, chat, story, monke
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--panels", "0"], "Invalid value for '--panels': 0 is not in the range 1<=x<=64."),
+    (["--panels", "0"], "Invalid value for '--panels': 0 is not in the range 1<=x<=500."),
     (["--timeout", "0"], "Invalid value for '--timeout': 0.0 is not in the range x>0."),
     (["--provider", "ollama"], "Invalid value for '--provider': 'ollama' is not one of 'dashscope', 'openai'."),
 ])
@@ -627,12 +627,12 @@ def test_thinking_models_are_asked_to_not_think(capsys, chat, provider, story):
 
 def test_a_story_with_more_panels_than_a_plan_holds_says_so_without_blaming_an_option(capsys, chat, tmp_path):
     story = tmp_path / "long.yaml"
-    story.write_text("title: Long\npanels:\n" + "".join(f"  - prompt: p{i}\n" for i in range(65)), encoding="utf-8")
+    story.write_text("title: Long\npanels:\n" + "".join(f"  - prompt: p{i}\n" for i in range(501)), encoding="utf-8")
     before = story.read_bytes()
     code, out, err = run(capsys, "plan", story, "--provider", "openai", "--base-url", chat.openai_url,
                          "--model", "m")
     assert (code, out) == (1, "")
-    assert err == f"Error: {story} has 65 panels; a plan has at most 64 (choose how many with --panels N)\n"
+    assert err == f"Error: {story} has 501 panels; a plan has at most 500 (choose how many with --panels N)\n"
     assert chat.requests == [] and story.read_bytes() == before
 
 
