@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from PIL import Image
@@ -105,6 +105,7 @@ def book_from_story(story: Story, jobs: Sequence[PanelJob], images: Mapping[int,
                    book=True)
         for sheet in sheets
     ]
+    _same_height(pages)
     return Book(story.title, pages, chapters, story.language, story_footer(story, renderer, jobs[0].model))
 
 
@@ -135,3 +136,17 @@ def page_key_input(story: Story, jobs: Sequence[PanelJob], keys: Mapping[int, st
     if cast and story.layout.cast and sheet.number == 1:
         data["cast"] = [[member.name, member.file] for member in cast]
     return data
+
+
+def _same_height(pages: list[Page]) -> None:
+    """Give the pages of a book one height, the tallest's, with each footer at the foot of its page: pages of a
+    preset that grows with its content (`auto`, `strip`) differ by a title or a chapter heading otherwise."""
+    height = max(page.layout.height for page in pages)
+    for page in pages:
+        layout = page.layout
+        if layout.height == height:
+            continue
+        footer = layout.footer
+        if footer is not None:
+            footer = replace(footer, y=height - layout.margin - footer.h)
+        page.layout = replace(layout, height=height, footer=footer)
