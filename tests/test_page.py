@@ -7,7 +7,7 @@ import re
 import pytest
 from PIL import Image, ImageChops, ImageDraw
 
-from storyboard.compose.page import page_from_story
+from storyboard.compose.page import CastMember, page_from_story
 from storyboard.compose.text import FontChain
 from storyboard.resolve import resolve
 from storyboard.story import load_story
@@ -19,7 +19,9 @@ def comic_page(result):
     story = load_story(result.out_dir.parent / "comic.yaml")
     jobs = resolve(story)
     images = {j.index: Image.open(result.out_dir / j.file) for j in jobs}
-    return page_from_story(story, jobs, images, renderer="draft", version="test")
+    cast = [CastMember(c.job.character, Image.open(result.out_dir / c.job.file), c.job.file)
+            for c in result.characters]
+    return page_from_story(story, jobs, images, renderer="draft", version="test", cast=cast)
 
 
 def dark_pixels(image: Image.Image, box) -> int:
@@ -115,7 +117,8 @@ def test_self_contained_html_has_no_links_to_files(comic):
     _, mailed = comic
     html = mailed.index_html.read_text(encoding="utf-8")
     assert "panels/" not in html and "page.png" not in html and "fonts/" not in html
-    assert len(re.findall(r'src="data:image/png;base64,', html)) == 4
+    assert "characters/" not in html
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 5  # four panels and the fox in the cast strip
     assert 'url("data:font/woff;base64,' in html
     assert not re.search(r'(src|href)="(?!data:)[^"#]', html)
     assert not list((mailed.out_dir / "fonts").glob("*.woff"))

@@ -218,7 +218,7 @@ def plan_messages(story: Story, request: Request, *, part: dict[str, int] | None
         "language": story.language,
         "language_name": language_name,
         "style_prefix": story.style.prefix.strip() if style_prefix is None else style_prefix,
-        "characters": story.characters if characters is None else characters,
+        "characters": story.descriptions() if characters is None else characters,
         "part": part,
         "previous": list(previous),
         "count": request.count,
