@@ -89,7 +89,11 @@ def build(story: str, out_dir: str | None, renderer: str | None, model: str | No
     anchors = (f"; character anchors: drawn {result.anchors_rendered}, "
                f"reused {len(result.characters) - result.anchors_rendered}") if result.characters else ""
     click.echo(f"rendered {result.rendered}, reused {result.reused}{anchors} ({result.renderer} renderer)")
-    click.echo(f"wrote {result.index_html}, {result.page_png.name}, {result.page_pdf.name}, {result.manifest.name}")
+    if result.pages:
+        pages = f"pages/page-01.png … page-{len(result.pages):02d}.png ({len(result.pages)} pages)"
+        click.echo(f"wrote {result.index_html}, {pages}, {result.pdf.name}, {result.manifest.name}")
+    else:
+        click.echo(f"wrote {result.index_html}, {result.page_png.name}, {result.page_pdf.name}, {result.manifest.name}")
 
 
 @cli.command(short_help="Download a Stable Diffusion model from the Hugging Face hub.")
@@ -161,9 +165,7 @@ def variants(story: str, panel: int, count: int, seed_start: int | None, out_dir
         result = run_variants(story, panel, count, seed_start=seed_start, out_dir=out_dir,
                               renderer=renderer or DEFAULT_RENDERER, model=model, progress=progress)
     seeds = f"seed {result.seeds[0]}" if len(result.seeds) == 1 else f"seeds {result.seeds[0]}-{result.seeds[-1]}"
-    anchors = (f"; character anchors: drawn {result.anchors_rendered}, "
-               f"reused {len(result.characters) - result.anchors_rendered}") if result.characters else ""
-    click.echo(f"rendered {result.rendered}, reused {result.reused}{anchors} ({result.renderer} renderer)")
+    click.echo(f"rendered {result.rendered}, reused {result.reused} ({result.renderer} renderer)")
     click.echo(f"wrote {result.sheet} and {len(result.files)} candidate{'s' if len(result.files) > 1 else ''} "
                f"({seeds}) in {result.sheet.parent}")
     click.echo(f"keep one: storyboard pick {shlex.quote(story)} --panel {panel} --seed <seed>")
@@ -193,8 +195,9 @@ def pick(story: str, panel: int, seed: int) -> None:
 @click.option("--base-url", default=None, metavar="URL", callback=_not_blank,
               help="API address, e.g. http://localhost:11434/v1 for Ollama [openai: OPENAI_BASE_URL or OpenAI; "
                    "dashscope: DASHSCOPE_HTTP_BASE_URL or the SDK's default].")
-@click.option("--panels", type=click.IntRange(1, 64), default=None,
-              help="Number of panels [default: as many as the story has, or 8].")
+@click.option("--panels", type=click.IntRange(1, 500), default=None,  # plan.planner.MAX_PANELS
+              help="Number of panels [default: as many as the story has, or 8]; more than 24 are planned in "
+                   "parts of a few pages each.")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=180.0, show_default=True,
               metavar="SECONDS", help="Give up on a request after this long (each attempt).")
 @click.option("--retries", type=click.IntRange(0, 10), default=3, show_default=True,
