@@ -151,3 +151,15 @@ def test_flux_keeps_its_own_scheduler_unless_the_story_chooses_one(write_story, 
         identities.append(manifest["panels"][0]["identity"]["scheduler"])
     assert karras == [True, False]
     assert identities == ["flow_euler_karras", "default"]  # the story's default dpmpp_2m_karras is not used
+
+
+def test_flux_sizes_are_multiples_of_twice_the_vae_scale(write_story, tiny_flux, tmp_path):
+    from types import SimpleNamespace
+
+    from storyboard.render.families import Flux, family_for
+
+    # FLUX.1's VAE scales by 8 and its latents are packed 2x2: 520 would be resized by the pipeline, not drawn.
+    assert Flux().size_multiple(SimpleNamespace(vae_scale_factor=8)) == 16
+    assert family_for("StableDiffusion3Pipeline").size_multiple(
+        SimpleNamespace(vae_scale_factor=8, transformer=SimpleNamespace(config=SimpleNamespace(patch_size=2)))) == 16
+    assert family_for("StableDiffusionXLPipeline").size_multiple(SimpleNamespace(vae_scale_factor=8)) == 8

@@ -590,11 +590,7 @@ def lora_file(spec: dict[str, Any]) -> Path:
 
 def _check_sizes(pipe: Any, jobs: Sequence[PanelJob]) -> None:
     """Refuse sizes the model cannot draw before the first panel, not in the middle of the build."""
-    multiple = int(getattr(pipe, "vae_scale_factor", 8) or 8)
-    transformer = getattr(pipe, "transformer", None)
-    patch = getattr(getattr(transformer, "config", None), "patch_size", None)
-    if isinstance(patch, int) and patch > 1:
-        multiple *= patch
+    multiple = family_for(type(pipe).__name__).size_multiple(pipe)
     for job in jobs:
         for label, value in (("width", job.width), ("height", job.height)):
             if value % multiple:

@@ -50,6 +50,12 @@ class Family:
         """What the user should hear once per build about how this family reads the story's settings."""
         return []
 
+    def size_multiple(self, pipe: Any) -> int:
+        """Widths and heights must be multiples of this: the VAE's scale, times the transformer's patch size."""
+        multiple = int(getattr(pipe, "vae_scale_factor", 8) or 8)
+        patch = getattr(getattr(getattr(pipe, "transformer", None), "config", None), "patch_size", None)
+        return multiple * patch if isinstance(patch, int) and patch > 1 else multiple
+
     def chunked(self, pipe: Any, prompt: str, negative: str) -> dict[str, Any] | None:
         """Embeddings of prompts longer than the encoders' window, made in chunks; None when they fit (or the
         family's encoder reads a long window itself)."""
@@ -127,6 +133,9 @@ class Flux(LongWindow):
     flow_matching = True
     negative_prompt = False
     tokenizer = "tokenizer_2"
+
+    def size_multiple(self, pipe: Any) -> int:
+        return int(getattr(pipe, "vae_scale_factor", 8) or 8) * 2  # latents are packed in 2x2 patches
 
     def notes(self, pipe: Any, jobs: list[PanelJob]) -> list[str]:
         notes = []
