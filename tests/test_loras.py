@@ -26,6 +26,7 @@ render:
   height: 64
   steps: 2
   seed: 10
+  consistency: none
 {loras}panels:
   - prompt: a red apple
   - prompt: the fox in a field
@@ -132,6 +133,14 @@ def test_panels_without_a_lora_keep_the_key_they_always_had(write_story):
     assert changed[0] == keys[0] and changed[1] != keys[1]
 
 
+def test_a_character_anchor_is_drawn_with_the_character_lora(write_story, tiny_lora):
+    from storyboard.resolve import resolve_anchors
+
+    path = write_story(with_fox_lora(tiny_lora, 0.8).replace("  consistency: none\n", ""))
+    anchors = {job.character: dict(job.options).get("loras") for job in resolve_anchors(load_story(path))}
+    assert anchors == {"fox": [{"path": str(tiny_lora), "weight": 0.8}], "prince": None}
+
+
 def test_a_lora_for_another_model_family_is_one_line(write_story, tiny_model, tiny_sdxl, tmp_path, capsys):
     from tests.tiny_pipeline import build_tiny_lora
 
@@ -164,7 +173,7 @@ def test_a_missing_lora_is_one_line(write_story, tiny_model, tmp_path, monkeypat
 def test_lora_fields_are_checked_in_the_story(write_story, capsys):
     path = write_story(STORY.format(loras="  loras:\n    - path: x.safetensors\n      weigth: 0.5\n"))
     assert main(["build", str(path), "--renderer", "draft"]) == 1
-    assert capsys.readouterr().err == (f"Error: {path}:13: render.loras[0].weigth: unknown field "
+    assert capsys.readouterr().err == (f"Error: {path}:14: render.loras[0].weigth: unknown field "
                                        "(did you mean 'weight'?)\n")
 
 
