@@ -8,7 +8,11 @@ disturbs less than wall time. The best of --runs is kept.
     python benchmarks/few_steps.py --model stable-diffusion-v1-5/stable-diffusion-v1-5 \\
         --fast-model stabilityai/sd-turbo --size 512                  # real weights: SD 1.5 at 25 steps vs SD-Turbo
 
-Options: --preset turbo|lcm (default turbo), --panels N (8), --size N (256), --runs N (1).
+    python benchmarks/few_steps.py --model stable-diffusion-v1-5/stable-diffusion-v1-5 --preset lcm \
+        --lora latent-consistency/lcm-lora-sdv1-5 --size 512      # SD 1.5 at 25 steps vs SD 1.5 + LCM-LoRA
+
+Options: --preset turbo|lcm (default turbo), --lora PATH (a LoRA for the few-step side), --panels N (8),
+--size N (256), --runs N (1).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ def main() -> None:
     parser.add_argument("--model", help="the model drawn with 25 steps (default: the tiny random pipeline)")
     parser.add_argument("--fast-model", help="the few-step model (default: --model)")
     parser.add_argument("--preset", choices=("turbo", "lcm"), default="turbo")
+    parser.add_argument("--lora", help="a LoRA for the few-step side, e.g. latent-consistency/lcm-lora-sdv1-5")
     parser.add_argument("--panels", type=int, default=8)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--runs", type=int, default=1)
@@ -69,8 +74,8 @@ def main() -> None:
 
             model = str(build_tiny_pipeline(root / "tiny-sd"))
         fast_model = args.fast_model or model
-        cases = [("25 steps", "  steps: 25\n", model), (f"preset: {args.preset}", f"  preset: {args.preset}\n",
-                                                        fast_model)]
+        fast = f"  preset: {args.preset}\n" + (f"  loras:\n    - path: {args.lora}\n" if args.lora else "")
+        cases = [("25 steps", "  steps: 25\n", model), (f"preset: {args.preset}", fast, fast_model)]
         best: dict[str, tuple[float, float]] = {}
         for run in range(args.runs):
             for label, render, which in cases:
