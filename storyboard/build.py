@@ -294,7 +294,7 @@ def build(
         _remove_stale_characters(out, {r.job.file for r in anchor_results})
 
         keys = {r.job.index: r.key for r in panel_results}
-        cast = [CastMember(r.job.character, cache.open(r.key), r.job.file) for r in anchor_results] \
+        cast = [CastMember(r.job.character, cache.open(r.key), r.job.file, r.key) for r in anchor_results] \
             if story.layout.cast else []
         sheets = story_sheets(story)
         book = len(sheets) > 1
