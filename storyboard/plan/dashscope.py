@@ -15,7 +15,8 @@ from http import HTTPStatus
 from typing import Any, ClassVar
 
 from storyboard.errors import ProviderAuthError, ProviderRequestError, ProviderUnavailable
-from storyboard.plan.backend import Message, describe, keep_secret, reason, shown_url, status_error
+from storyboard.http import describe, keep_secret, reason, shown_url, status_error
+from storyboard.plan.backend import Message
 
 
 class DashScopeBackend:
