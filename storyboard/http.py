@@ -8,6 +8,7 @@ ones.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 
@@ -117,6 +118,36 @@ def status_error(where: str, status: int, detail: str, *, key_env: str, model: s
     if status == 404 and not_found:
         return errors.refused(f"{where} answered {detail}: {not_found}")
     return errors.refused(f"{where} refused the request for {model} ({detail})")
+
+
+def quiet_sdk_logger(name: str) -> None:
+    """Keep an SDK's log records off the terminal unless the user set logging up.
+
+    A logger without a handler of its own goes to Python's last-resort handler, which prints warnings and errors
+    (the dashscope SDK logs a traceback for every failed request) on stderr; each failure is already reported as
+    one line. A handler configured by the user, or by the SDK's own switch (DASHSCOPE_LOGGING_LEVEL), still
+    receives them.
+    """
+    logger = logging.getLogger(name)
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+
+
+def dashscope_api_key() -> str:
+    """The DashScope key the way its SDK finds it: DASHSCOPE_API_KEY, then DASHSCOPE_API_KEY_FILE_PATH, then
+    ~/.dashscope/api_key; "" when there is none. Registered with `keep_secret`."""
+    import os
+
+    key = os.environ.get("DASHSCOPE_API_KEY", "").strip()
+    if not key:
+        from dashscope.common.api_key import get_default_api_key
+        from dashscope.common.error import AuthenticationError
+
+        try:
+            key = (get_default_api_key() or "").strip()
+        except (AuthenticationError, OSError):
+            key = ""
+    return keep_secret(key)
 
 
 def reason(exc: BaseException) -> str:

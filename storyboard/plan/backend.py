@@ -7,9 +7,9 @@ A backend makes ONE attempt per `complete` call and reports failure by raising o
 - `ProviderRequestError`: any other refusal (unknown model, bad parameter, content filter). Never retried.
 
 Retrying (`storyboard.retry`), repairing and writing the story live elsewhere, once for every provider. A new
-provider is one module with a class like the ones below plus one line in `PROVIDERS`. Messages in these exceptions are shown to users,
-so they pass through `describe` (`storyboard.http`, shared with the remote renderers), which never lets an
-API key through.
+provider is one module with a class like the ones below plus one line in `PROVIDERS`. Messages in these
+exceptions are shown to users, so they pass through `describe` (`storyboard.http`, shared with the remote
+renderers), which never lets an API key through.
 """
 
 from __future__ import annotations
