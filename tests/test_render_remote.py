@@ -364,7 +364,8 @@ def test_a1111_knows_a_checkpoint_by_title_file_or_hash(capsys, webui_service, s
     for name in ("sd_xl_base_1.0.safetensors [31e35c80fc]", "sd_xl_base_1.0.safetensors", "31e35c80fc"):
         webui_service.model = name
         assert run(capsys, *webui_service.args(small_story, tmp_path / name.replace(" ", "_")))[0] == 0
-        assert webui_service.server.drawn()[-1].body["override_settings"]["sd_model_checkpoint"] == CHECKPOINTS[1]["title"]
+        sent = webui_service.server.drawn()[-1].body
+        assert sent["override_settings"]["sd_model_checkpoint"] == CHECKPOINTS[1]["title"]
 
 
 def test_a1111_without_an_address_or_with_a_web_page(capsys, small_story, tmp_path, monkeypatch):
