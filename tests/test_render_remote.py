@@ -118,8 +118,8 @@ def small_story(write_story) -> Path:
         """)
 
 
-PROGRESS = re.compile(r"^(drawing \d+ of \d+ panels with the \w+ renderer|panel \d+ done \(\d+/\d+\)"
-                      r"|composing the page)$")
+PROGRESS = re.compile(r"^(drawing \d+ of \d+ panels( and \d+ character anchors?)? with the \w+ renderer"
+                      r"|(panel \d+|.+ \(anchor\)) done \(\d+/\d+\)|composing the page)$")
 
 
 def run(capsys, *args: object) -> tuple[int, str, str]:
@@ -137,12 +137,15 @@ def pixel(path: Path) -> tuple[int, int, int]:
 # --------------------------------------------------------------------------- the happy path
 
 
-def test_the_little_prince_builds_and_a_rebuild_sends_nothing(capsys, service, tmp_path):
+def test_the_little_prince_builds_and_a_rebuild_sends_nothing(capsys, caplog, service, tmp_path):
     out = tmp_path / "lp"
     code, stdout, stderr = run(capsys, *service.args(LITTLE_PRINCE, out))
     assert code == 0, stderr
-    assert stdout.startswith(f"rendered 8, reused 0 ({service.name} renderer)\n")
-    assert len(service.server.drawn()) == 8
+    assert stdout.startswith(f"rendered 8, reused 0; character anchors: drawn 4, reused 0 ({service.name} renderer)\n")
+    assert len(service.server.drawn()) == 12  # the panels and the four characters' anchor portraits
+    said = [r.getMessage() for r in caplog.records if "character anchors" in r.getMessage()]
+    assert said == [f"the {service.name} renderer cannot read character anchors; panels that list characters are "
+                    "drawn from their prompts alone"]
     jobs = resolve(load_story(LITTLE_PRINCE), model=service.model)
     for job in jobs:  # the pixels are the ones the server drew for this very prompt and seed
         assert pixel(out / job.file) == expected_colour(job.prompt, job.seed)
@@ -156,7 +159,8 @@ def test_the_little_prince_builds_and_a_rebuild_sends_nothing(capsys, service, t
 
     before = len(service.server.requests)
     code, stdout, _ = run(capsys, *service.args(LITTLE_PRINCE, out))
-    assert code == 0 and stdout.startswith(f"rendered 0, reused 8 ({service.name} renderer)\n")
+    assert code == 0
+    assert stdout.startswith(f"rendered 0, reused 8; character anchors: drawn 0, reused 4 ({service.name} renderer)\n")
     assert len(service.server.requests) == before  # not even a look at the server's checkpoints
 
 

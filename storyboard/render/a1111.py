@@ -90,12 +90,12 @@ class A1111Renderer(RemoteRenderer):
                               lambda seconds: self._call("POST", "/txt2img", payload, seconds, job.model), deadline)
         images = reply.get("images") if isinstance(reply, dict) else None
         if not isinstance(images, list) or not images or not isinstance(images[0], str):
-            raise RendererRequestError(f"{self._where()} answered without an image for panel {job.index}; "
+            raise RendererRequestError(f"{self._where()} answered without an image for {job.label}; "
                                        "is it an A1111-compatible API?")
         try:
             data = base64.b64decode(images[0].split(",", 1)[-1], validate=False)
         except (binascii.Error, ValueError):
-            raise RendererRequestError(f"{self._where()} sent an image for panel {job.index} that is not "
+            raise RendererRequestError(f"{self._where()} sent an image for {job.label} that is not "
                                        "base64") from None
         info: dict[str, Any] = {}
         try:
@@ -107,7 +107,7 @@ class A1111Renderer(RemoteRenderer):
                 if said.get(theirs):
                     info[ours] = str(said[theirs])
             if said.get("seed") not in (None, job.seed):
-                raise RendererRequestError(f"{self._where()} drew panel {job.index} with seed {said['seed']} "
+                raise RendererRequestError(f"{self._where()} drew {job.label} with seed {said['seed']} "
                                            f"instead of {job.seed}")
         return open_image(data, self._where(), job), info
 

@@ -1,6 +1,7 @@
 """Alibaba Cloud DashScope image generation (Wan/wanx, Qwen-Image...), with the official `dashscope` SDK.
 
-Each panel is one asynchronous ``ImageSynthesis`` task: submitted with the final prompt, negative prompt, seed and
+Each panel is one asynchronous ``ImageSynthesis`` task: submitted with the final prompt, negative prompt, seed (one
+above the service's 2**31 - 1 is sent as its remainder by 2**31, recorded in the panel's info as ``seed_sent``) and
 size (``prompt_extend`` off, since the prompt is already final, and no watermark), polled until it ends, and its
 picture downloaded from the address the task names. `render.model` (or ``--model``) names the service's model,
 e.g. ``wan2.2-t2i-flash``; steps, guidance and the scheduler are not sent (the service chooses them).
@@ -37,7 +38,7 @@ from storyboard.retry import Deadline
 VERSION = "1"
 KEY_ENV = "DASHSCOPE_API_KEY"
 POLL_ENV = "STORYBOARD_POLL_SECONDS"
-MAX_SEED = 2**31 - 1  # the service's limit
+SEEDS = 2**31  # the service takes seeds from 0 to 2**31 - 1
 _RUNNING = {"PENDING", "RUNNING", "SUSPENDED"}
 
 
@@ -68,9 +69,6 @@ class DashScopeRenderer(RemoteRenderer):
                 raise RendererRequestError(
                     f"the dashscope renderer draws with a DashScope image model, not {job.model!r}: set "
                     "render.model (or --model) to one, e.g. wan2.2-t2i-flash or qwen-image")
-            if not 0 <= job.seed <= MAX_SEED:
-                raise RendererRequestError(f"panel {job.index}'s seed {job.seed} is more than DashScope accepts "
-                                           f"(0 to {MAX_SEED}); pick a smaller one")
         self._api_key = dashscope_api_key()
         if not self._api_key:
             raise RendererAuthError(f"no DashScope API key: set {KEY_ENV}")
@@ -83,7 +81,7 @@ class DashScopeRenderer(RemoteRenderer):
                                   REQUEST_TIMEOUT)
         task_id = (submitted.output or {}).get("task_id")
         if not task_id:
-            raise RendererRequestError(f"{self._where()} accepted panel {job.index} without a task id; "
+            raise RendererRequestError(f"{self._where()} accepted {job.label} without a task id; "
                                        "is the base URL right?")
         output = self._wait(job, task_id, deadline)
         results = output.get("results") or []
@@ -91,9 +89,12 @@ class DashScopeRenderer(RemoteRenderer):
         if not url:
             said = next((f"{r.get('code')}: {r.get('message')}" for r in results
                          if isinstance(r, dict) and r.get("code")), "no image in the result")
-            raise RendererRequestError(f"{self._where()} did not draw panel {job.index} ({describe(said)})")
+            raise RendererRequestError(f"{self._where()} did not draw {job.label} ({describe(said)})")
         data = self._request(job, "with the picture", lambda s: _download(url, s), deadline, REQUEST_TIMEOUT)
-        return open_image(data, self._where(), job), {"task_id": str(task_id)}
+        info: dict[str, Any] = {"task_id": str(task_id)}
+        if job.seed >= SEEDS:  # a larger seed (an anchor's derived one, say) is sent folded into the service's range
+            info["seed_sent"] = job.seed % SEEDS
+        return open_image(data, self._where(), job), info
 
     def _submit(self, job: PanelJob, seconds: float) -> Any:
         from dashscope import ImageSynthesis
@@ -104,7 +105,7 @@ class DashScopeRenderer(RemoteRenderer):
             negative_prompt=job.negative_prompt or None,
             n=1,
             size=f"{job.width}*{job.height}",
-            seed=job.seed,
+            seed=job.seed % SEEDS,
             prompt_extend=False,
             watermark=False,
             api_key=self._api_key,
@@ -125,10 +126,10 @@ class DashScopeRenderer(RemoteRenderer):
                 return output
             if status not in _RUNNING:
                 said = describe(f"{output.get('code') or status}: {output.get('message') or ''}".strip(": "))
-                raise RendererRequestError(f"{self._where()} could not draw panel {job.index} (task {status}: "
+                raise RendererRequestError(f"{self._where()} could not draw {job.label} (task {status}: "
                                            f"{said})")
             if pause >= deadline.left():
-                raise RendererUnavailable(f"{self._where()} had not finished panel {job.index} within "
+                raise RendererUnavailable(f"{self._where()} had not finished {job.label} within "
                                           f"{deadline.seconds:g} s (task {status}); try a longer --timeout")
             time.sleep(pause)
             looks += 1

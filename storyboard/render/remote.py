@@ -75,7 +75,7 @@ class RemoteRenderer:
         import requests
 
         def late(seconds: float) -> RendererUnavailable:
-            return RendererUnavailable(f"{self._where()} did not answer {what} for panel {job.index} "
+            return RendererUnavailable(f"{self._where()} did not answer {what} for {job.label} "
                                        f"within {seconds:.3g} s")
 
         def attempt(seconds: float) -> Any:
@@ -98,5 +98,5 @@ def open_image(data: bytes, where: str, job: PanelJob) -> Image.Image:
             image.load()
             return image.convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise RendererRequestError(f"{where} sent something that is not an image for panel {job.index} "
+        raise RendererRequestError(f"{where} sent something that is not an image for {job.label} "
                                    f"({len(data)} bytes)") from None
