@@ -464,7 +464,7 @@ def manifest(result: BuildResult, story_path: str | Path) -> dict[str, Any]:
                 "seed": c.job.seed,
                 "prompt": c.job.prompt,
                 "rendered": c.rendered,
-                **({"image": _shown_path(Path(c.job.image), story_path).as_posix()} if c.job.image else {}),
+                **({"image": result.story.characters[c.job.character].image} if c.job.image else {}),
             }
             for c in result.characters
         ],
