@@ -599,6 +599,8 @@ class VariantsResult:
     sheet: Path
     rendered: int
     renderer: str
+    characters: list[str] = field(default_factory=list)  # the anchors the panel reads, by character name
+    anchors_rendered: int = 0
 
     @property
     def reused(self) -> int:
@@ -676,4 +678,5 @@ def variants(
                               job.seed)
         atomic_save_png(folder / "contact-sheet.png", sheet)
     return VariantsResult(panel, seeds, job.seed, files, folder / "contact-sheet.png",
-                          sum(not k.job.is_anchor for k in to_draw), engine.name)
+                          sum(not k.job.is_anchor for k in to_draw), engine.name, [j.character for j in anchors],
+                          sum(k.job.is_anchor for k in to_draw))
