@@ -31,7 +31,7 @@ from storyboard.errors import BuildError, RenderError, StoryError
 from storyboard.files import atomic_save_png, atomic_write_bytes, exclusive_lock, remove_temp_files
 from storyboard.provenance import PARAMETERS, STORYBOARD, a1111_parameters, is_complete_png, text_chunk, with_text
 from storyboard.render import DEFAULT_RENDERER, Reference, Renderer, get_renderer
-from storyboard.resolve import PanelJob, check_panel_number, content_key, resolve_jobs
+from storyboard.resolve import PanelJob, anchored_characters, check_panel_number, content_key, resolve_jobs
 from storyboard.story import MAX_SEED, Story, load_story
 
 log = logging.getLogger("storyboard")
@@ -259,7 +259,7 @@ def build(
     story = load_story(story_path)
     out = _out_folder(story_path, out_dir)
     engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
-    jobs = resolve_jobs(story, model=model, story_dir=Path(story_path).parent)
+    jobs = resolve_jobs(_as_drawn_by(engine, story), model=model, story_dir=Path(story_path).parent)
     panel_jobs = [job for job in jobs if not job.is_anchor]
     redraw = {check_panel_number(n, len(panel_jobs), story_path) for n in panels}
     redo = {job.file for job in jobs if force or job.index in redraw and not job.is_anchor}
@@ -275,7 +275,6 @@ def build(
         _store_pictures(missing, keying.pictures, cache, context, engine.name)
         to_draw = [k for k in missing if not k.job.image]
         progress.start(jobs, [k.job for k in to_draw], engine.name)
-        _say_if_references_unread(engine, to_draw)
         warming: list[threading.Thread] = []
         _render(engine, to_draw, cache, context, progress, keying.anchors(),
                 after_first=lambda: warming.append(_warm_page(story, panel_jobs, engine.name)))
@@ -294,7 +293,7 @@ def build(
         _remove_stale_characters(out, {r.job.file for r in anchor_results})
 
         keys = {r.job.index: r.key for r in panel_results}
-        cast = [CastMember(r.job.character, cache.open(r.key), r.job.file) for r in anchor_results] \
+        cast = [CastMember(r.job.character, cache.open(r.key), r.job.file, r.key) for r in anchor_results] \
             if story.layout.cast else []
         sheets = story_sheets(story)
         book = len(sheets) > 1
@@ -371,10 +370,15 @@ def _store_pictures(missing: list[_Keyed], pictures: Mapping[str, Image.Image], 
             cache.put(k.key, pictures[k.key], pnginfo)
 
 
-def _say_if_references_unread(engine: Renderer, to_draw: list[_Keyed]) -> None:
-    if not getattr(engine, "reads_references", False) and any(k.job.references for k in to_draw):
-        log.warning("the %s renderer cannot read character anchors; panels that list characters are drawn from "
-                    "their prompts alone", engine.name)
+def _as_drawn_by(engine: Renderer, story: Story) -> Story:
+    """`story` as `engine` can draw it: a renderer that cannot read anchors draws no anchor portraits, and its
+    panels are keyed and drawn as with ``consistency: none``; the build says so once."""
+    if getattr(engine, "reads_references", False) or story.render.consistency == "none" \
+            or not anchored_characters(story):
+        return story
+    log.warning("the %s renderer cannot read character anchors; panels that list characters are drawn from their "
+                "prompts alone (render.consistency: none)", engine.name)
+    return story.model_copy(update={"render": story.render.model_copy(update={"consistency": "none"})})
 
 
 def _out_folder(story_path: str | Path, out_dir: str | Path | None) -> Path:
@@ -599,6 +603,8 @@ class VariantsResult:
     sheet: Path
     rendered: int
     renderer: str
+    characters: list[str] = field(default_factory=list)  # the anchors the panel reads, by character name
+    anchors_rendered: int = 0
 
     @property
     def reused(self) -> int:
@@ -638,7 +644,8 @@ def variants(
     progress = progress or BuildProgress()
     story = load_story(story_path)
     out = _out_folder(story_path, out_dir)
-    jobs = resolve_jobs(story, model=model, story_dir=Path(story_path).parent)
+    engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
+    jobs = resolve_jobs(_as_drawn_by(engine, story), model=model, story_dir=Path(story_path).parent)
     panel_jobs = [j for j in jobs if not j.is_anchor]
     job = panel_jobs[check_panel_number(panel, len(panel_jobs), story_path) - 1]
     if not 1 <= count <= MAX_VARIANTS:
@@ -648,7 +655,6 @@ def variants(
         start = f"--seed-start {seed_start}" if seed_start is not None else f"panel {panel}'s seed {job.seed}"
         raise BuildError(f"{start} with --count {count} gives seeds {seeds[0]} to {seeds[-1]}; "
                          f"seeds lie between 0 and {MAX_SEED}")
-    engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
     candidates = [replace(job, seed=seed) for seed in seeds]
     anchors = [j for j in jobs if j.character in job.references]
     context = _Context(story, str(story_path), _given_out(story_path, out_dir), model, variant=True)
@@ -662,7 +668,6 @@ def variants(
         _store_pictures(missing, keying.pictures, cache, context, engine.name)
         to_draw = [k for k in missing if not k.job.image]
         progress.start(candidates, [k.job for k in to_draw], engine.name)
-        _say_if_references_unread(engine, to_draw)
         _render(engine, to_draw, cache, context, progress, keying.anchors())
 
         progress.composing()
@@ -676,4 +681,5 @@ def variants(
                               job.seed)
         atomic_save_png(folder / "contact-sheet.png", sheet)
     return VariantsResult(panel, seeds, job.seed, files, folder / "contact-sheet.png",
-                          sum(not k.job.is_anchor for k in to_draw), engine.name)
+                          sum(not k.job.is_anchor for k in to_draw), engine.name, [j.character for j in anchors],
+                          sum(k.job.is_anchor for k in to_draw))

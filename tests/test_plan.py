@@ -585,7 +585,7 @@ def test_subprocess_with_sdk_environment(chat, story, tmp_path):
 
 
 def test_plan_does_not_import_heavy_modules():
-    code = ("import sys, storyboard.cli, storyboard.plan.planner, storyboard.plan.document, storyboard.plan.retry\n"
+    code = ("import sys, storyboard.cli, storyboard.plan.planner, storyboard.plan.document, storyboard.retry\n"
             "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'dashscope', 'openai') if m in sys.modules]\n"
             "print(','.join(heavy))")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}

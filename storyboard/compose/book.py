@@ -134,7 +134,7 @@ def page_key_input(story: Story, jobs: Sequence[PanelJob], keys: Mapping[int, st
     if sheet.chapter:
         data["chapter"] = sheet.chapter
     if cast and story.layout.cast and sheet.number == 1:
-        data["cast"] = [[member.name, member.file] for member in cast]
+        data["cast"] = [[member.name, member.file, member.key] for member in cast]
     return data
 
 

@@ -35,11 +35,13 @@ class PagePanel:
 
 @dataclass(frozen=True)
 class CastMember:
-    """A character shown in the cast strip: name, portrait, and its file beside index.html (``characters/…``)."""
+    """A character shown in the cast strip: name, portrait, its file beside index.html (``characters/…``) and the
+    portrait's content key (so a redrawn portrait recomposes the page)."""
 
     name: str
     image: Image.Image
     file: str
+    key: str = ""
 
 
 @dataclass

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from storyboard.errors import PlannerError, ReplyInvalid, StoryboardError
-from storyboard.plan.backend import DEFAULT_PROVIDER, ChatBackend, Message, get_backend, redact
+from storyboard.errors import PlannerError, ProviderUnavailable, ReplyInvalid, StoryboardError
+from storyboard.http import redact
+from storyboard.plan.backend import DEFAULT_PROVIDER, ChatBackend, Message, get_backend
 from storyboard.plan.reply import BadReply, Plan, Request, parse_reply, reply_schema
-from storyboard.plan.retry import RetryPolicy, ask
+from storyboard.retry import RetryPolicy, retrying
 from storyboard.story import Story, dump_document, load_document, read_text, story_from_yaml, story_of
 
 DEFAULT_PANELS = 8
@@ -184,7 +185,7 @@ def _plan(story: Story, backend: ChatBackend, *, request: Request, context: dict
     conversation = messages
     replies = repairs + 1
     for attempt in range(1, replies + 1):
-        text = ask(backend, conversation, timeout=timeout, policy=policy, notify=say)
+        text = _ask(backend, conversation, timeout=timeout, policy=policy, notify=say)
         try:
             return parse_reply(text, request)
         except BadReply as bad:
@@ -248,3 +249,13 @@ def _fragment(document: Any, added: list[str]) -> str:
     part = CommentedMap((key, document[key]) for key in (*added, "planned_by", "panels") if key in document)
     part._storyboard_indent = getattr(document, "_storyboard_indent", (2, 4, 2))
     return dump_document(part)
+
+
+def _ask(backend: ChatBackend, messages: list[Message], *, timeout: float, policy: RetryPolicy,
+         notify: Callable[[str], None]) -> str:
+    """`backend.complete(messages)`, each attempt within `timeout` seconds, retried when the provider is unavailable."""
+    def late(seconds: float) -> ProviderUnavailable:
+        return ProviderUnavailable(f"{backend.provider} {backend.model} did not finish answering within {seconds:g} s")
+
+    return retrying(lambda seconds: backend.complete(messages, timeout=seconds), policy=policy, timeout=timeout,
+                    late=late, notify=notify)
