@@ -183,6 +183,14 @@ def tiny_flux(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_sd3(tmp_path_factory) -> Path:
+    """A tiny random Stable Diffusion 3 pipeline (two CLIP encoders + T5, flow matching)."""
+    from tests.tiny_pipeline import build_tiny_sd3
+
+    return build_tiny_sd3(tmp_path_factory.mktemp("models") / "tiny-sd3")
+
+
+@pytest.fixture(scope="session")
 def tiny_kolors(tmp_path_factory) -> Path:
     """A tiny random Kolors pipeline (ChatGLM text encoder with a sentencepiece tokenizer trained offline)."""
     from tests.tiny_pipeline import build_tiny_kolors
@@ -196,3 +204,11 @@ def tiny_lora(tiny_model, tmp_path_factory) -> Path:
     from tests.tiny_pipeline import build_tiny_lora
 
     return build_tiny_lora(tiny_model, tmp_path_factory.mktemp("loras") / "tiny-sd-lora.safetensors")
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_lora(tiny_sdxl, tmp_path_factory) -> Path:
+    """A random LoRA for the tiny SDXL pipeline."""
+    from tests.tiny_pipeline import build_tiny_lora
+
+    return build_tiny_lora(tiny_sdxl, tmp_path_factory.mktemp("loras") / "tiny-sdxl-lora.safetensors")

@@ -141,10 +141,8 @@ def test_a_character_anchor_is_drawn_with_the_character_lora(write_story, tiny_l
     assert anchors == {"fox": [{"path": str(tiny_lora), "weight": 0.8}], "prince": None}
 
 
-def test_a_lora_for_another_model_family_is_one_line(write_story, tiny_model, tiny_sdxl, tmp_path, capsys):
-    from tests.tiny_pipeline import build_tiny_lora
-
-    wrong = build_tiny_lora(tiny_sdxl, tmp_path / "sdxl-lora.safetensors")
+def test_a_lora_for_another_model_family_is_one_line(write_story, tiny_model, tiny_sdxl_lora, tmp_path, capsys):
+    wrong = tiny_sdxl_lora
     path = write_story(with_fox_lora(wrong, 1.0))
     code = main(["build", str(path), "--out", str(tmp_path / "out"), "--model", str(tiny_model)])
     err = capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""SDXL, FLUX and Kolors through the diffusers renderer, on tiny random pipelines built from configs: offline, CPU."""
+"""SDXL, FLUX, SD3 and Kolors through the diffusers renderer, on tiny random pipelines built from configs."""
 
 from __future__ import annotations
 
@@ -33,22 +33,23 @@ def pixels(path: Path) -> bytes:
 
 
 LIBRARY_NOISE = ("Token indices", "truncated", "[transformers]", "Warning", "warn(", "it/s]", "deprecated", "%|")
-FAMILIES = ("sdxl", "flux", "kolors")
+FAMILIES = ("sdxl", "flux", "sd3", "kolors")
 TWO_PANELS = {
     # Same seed, same first 150 tokens: only the words past CLIP's window tell the two panels apart.
     "sdxl": story(HEAD, ["a whale in a stormy sea", "a lighthouse keeper waving"]),
     # Past CLIP's 77 tokens but within T5's window: the tail words still reach the picture.
     "flux": story(HEAD, ["a whale in a stormy sea", "a lighthouse keeper waving"]),
+    "sd3": story(HEAD, ["a whale in a stormy sea", "a lighthouse keeper waving"]),
     "kolors": story("", ["小王子站在星球上", "狐狸坐在麦田里"], negative="模糊"),
 }
 
 
 @pytest.fixture(scope="module")
-def built(tiny_sdxl, tiny_flux, tiny_kolors, tmp_path_factory) -> dict[str, tuple[Path, str]]:
+def built(tiny_sdxl, tiny_flux, tiny_sd3, tiny_kolors, tmp_path_factory) -> dict[str, tuple[Path, str]]:
     """Each family's two-panel story built by the real CLI in one fresh process (torch is imported once):
     {family: (output folder, what that build wrote on stderr)}."""
     root = tmp_path_factory.mktemp("families")
-    models = {"sdxl": tiny_sdxl, "flux": tiny_flux, "kolors": tiny_kolors}
+    models = {"sdxl": tiny_sdxl, "flux": tiny_flux, "sd3": tiny_sd3, "kolors": tiny_kolors}
     runs = []
     for family in FAMILIES:
         (root / f"{family}.yaml").write_text(TWO_PANELS[family], encoding="utf-8")
@@ -63,7 +64,7 @@ def built(tiny_sdxl, tiny_flux, tiny_kolors, tmp_path_factory) -> dict[str, tupl
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT,
                           timeout=600)
     parts = done.stderr.split("=== ")[1:]
-    assert done.returncode == 0 and len(parts) == 6, done.stderr
+    assert done.returncode == 0 and len(parts) == 2 * len(FAMILIES), done.stderr
     return {family: (root / family, parts[2 * i].split("\n", 1)[1]) for i, family in enumerate(FAMILIES)
             if parts[2 * i + 1].strip() == "exit 0" or pytest.fail(done.stderr)}
 
@@ -77,7 +78,7 @@ def test_each_family_builds_a_page_without_library_noise(built, family):
     assert all("dropped_words" not in panel.get("info", {}) for panel in manifest["panels"])
     assert "dropped" not in stderr
     first, second = (pixels(out / "panels" / f"panel-0{i}.png") for i in (1, 2))
-    assert first != second  # for SDXL and FLUX: the words past CLIP's 77 tokens were read
+    assert first != second  # for SDXL, FLUX and SD3: the words past CLIP's 77 tokens were read
     assert len(set(first)) > 10  # a picture, not NaNs turned black
 
 
@@ -163,3 +164,17 @@ def test_flux_sizes_are_multiples_of_twice_the_vae_scale(write_story, tiny_flux,
     assert family_for("StableDiffusion3Pipeline").size_multiple(
         SimpleNamespace(vae_scale_factor=8, transformer=SimpleNamespace(config=SimpleNamespace(patch_size=2)))) == 16
     assert family_for("StableDiffusionXLPipeline").size_multiple(SimpleNamespace(vae_scale_factor=8)) == 8
+
+
+def test_an_sdxl_lora_changes_the_sdxl_panels_that_use_it(write_story, tiny_sdxl, tiny_sdxl_lora, tmp_path):
+    lora = tiny_sdxl_lora
+    plain = write_story(story("a fox", ["", " in the snow"]), name="plain.yaml")
+    with_lora = write_story(story("a fox", ["", " in the snow"], render=f"  loras:\n    - path: {lora}\n"),
+                            name="lora.yaml")
+    renderer = DiffusersRenderer()
+    for path in (plain, with_lora):
+        build(path, tmp_path / path.stem, renderer=renderer, model=str(tiny_sdxl))
+    assert renderer.loads == 1
+    for i in (1, 2):
+        assert pixels(tmp_path / "plain" / "panels" / f"panel-0{i}.png") != \
+            pixels(tmp_path / "lora" / "panels" / f"panel-0{i}.png")

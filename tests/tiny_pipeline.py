@@ -4,11 +4,11 @@ Nothing is downloaded: the tokenizer's vocab.json/merges.txt are written here (e
 so each character of a word is one CLIP token), and every model is built from a small config with a fixed torch
 seed. The result is saved with `save_pretrained`, so tests load it through the same code path as a real model.
 
-    python tests/tiny_pipeline.py OUT_FOLDER [--safety-checker] [--real-size-unet] [--family sdxl|flux|kolors]
+    python tests/tiny_pipeline.py OUT_FOLDER [--safety-checker] [--real-size-unet] [--family sdxl|flux|kolors|sd3]
 
-Other families are built the same way: SDXL (two CLIP encoders), FLUX (CLIP + a tiny T5 whose tokenizer.json is
-written here with `tokenizers`), Kolors (a tiny ChatGLM whose sentencepiece model is trained here on a few lines),
-and tiny random LoRAs for them (`build_tiny_lora`).
+Other families are built the same way: SDXL (two CLIP encoders), FLUX and SD3 (CLIP + a tiny T5 whose
+tokenizer.json is written here with `tokenizers`), Kolors (a tiny ChatGLM whose sentencepiece model is trained here
+on a few lines), and tiny random LoRAs for them (`build_tiny_lora`).
 """
 
 from __future__ import annotations
@@ -354,6 +354,32 @@ def build_tiny_flux(out: str | Path, *, guidance_embeds: bool = True) -> Path:
     return Path(out)
 
 
+def build_tiny_sd3(out: str | Path) -> Path:
+    """A tiny StableDiffusion3Pipeline: two CLIP encoders with projections, T5, a one-layer MM-DiT."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextModelWithProjection, T5Config, T5EncoderModel, T5TokenizerFast
+
+    torch.manual_seed(0)
+    tokenizer, config = _clip_pair(32)
+    with tempfile.TemporaryDirectory() as words:
+        tokenizer_3 = T5TokenizerFast.from_pretrained(write_t5_tokenizer(Path(words)))
+    t5 = T5EncoderModel(T5Config(vocab_size=len(tokenizer_3), d_model=64, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+                                 relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1))
+    transformer = SD3Transformer2DModel(sample_size=32, patch_size=1, in_channels=4, num_layers=1,
+                                        attention_head_dim=8, num_attention_heads=4, caption_projection_dim=32,
+                                        joint_attention_dim=64, pooled_projection_dim=64, out_channels=4)
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer, text_encoder=CLIPTextModelWithProjection(config), tokenizer=tokenizer,
+        text_encoder_2=CLIPTextModelWithProjection(config), tokenizer_2=tokenizer, text_encoder_3=t5,
+        tokenizer_3=tokenizer_3, vae=_tiny_vae(latent_channels=4, blocks=1, use_quant_conv=False,
+                                               use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035),
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+    )
+    pipe.save_pretrained(out, safe_serialization=True)
+    return Path(out)
+
+
 KOLORS_TEXT = """\
 a little prince stands on a small planet with a red rose under a glass dome.
 the fox sits in the golden wheat field and waits for the prince every afternoon.
@@ -444,7 +470,7 @@ if __name__ == "__main__":
     if target is None:
         sys.exit(__doc__)
     family = args[args.index("--family") + 1] if "--family" in args else "sd"
-    builders = {"sdxl": build_tiny_sdxl, "flux": build_tiny_flux, "kolors": build_tiny_kolors}
+    builders = {"sdxl": build_tiny_sdxl, "flux": build_tiny_flux, "kolors": build_tiny_kolors, "sd3": build_tiny_sd3}
     if family in builders:
         print(builders[family](target))
     else:
