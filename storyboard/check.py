@@ -349,14 +349,23 @@ def _where(model: str) -> tuple[bool, str | None]:
     if path.is_absolute() or model.startswith((".", "~")) or "\\" in model or not _HUB_ID.match(model):
         raise ModelNotFound(f"scoring model {model!r} not found: no such folder ({path.resolve()}); "
                             f"pass a CLIP model folder or a hub id such as {DEFAULT_CHECK_MODEL}")
-    from huggingface_hub import try_to_load_from_cache
-
     cache = hub_cache_dir()
-    cached = isinstance(try_to_load_from_cache(model, "config.json", cache_dir=cache), str)
+    cached = _in_cache(cache, model)
     if not cached and hub_offline():
         raise ModelNotFound(f"scoring model {model!r} is not in the Hugging Face cache ({cache}) and "
                             f"HF_HUB_OFFLINE=1 forbids downloading it; {_download_hint(model)}")
     return cached, str(cache)
+
+
+def _in_cache(cache: Path, repo_id: str) -> bool:
+    """Whether the hub cache holds a snapshot of `repo_id` with its config; reads the cache's files only."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    try:
+        ref = repo / "refs" / "main"
+        commit = ref.read_text(encoding="utf-8").strip() if ref.is_file() else "main"
+    except OSError:
+        return False
+    return (repo / "snapshots" / commit / "config.json").is_file()
 
 
 def _download_hint(model: str) -> str:

@@ -288,3 +288,17 @@ def test_a_folder_that_is_not_a_model(page, tmp_path, capsys):
     assert code == 1 and text == ""
     assert err.startswith(f"Error: cannot load the scoring model from {tmp_path}/empty-model (")
     assert err.endswith("); it must be a CLIP or DINOv2 model saved by transformers\n") and err.count("\n") == 1
+
+
+def test_a_hub_id_in_the_cache_loads_offline(page, tiny_clip, tmp_path, monkeypatch):
+    """The layout huggingface_hub writes: refs/main names the commit whose snapshot holds the files."""
+    story, out = page
+    repo = tmp_path / "hub" / "models--tiny--clip"
+    shutil.copytree(tiny_clip, repo / "snapshots" / "0123abc")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abc", encoding="utf-8")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from_hub = check(story, out, model="tiny/clip")
+    assert from_hub.model == "tiny/clip"
+    assert from_hub.characters == check(story, out, model=str(tiny_clip)).characters
