@@ -302,3 +302,30 @@ def test_a_hub_id_in_the_cache_loads_offline(page, tiny_clip, tmp_path, monkeypa
     from_hub = check(story, out, model="tiny/clip")
     assert from_hub.model == "tiny/clip"
     assert from_hub.characters == check(story, out, model=str(tiny_clip)).characters
+
+
+def test_min_with_nothing_to_judge_says_so(page, tiny_clip, capsys):
+    story, out = page
+    with_anchors(out, {}, {1: ["fox"], 2: [], 3: ["prince"], 4: []})
+    code, text, err = cli("check", str(story), "--out", str(out), "--model", str(tiny_clip), "--min", "0.5",
+                          capsys=capsys)
+    assert code == 0 and "CLIP-T" in text
+    assert err == "--min 0.5 judged nothing: no character is in two panels or has an anchor\n"
+
+
+@pytest.mark.parametrize(("manifest", "problem"), [
+    ("{not json", "not a storyboard manifest (Expecting property name enclosed in double quotes: line 1 column 2 "
+                  "(char 1))"),
+    ('{"panels": []}', "not a storyboard manifest (no 'panels' list)"),
+    ('{"panels": [{"index": 1, "file": "panels/panel-01.png"}]}',
+     "panels[0]: needs 'index' (a number), 'file' and 'prompt' (text)"),
+    ('{"panels": [{"index": 1, "file": "panels/panel-01.png", "prompt": "p", "characters": "fox"}]}',
+     "panels[0].characters: must be a list of names"),
+    ('{"panels": [{"index": 1, "file": "panels/panel-01.png", "prompt": "p"}], "characters": [{"name": "fox"}]}',
+     "characters[0]: needs 'name' and 'file' (text)"),
+])
+def test_a_damaged_manifest_is_one_line(page, tiny_clip, capsys, manifest, problem):
+    story, out = page
+    (out / "manifest.json").write_text(manifest, encoding="utf-8")
+    code, text, err = cli("check", str(story), "--out", str(out), "--model", str(tiny_clip), capsys=capsys)
+    assert (code, text, err) == (1, "", f"Error: {out}/manifest.json: {problem}\n")
