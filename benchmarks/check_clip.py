@@ -2,7 +2,7 @@
 
 Builds a CLIP with ViT-B/32's shape (transformers' default `CLIPConfig`: the architecture of
 openai/clip-vit-base-patch32) and random weights into a temporary folder, builds stories/little_prince.yaml with the
-draft renderer (eight 512×512 panels), then times `storyboard check` in a fresh process (imports, model load,
+draft renderer (eight 512x512 panels), then times `storyboard check` in a fresh process (imports, model load,
 scoring, table) and, in this process, the model load and the scoring apart.
 
     python benchmarks/check_clip.py [--runs N]
@@ -24,9 +24,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 def vit_b32_shaped_clip(out: Path) -> Path:
     import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
-
     from tiny_pipeline import MAX_TOKENS, write_tokenizer_files
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
 
     write_tokenizer_files(out / "words")
     tokenizer = CLIPTokenizer.from_pretrained(out / "words", model_max_length=MAX_TOKENS)

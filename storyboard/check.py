@@ -2,7 +2,8 @@
 
 CLIP-I is the cosine similarity of two images' embeddings: between every pair of panels that list a character, and
 between each such panel and the character's anchor portrait when the build has one. CLIP-T is the cosine of a
-panel's image embedding and its final prompt's text embedding. Both are raw cosines (not the ×100 "CLIPScore").
+panel's image embedding and its final prompt's text embedding. Both are raw cosines, not "CLIPScore" (100 times the
+cosine).
 
 The embedding model is a CLIP (or, for CLIP-I only, a DINOv2) loaded through transformers from a local folder or
 the Hugging Face cache. Everything that can be wrong with the build folder is found before torch is imported.
@@ -136,7 +137,8 @@ def _number(value: float | None) -> str:
 
 def _columns(rows: list[list[str]], right: set[int]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+    return ["  ".join(cell.rjust(width) if i in right else cell.ljust(width)
+                      for i, (cell, width) in enumerate(zip(row, widths, strict=True)))
             for row in rows]
 
 

@@ -256,7 +256,8 @@ def test_errors_are_one_line_and_need_no_torch(page, tmp_path):
     empty = tmp_path / "empty-hub"
     empty.mkdir()
     cases = [
-        (["check", str(story), "--out", str(out), "--model", "openai/clip-vit-base-patch32"], {"HF_HUB_CACHE": str(empty)},
+        (["check", str(story), "--out", str(out), "--model", "openai/clip-vit-base-patch32"],
+         {"HF_HUB_CACHE": str(empty)},
          f"Error: scoring model 'openai/clip-vit-base-patch32' is not in the Hugging Face cache ({empty}) and "
          f"HF_HUB_OFFLINE=1 forbids downloading it; download it once with `hf download openai/clip-vit-base-patch32` "
          f"(`storyboard download` fetches only Stable Diffusion pipelines), or pass a local CLIP folder with --model"),

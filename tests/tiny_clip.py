@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tiny_pipeline import MAX_TOKENS, write_tokenizer_files  # noqa: E402
+from tiny_pipeline import MAX_TOKENS, write_tokenizer_files
 
 IMAGE_SIZE = 32
 
