@@ -11,6 +11,7 @@ the model from files on disk and decides the device class with a probe (see `pro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -22,14 +23,14 @@ import re
 import shutil
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from storyboard.errors import BuildError, ModelNotFound, RenderError
 from storyboard.files import atomic_write_text, user_cache_dir
-from storyboard.render import Rendered, StepCallback
+from storyboard.render import Reference, Rendered, StepCallback
 from storyboard.resolve import PanelJob
 from storyboard.schedulers import LABELS_BY_CLASS, SCHEDULERS
 
@@ -260,6 +261,7 @@ class DiffusersRenderer:
     """Draws panels with a diffusers text-to-image pipeline."""
 
     name = "diffusers"
+    reads_references = True
 
     def __init__(self) -> None:
         self.pipeline: Any = None
@@ -306,7 +308,8 @@ class DiffusersRenderer:
 
     # ------------------------------------------------------------------ drawing
 
-    def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None) -> Iterator[Rendered]:
+    def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None,
+               references: Mapping[str, Reference] | None = None) -> Iterator[Rendered]:
         if not jobs:
             return
         for job in jobs:  # problems the story can fix, before the (slow) model load
@@ -315,13 +318,15 @@ class DiffusersRenderer:
             pipe = self._load(jobs[0])
             _check_sizes(pipe, jobs)
             for job in jobs:
-                yield self._draw(pipe, job, on_step)
+                yield self._draw(pipe, job, on_step, [references[name] for name in job.references]
+                                 if references else [])
         except Exception as exc:
             if _is_out_of_memory(exc):
                 raise RenderError(f"out of GPU memory ({_first_line(exc)}); {LOW_VRAM_HINT}") from None
             raise
 
-    def _draw(self, pipe: Any, job: PanelJob, on_step: StepCallback | None) -> Rendered:
+    def _draw(self, pipe: Any, job: PanelJob, on_step: StepCallback | None,
+              references: Sequence[Reference] = ()) -> Rendered:
         import torch
 
         self._use_scheduler(pipe, dict(job.options).get("scheduler", "default"))
@@ -350,13 +355,25 @@ class DiffusersRenderer:
             elif "callback" in accepted:
                 args["callback"] = lambda i, t, latents: on_step(job, i + 1, job.steps)
                 args["callback_steps"] = 1
-        with torch.inference_mode():
+        with torch.inference_mode(), self._consistency(pipe, job, references, generator_device):
             output = pipe(**{k: v for k, v in args.items() if k in accepted})
         info: dict[str, Any] = {"dropped_words": lost} if lost else {}
         flags = getattr(output, "nsfw_content_detected", None)
         if flags and flags[0]:
             info["nsfw"] = True
         return Rendered(job, output.images[0], info)
+
+    def _consistency(self, pipe: Any, job: PanelJob, references: Sequence[Reference],
+                     generator_device: Any) -> contextlib.AbstractContextManager[None]:
+        """What makes the panel read its anchors while it is drawn (nothing for a panel that reads none)."""
+        options = dict(job.options)
+        if not references or options.get("consistency", "none") == "none":
+            return contextlib.nullcontext()
+        from storyboard.render.reference import ReferenceReader
+
+        reader = ReferenceReader(pipe, references, float(options.get("consistency_strength", 0.5)),
+                                 lambda prompt: anchor_embeddings(pipe, prompt), generator_device)
+        return reader.reading()
 
     # ------------------------------------------------------------------ loading (once)
 
@@ -649,6 +666,20 @@ def long_prompt_embeddings(pipe: Any, prompt: str, negative: str) -> tuple[Any, 
         return None
     count = max(-(-len(ids) // size), -(-len(neg_ids) // size))
     return _encode_chunks(pipe, ids, count), _encode_chunks(pipe, neg_ids, count)
+
+
+def anchor_embeddings(pipe: Any, prompt: str) -> tuple[Any, Any]:
+    """The conditional text embeddings of an anchor's prompt (and the pooled ones of pipelines that use them),
+    encoded as the panel's own prompt is: in chunks when it is longer than CLIP's window."""
+    import torch
+
+    long = long_prompt_embeddings(pipe, prompt, "")
+    if long is not None:
+        return long[0], None
+    with torch.inference_mode(), _quiet_libraries():
+        out = pipe.encode_prompt(prompt=prompt, device=pipe._execution_device, num_images_per_prompt=1,
+                                 do_classifier_free_guidance=False)
+    return out[0], (out[2] if len(out) > 2 else None)
 
 
 def _encode_chunks(pipe: Any, ids: list[int], count: int) -> Any:
