@@ -330,3 +330,17 @@ def test_a_damaged_manifest_is_one_line(page, tiny_clip, capsys, manifest, probl
     (out / "manifest.json").write_text(manifest, encoding="utf-8")
     code, text, err = cli("check", str(story), "--out", str(out), "--model", str(tiny_clip), capsys=capsys)
     assert (code, text, err) == (1, "", f"Error: {out}/manifest.json: {problem}\n")
+
+
+def test_a_build_with_anchors_is_scored_against_them(built, tiny_clip):
+    """The manifest a build writes: each panel lists its characters, and each character has an anchor portrait."""
+    story, out = built
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    anchors = {c["name"]: c["file"] for c in manifest.get("characters", [])}
+    assert set(anchors) == {"fox", "prince", "rose"}
+    report = check(story, out, model=str(tiny_clip))
+    for character in report.characters:
+        assert character.anchor == anchors[character.name] and (out / character.anchor).is_file()
+        assert -1 <= character.anchor_min <= character.anchor_mean <= 1
+    assert by_name(report)["rose"].score_from == "anchor"
+    assert [list(p.characters) for p in report.panels] == [p["characters"] for p in manifest["panels"]]
