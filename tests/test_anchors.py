@@ -279,3 +279,14 @@ def test_info_describes_an_anchor_and_a_panel_that_reads_one(story, tmp_path, ca
     manifest = json.loads((out / "manifest.json").read_text())
     fox, prince = (c["key"] for c in manifest["characters"])
     assert f"anchors:    prince ({prince}), fox ({fox})\n" in capsys.readouterr().out
+
+
+def test_the_cast_strip_follows_the_anchors(story, small_renderer, tmp_path):
+    out = tmp_path / "out"
+    first = build(story, out, renderer=small_renderer)
+    page = (out / "page.png").read_bytes()
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert 'characters/fox.png' in html and 'characters/prince.png' in html
+    story.write_text(story.read_text().replace("seed: 4242", "seed: 4243"))
+    second = build(story, out, renderer=small_renderer)
+    assert second.page_key != first.page_key and (out / "page.png").read_bytes() != page

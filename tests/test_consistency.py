@@ -113,3 +113,45 @@ def test_a_model_without_a_unet_cannot_use_reference_attention():
     assert str(error.value) == (
         "consistency: reference needs a UNet model (SD 1.x/2.x, SDXL, Kolors); TransformerPipeline has none: set "
         "render.consistency to ip_adapter or none (or give the character a LoRA)")
+
+
+# --------------------------------------------------------------------------- IP-Adapter
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tiny_model, tmp_path_factory) -> Path:
+    from tests.tiny_pipeline import build_tiny_ip_adapter
+
+    return build_tiny_ip_adapter(tiny_model, tmp_path_factory.mktemp("adapter"))
+
+
+def test_ip_adapter_shows_panels_their_anchors_and_leaves_other_panels_alone(full, tiny_model, tiny_adapter,
+                                                                           tmp_path):
+    story = write(tmp_path, "ip_adapter", extra="")
+    story.write_text(story.read_text().replace("consistency: ip_adapter",
+                                               f"consistency: ip_adapter\n  ip_adapter: {tiny_adapter}"))
+    out = tmp_path / "out"
+    shutil.copytree(full, out)  # the fox's anchor is the same job whatever the panels read
+    result = build(story, out, model=str(tiny_model))
+    assert (result.anchors_rendered, result.rendered) == (0, 2)
+    assert result.panels[0].identity["ip_adapter"]["sha256"] == __import__("hashlib").sha256(
+        tiny_adapter.read_bytes()).hexdigest()
+    none = tmp_path / "none"
+    build(write(tmp_path / "n", "none"), none, model=str(tiny_model), panels=[2])
+    assert panel(out, 2) == panel(none, 2) == panel(full, 2)
+    assert panel(out, 1) != panel(none, 1) and panel(out, 1) != panel(full, 1)
+
+
+def test_ip_adapter_weights_missing_offline_is_one_line(write_story, tiny_model, tmp_path, monkeypatch, capsys):
+    from storyboard.cli import main
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    path = write(tmp_path, "ip_adapter")
+    path.write_text(path.read_text().replace(
+        "consistency: ip_adapter", "consistency: ip_adapter\n  ip_adapter: h94/IP-Adapter/models/ip-adapter_sd15.safetensors"))
+    assert main(["build", str(path), "--model", str(tiny_model), "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err == (
+        f"Error: IP-Adapter 'h94/IP-Adapter/models/ip-adapter_sd15.safetensors' is not in the Hugging Face cache "
+        f"({tmp_path}/empty-cache) and HF_HUB_OFFLINE=1 forbids downloading it; download it with `hf download "
+        f"h94/IP-Adapter models/ip-adapter_sd15.safetensors --include 'models/image_encoder/*'`, or set "
+        f"render.consistency: reference\n")

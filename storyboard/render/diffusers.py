@@ -270,6 +270,7 @@ class DiffusersRenderer:
         self._schedulers: dict[str, Any] = {}
         self._identities: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._device: Any = None
+        self._adapter: Any = None  # the IP-Adapter loaded into the pipeline, if any
 
     # ------------------------------------------------------------------ identity (cheap)
 
@@ -303,6 +304,10 @@ class DiffusersRenderer:
             config = options.get("config")
             if config and source and source.kind == "file":
                 identity["config"] = model_identity(_locate_config(config))
+            if options.get("consistency") == "ip_adapter":
+                from storyboard.render.ip_adapter import adapter_identity
+
+                identity["ip_adapter"] = adapter_identity(options["ip_adapter"])
             self._identities[memo] = identity
         return self._identities[memo]
 
@@ -355,7 +360,9 @@ class DiffusersRenderer:
             elif "callback" in accepted:
                 args["callback"] = lambda i, t, latents: on_step(job, i + 1, job.steps)
                 args["callback_steps"] = 1
-        with torch.inference_mode(), self._consistency(pipe, job, references, generator_device):
+        reading, extra = self._consistency(pipe, job, references, generator_device)
+        args.update(extra)
+        with torch.inference_mode(), reading:
             output = pipe(**{k: v for k, v in args.items() if k in accepted})
         info: dict[str, Any] = {"dropped_words": lost} if lost else {}
         flags = getattr(output, "nsfw_content_detected", None)
@@ -364,16 +371,33 @@ class DiffusersRenderer:
         return Rendered(job, output.images[0], info)
 
     def _consistency(self, pipe: Any, job: PanelJob, references: Sequence[Reference],
-                     generator_device: Any) -> contextlib.AbstractContextManager[None]:
-        """What makes the panel read its anchors while it is drawn (nothing for a panel that reads none)."""
+                     generator_device: Any) -> tuple[contextlib.AbstractContextManager[None], dict[str, Any]]:
+        """What makes the panel read its anchors while it is drawn: a context to draw in, and extra pipeline
+        arguments. A panel that reads none is drawn exactly as without anchors."""
         options = dict(job.options)
-        if not references or options.get("consistency", "none") == "none":
-            return contextlib.nullcontext()
-        from storyboard.render.reference import ReferenceReader
+        mode = options.get("consistency", "none") if references else "none"
+        strength = float(options.get("consistency_strength", 0.5))
+        if mode == "reference":
+            from storyboard.render.reference import ReferenceReader
 
-        reader = ReferenceReader(pipe, references, float(options.get("consistency_strength", 0.5)),
-                                 lambda prompt: anchor_embeddings(pipe, prompt), generator_device)
-        return reader.reading()
+            reader = ReferenceReader(pipe, references, strength, lambda prompt: anchor_embeddings(pipe, prompt),
+                                     generator_device)
+            return reader.reading(), {}
+        if mode == "ip_adapter":
+            return self._adapter_for(pipe, options["ip_adapter"]).reading([r.image for r in references], strength)
+        if self._adapter is not None:
+            return self._adapter.detached(), {}
+        return contextlib.nullcontext(), {}
+
+    def _adapter_for(self, pipe: Any, spec: str) -> Any:
+        from storyboard.render.ip_adapter import LoadedAdapter
+
+        if self._adapter is None or self._adapter.spec != spec:
+            if self._adapter is not None:
+                pipe.unload_ip_adapter()
+            self._adapter = None
+            self._adapter = LoadedAdapter(pipe, spec)
+        return self._adapter
 
     # ------------------------------------------------------------------ loading (once)
 
@@ -410,7 +434,7 @@ class DiffusersRenderer:
         if runtime.get("vae_slicing") and hasattr(vae, "enable_slicing"):
             vae.enable_slicing()
         pipe.set_progress_bar_config(disable=True)
-        self.pipeline, self._loaded_for, self._device = pipe, wanted, device
+        self.pipeline, self._loaded_for, self._device, self._adapter = pipe, wanted, device, None
         self._schedulers = {"default": pipe.scheduler}
         self.loads += 1
         return pipe
