@@ -9,6 +9,10 @@ child's maximum RSS (and, on CUDA, torch's peak allocated memory). The sides alt
     python benchmarks/bench_consistency.py --model PATH      # any diffusers folder you have, e.g. SD 1.5
 
 Options: --runs N (default 3), --panels N (default 6), --steps N, --size N, --characters K (per panel, default 1).
+
+With --scores it also builds the story both ways and scores each with `storyboard check` (CLIP-I between panels of
+the same character and against its anchor, CLIP-T against the prompts), with a tiny random CLIP unless --clip names
+a real one (e.g. openai/clip-vit-base-patch32 from the Hugging Face cache).
 """
 
 from __future__ import annotations
@@ -98,6 +102,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--size", type=int)
     parser.add_argument("--characters", type=int, default=1, choices=range(1, len(NAMES) + 1))
+    parser.add_argument("--scores", action="store_true", help="also score both builds with storyboard check")
+    parser.add_argument("--clip", help="the CLIP model --scores uses (default: a tiny random one)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="storyboard-bench-consistency-"))
     model = args.model
@@ -127,6 +133,32 @@ def main() -> None:
     print(f"  ratio      {ref['per_panel'] / none['per_panel']:.2f}x time, "
           f"{ref['rss_mib'] / none['rss_mib']:.2f}x RSS" +
           (f", GPU peak {ref['gpu_mib']:.0f} / {none['gpu_mib']:.0f} MiB" if none["gpu_mib"] else ""))
+    if args.scores:
+        scores(work, args.clip)
+
+
+def scores(work: Path, clip: str | None) -> None:
+    """Build both stories (the page too) and score them with `storyboard check`."""
+    sys.path.insert(0, str(ROOT))
+    from storyboard.build import build
+    from storyboard.check import check
+
+    if clip is None:
+        from tests.tiny_clip import build_tiny_clip
+
+        clip = str(build_tiny_clip(work / "clip"))
+    print(f"\nstoryboard check with {clip}:")
+    for mode in ("none", "reference"):
+        story = work / f"{mode}.yaml"
+        build(story, work / f"page-{mode}")
+        report = check(story, work / f"page-{mode}", model=clip)
+        for c in report.characters:
+            anchor = f", vs anchor {c.anchor_mean:.3f}" if c.anchor_mean is not None else ""
+            print(f"  {mode:9} {c.name}: CLIP-I between its panels {c.pair_mean:.3f} (min {c.pair_min:.3f}, "
+                  f"{c.pairs} pairs){anchor}")
+        texts = [p.clip_t for p in report.panels if p.clip_t is not None]
+        if texts:
+            print(f"  {mode:9} CLIP-T mean {sum(texts) / len(texts):.3f}")
 
 
 if __name__ == "__main__":
