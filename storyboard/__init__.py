@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from storyboard.errors import (  # noqa: E402
     BuildError,
+    CheckError,
     ModelNotFound,
     PlannerError,
     RenderError,
@@ -15,6 +16,7 @@ from storyboard.story import Story, load_story  # noqa: E402
 
 __all__ = [
     "BuildError",
+    "CheckError",
     "ModelNotFound",
     "PanelJob",
     "PlannerError",

@@ -107,3 +107,7 @@ class ReplyInvalid(PlannerError):
 
 class BuildError(StoryboardError):
     """The build could not write its outputs."""
+
+
+class CheckError(StoryboardError):
+    """A built page cannot be scored: no build yet, a file of it missing, or a model that is not a CLIP."""
