@@ -175,6 +175,19 @@ def test_lora_fields_are_checked_in_the_story(write_story, capsys):
                                        "(did you mean 'weight'?)\n")
 
 
+def test_a_renderer_that_cannot_apply_loras_says_so_once_and_keys_without_them(write_story, small_renderer,
+                                                                                 tiny_lora, tmp_path, caplog):
+    small_renderer.applies_loras = False  # as the remote renderers declare
+    plain = write_story(STORY.format(loras=""), name="plain.yaml")
+    with_loras = write_story(with_fox_lora(tiny_lora, 0.8).replace(
+        "  consistency: none\n", f"  consistency: none\n  loras:\n    - path: {tiny_lora}\n"), name="loras.yaml")
+    build(plain, tmp_path / "out", renderer=small_renderer)
+    result = build(with_loras, tmp_path / "out", renderer=small_renderer)
+    assert (result.rendered, result.reused) == (0, 3)  # the same panels: nothing about them changed
+    notes = [r.getMessage() for r in caplog.records if "LoRA" in r.getMessage()]
+    assert notes == ["the small renderer cannot apply LoRAs; render.loras and the characters' lora are not used"]
+
+
 # --------------------------------------------------------------------------- few-step presets
 
 
