@@ -64,3 +64,7 @@ class ReplyInvalid(PlannerError):
 
 class BuildError(StoryboardError):
     """The build could not write its outputs."""
+
+
+class BuildCancelled(BuildError):
+    """A build was stopped on request (a newer save of the story arrived); every finished panel is kept."""
