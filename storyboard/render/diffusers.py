@@ -144,29 +144,59 @@ def download(model: str) -> Path:
 # --------------------------------------------------------------------------- cheap fingerprints
 
 
-_folder_hashes: dict[Path, str] = {}
+_folder_hashes: dict[tuple[Path, tuple[tuple[str, int, int], ...]], str] = {}
 _file_hashes: dict[tuple[str, int, int], str] = {}
 
 
-def folder_fingerprint(folder: Path) -> str:
-    """sha256 over a diffusers folder: the contents of its *.json configs, and the names, sizes and modification
-    times of every other file (weights, tokenizer files). Computed once per process."""
-    if folder in _folder_hashes:
-        return _folder_hashes[folder]
-    digest = hashlib.sha256()
+def _folder_files(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """(relative name, size, mtime) of every file in a model folder, hidden ones left out: cheap, no reading."""
+    found = []
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
         if any(part.startswith(".") for part in rel.parts) or not path.is_file():
             continue
-        digest.update(rel.as_posix().encode() + b"\0")
-        if path.suffix == ".json":
-            digest.update(path.read_bytes())
+        stat = path.stat()
+        found.append((rel.as_posix(), stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """sha256 over a diffusers folder: the contents of its *.json configs, and the names, sizes and modification
+    times of every other file (weights, tokenizer files).
+
+    Remembered by the folder's file list with sizes and times, so a folder saved again in place (a fine-tune
+    written over the old weights, an edited config) gets a new fingerprint in a process that runs for hours.
+    """
+    files = _folder_files(folder)
+    if (folder, files) in _folder_hashes:
+        return _folder_hashes[folder, files]
+    digest = hashlib.sha256()
+    for rel, size, mtime_ns in files:
+        digest.update(rel.encode() + b"\0")
+        if rel.endswith(".json"):
+            digest.update((folder / rel).read_bytes())
         else:
-            stat = path.stat()
-            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+            digest.update(f"{size}:{mtime_ns}".encode())
         digest.update(b"\0")
-    _folder_hashes[folder] = digest.hexdigest()
-    return _folder_hashes[folder]
+    if len(_folder_hashes) > 64:
+        _folder_hashes.clear()
+    _folder_hashes[folder, files] = digest.hexdigest()
+    return _folder_hashes[folder, files]
+
+
+def model_stamp(model: str) -> tuple[Any, ...]:
+    """What changes when the model `model` names changes on disk, read cheaply (stat calls, the hub's ref file):
+    part of the memo key of identities, so a long-running process never keeps a stale one."""
+    path = Path(model).expanduser()
+    try:
+        if path.is_file():
+            stat = path.stat()
+            return ("file", str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if path.is_dir():
+            return ("folder", str(path.resolve()), _folder_files(path))
+    except OSError:
+        return ("gone", model)
+    return ("hub", cached_snapshot(model) if _HUB_ID.match(model) else None)
 
 
 def file_sha256(path: Path) -> str:
@@ -273,8 +303,13 @@ class DiffusersRenderer:
 
     def identity(self, job: PanelJob) -> dict[str, Any]:
         options, runtime = dict(job.options), dict(job.runtime)
-        memo = (job.model, job.options, job.runtime)
+        config = options.get("config")
+        # Keyed by the model's files as they are now: a folder saved again, a new hub snapshot or another
+        # checkpoint under the same name gives a new identity in a session that keeps this renderer for hours.
+        memo = (job.model, job.options, job.runtime, model_stamp(job.model), config and model_stamp(config))
         if memo not in self._identities:
+            if len(self._identities) > 256:
+                self._identities.clear()
             scheduler = options.get("scheduler", "default")
             device = probe_device(runtime.get("device", "auto"))
             # A model that cannot be found cannot be identified: raise, so that the build reuses the panels it
@@ -298,7 +333,6 @@ class DiffusersRenderer:
                 "device": device,
                 "dtype": resolve_dtype(runtime.get("dtype", "auto"), device),
             }
-            config = options.get("config")
             if config and source and source.kind == "file":
                 identity["config"] = model_identity(_locate_config(config))
             self._identities[memo] = identity
@@ -362,10 +396,13 @@ class DiffusersRenderer:
 
     def _load(self, job: PanelJob) -> Any:
         options, runtime = dict(job.options), dict(job.runtime)
-        wanted = (job.model, options.get("config"), options.get("safety_checker", True),
+        identity = self.identity(job)
+        model = {k: v for k, v in identity.items() if k in ("model", "sha256", "folder_sha256", "revision", "config")}
+        wanted = (json.dumps(model, sort_keys=True), options.get("config"), options.get("safety_checker", True),
                   options.get("attention_slicing", False), options.get("vae_tiling", False), job.runtime)
         if self.pipeline is not None and self._loaded_for == wanted:
             return self.pipeline
+        self.unload()  # another model (or the same one saved again): free the old one before loading the new
         source = locate(job.model)
         if source.kind == "hub" and source.path is None and hub_offline():
             raise _not_cached(source.name)
@@ -397,6 +434,20 @@ class DiffusersRenderer:
         self._schedulers = {"default": pipe.scheduler}
         self.loads += 1
         return pipe
+
+    def unload(self) -> None:
+        """Let go of the loaded pipeline and give its memory back (GPU memory included)."""
+        if self.pipeline is None:
+            return
+        device = self._device
+        self.pipeline, self._loaded_for, self._schedulers = None, None, {}
+        import gc
+
+        gc.collect()
+        if device is not None and device.type == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
 
     def _torch_device(self, setting: str) -> Any:
         import torch
