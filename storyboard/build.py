@@ -1,37 +1,48 @@
-"""Orchestration only: load → resolve → render what is missing → compose → manifest.
+"""Orchestration only: load → resolve → keys → draw what is missing (anchors first) → compose → manifest.
 
-Rendered panels land in ``<out>/cache/<key>.png`` the moment each is done, named by a hash of everything that
-decides their pixels (`panel_key`) and carrying their provenance (`storyboard.provenance`), so an interrupted build
+A job is a panel or a character's anchor portrait. Drawn images land in the `PanelCache` (``<out>/cache/<key>.png``)
+the moment each is done, named by a hash of everything that decides their pixels (`panel_key`; a panel that reads
+anchors has their keys in its own) and carrying their provenance (`storyboard.provenance`), so an interrupted build
 loses nothing that was finished and a rebuild draws only what changed. A build holds ``<out>/.lock`` while it runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import re
+import sys
 import threading
-from collections.abc import Callable, Iterable
+import types
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
 from storyboard import __version__
+from storyboard.cache import PanelCache
 from storyboard.compose.page import page_from_story
 from storyboard.compose.sheet import contact_sheet
 from storyboard.compose.write import write_page
-from storyboard.errors import BuildError, RenderError
+from storyboard.errors import BuildError, RenderError, StoryError
 from storyboard.files import atomic_save_png, atomic_write_bytes, exclusive_lock, remove_temp_files
 from storyboard.provenance import PARAMETERS, STORYBOARD, a1111_parameters, is_complete_png, text_chunk, with_text
-from storyboard.render import DEFAULT_RENDERER, Renderer, get_renderer
-from storyboard.resolve import PanelJob, check_panel_number, content_key, resolve
+from storyboard.render import DEFAULT_RENDERER, Reference, Renderer, get_renderer
+from storyboard.resolve import PanelJob, check_panel_number, content_key, resolve_jobs
 from storyboard.story import MAX_SEED, Story, load_story
+
+log = logging.getLogger("storyboard")
 
 
 class BuildProgress:
-    """Receives build events; the CLI shows them as a progress bar or plain lines. The default ignores them."""
+    """Receives build events; the CLI shows them as a progress bar or plain lines. The default ignores them.
+
+    Jobs are panels and character anchors (`PanelJob.label` names either).
+    """
 
     def start(self, jobs: list[PanelJob], to_render: list[PanelJob], renderer: str) -> None: ...
 
@@ -40,6 +51,9 @@ class BuildProgress:
     def step(self, job: PanelJob, step: int, total: int) -> None: ...
 
     def panel_done(self, job: PanelJob) -> None: ...
+
+    def cached(self, job: PanelJob, key: str) -> None:
+        """`job`'s image was just saved in the cache under `key` (a live page can show it at once)."""
 
     def composing(self) -> None: ...
 
@@ -51,6 +65,7 @@ class PanelResult:
     rendered: bool
     info: dict[str, Any] = field(default_factory=dict)
     identity: dict[str, Any] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)  # the keys of the anchors it read, by name
 
 
 @dataclass
@@ -60,6 +75,7 @@ class BuildResult:
     renderer: str
     panels: list[PanelResult]
     page_key: str = ""
+    characters: list[PanelResult] = field(default_factory=list)  # the anchors, in the story's order
 
     @property
     def rendered(self) -> int:
@@ -68,6 +84,10 @@ class BuildResult:
     @property
     def reused(self) -> int:
         return len(self.panels) - self.rendered
+
+    @property
+    def anchors_rendered(self) -> int:
+        return sum(c.rendered for c in self.characters)
 
     @property
     def index_html(self) -> Path:
@@ -90,17 +110,27 @@ def default_out_dir(story_path: str | Path) -> Path:
     return Path("build") / Path(story_path).stem
 
 
-def panel_key(job: PanelJob, renderer: str, identity: dict[str, Any]) -> str:
-    """The content key of a panel: the sha256 of canonical JSON of everything that decides its pixels.
+def panel_key(job: PanelJob, renderer: str, identity: dict[str, Any], references: Sequence[str] = ()) -> str:
+    """The content key of a panel or anchor: the sha256 of canonical JSON of everything that decides its pixels.
 
     That is ``job.params()`` (final prompt, negative prompt, seed, width, height, model as named, steps,
-    guidance, renderer options such as the scheduler), the renderer's name, and ``renderer.identity(job)``: what
-    else decides the pixels for that renderer (its version, the model's identity such as the hub commit or the
-    file's sha256, the scheduler and its config, dtype, device class). Captions, titles, layout and the panel's
-    position are not in it unless the renderer draws them (the draft renderer does), so editing them re-composes
-    the page without redrawing anything.
+    guidance, renderer options such as the scheduler, and for a panel that reads anchors the consistency
+    settings), the renderer's name, ``renderer.identity(job)``: what else decides the pixels for that renderer
+    (its version, the model's identity such as the hub commit or the file's sha256, the scheduler and its config,
+    dtype, device class), and `references`: the keys of the anchors the panel reads, in its `characters` order.
+    Captions, titles, layout and the panel's position are not in it unless the renderer draws them (the draft
+    renderer does), so editing them re-composes the page without redrawing anything. A panel that reads no
+    anchor has exactly the key it had before anchors existed.
     """
-    return content_key({**job.params(), "renderer": renderer, "identity": identity})
+    params = {**job.params(), "renderer": renderer, "identity": identity}
+    if references:
+        params["references"] = list(references)
+    return content_key(params)
+
+
+def picture_key(sha256: str, width: int, height: int) -> str:
+    """The key of a character's own reference picture, fitted to the anchor size: its bytes and that size."""
+    return content_key({"picture_sha256": sha256, "width": width, "height": height})
 
 
 @dataclass
@@ -114,30 +144,90 @@ class _Context:
     variant: bool = False
 
     def record(self, job: PanelJob, key: str, renderer: str, identity: dict[str, Any],
-               info: dict[str, Any] | None = None, version: str = __version__) -> dict[str, Any]:
+               info: dict[str, Any] | None = None, version: str = __version__,
+               references: Mapping[str, str] | None = None) -> dict[str, Any]:
+        where = {"character": job.character} if job.is_anchor else {"panel": job.index}
         return {
             "storyboard": version,
             "key": key,
             "renderer": renderer,
             "identity": identity,
             "job": job.to_dict(),
-            "story": {"title": self.story.title, "file": self.story_path, "panel": job.index,
+            "story": {"title": self.story.title, "file": self.story_path, **where,
                       "panels": len(self.story.panels)},
             "build": {"out": self.out, "model": self.model},
             "variant": self.variant,
+            **({"references": dict(references)} if references else {}),
             **({"info": info} if info else {}),
         }
 
 
 def _record_text(record: dict[str, Any]) -> str:
     # ASCII keeps the chunk a plain tEXt chunk, so rewriting an unchanged record gives identical bytes.
-    return json.dumps(record, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=str)
+    return json.dumps(record, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+
+
+@dataclass
+class _Keyed:
+    """A job with its renderer identity, its key, and the keys of the anchors it reads (by character name)."""
+
+    job: PanelJob
+    key: str
+    identity: dict[str, Any]
+    references: dict[str, str] = field(default_factory=dict)
+
+
+class _Jobs:
+    """A build's jobs keyed in dependency order (anchors before the panels that read them)."""
+
+    def __init__(self, engine: Renderer, story_path: str | Path, cache: PanelCache,
+                 previous: list[dict[str, Any]]) -> None:
+        self.engine, self.story_path, self.cache, self.previous = engine, story_path, cache, previous
+        self.keyed: dict[str, _Keyed] = {}  # by job.file
+        self.pictures: dict[str, Image.Image] = {}  # fitted reference pictures, by anchor key
+
+    def key(self, job: PanelJob, must_draw: bool = False) -> _Keyed:
+        """Key `job` (its anchors must be keyed already). See `_identity` for `must_draw`."""
+        if job.image:
+            sha, picture = _read_picture(job, self.story_path)
+            key = picture_key(sha, job.width, job.height)
+            self.pictures[key] = picture
+            keyed = _Keyed(job, key, {"picture": Path(job.image).name, "sha256": sha})
+        else:
+            references = {name: self.anchors()[name].key for name in job.references}
+            identity = self._identity(job, list(references.values()), must_draw)
+            keyed = _Keyed(job, panel_key(job, self.engine.name, identity, list(references.values())), identity,
+                           references)
+        self.keyed[job.file] = keyed
+        return keyed
+
+    def anchors(self) -> dict[str, _Keyed]:
+        """The anchors keyed so far, by character name."""
+        return {k.job.character: k for k in self.keyed.values() if k.job.is_anchor}
+
+    def _identity(self, job: PanelJob, references: list[str], must_draw: bool) -> dict[str, Any]:
+        """The renderer's identity for `job`.
+
+        When the renderer cannot identify its model (the weights were moved away, the hub is unreachable) a job
+        whose image the last build drew from the same job is still reused: nothing that decides its pixels could
+        have changed without the model being there to draw them. A job that must be drawn raises the error.
+        """
+        try:
+            return self.engine.identity(job)
+        except RenderError:
+            if must_draw:
+                raise
+            for identity in self.previous:
+                if self.cache.has(panel_key(job, self.engine.name, identity, references)):
+                    return identity
+            raise
 
 
 def build(
     story_path: str | Path,
     out_dir: str | Path | None = None,
     *,
+    story: Story | None = None,
     renderer: str | Renderer = DEFAULT_RENDERER,
     model: str | None = None,
     progress: BuildProgress | None = None,
@@ -147,64 +237,144 @@ def build(
 ) -> BuildResult:
     """Build the comic page for the story file at `story_path` into `out_dir` (default ``build/<stem>``).
 
-    Only panels whose content key (see `panel_key`) has no cached image are drawn; `panels` (1-based numbers)
-    are redrawn even when cached, and `force` redraws every panel. `self_contained` writes index.html with the
-    images and fonts inlined, so that one file can be mailed or uploaded.
+    Only jobs whose content key (see `panel_key`) has no cached image are drawn: the anchors of the characters
+    panels list, then the panels. `panels` (1-based numbers) are redrawn even when cached (their anchors are
+    drawn only if missing), and `force` redraws every panel and anchor. `self_contained` writes index.html with
+    the images and fonts inlined, so that one file can be mailed or uploaded.
+
+    `story` builds that in-memory story instead of the file's contents; `story_path` still places the default
+    output folder and the files the story names relative to itself. `renderer` may be an instance the caller
+    keeps (and its loaded model with it) across builds. The build holds the output folder's lock while it runs;
+    a caller that holds it already (a `storyboard.Session`) calls `build_in`.
     """
+    story = story if story is not None else load_story(story_path)
+    with exclusive_lock(output_folder(story_path, out_dir), "build"):
+        return build_in(story_path, out_dir, story=story, renderer=renderer, model=model, progress=progress,
+                        panels=panels, force=force, self_contained=self_contained)
+
+
+def build_in(
+    story_path: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    story: Story | None = None,
+    renderer: str | Renderer = DEFAULT_RENDERER,
+    model: str | None = None,
+    progress: BuildProgress | None = None,
+    panels: Iterable[int] = (),
+    force: bool = False,
+    self_contained: bool = False,
+) -> BuildResult:
+    """`build`, for a caller that holds the output folder's lock (`storyboard.files.exclusive_lock`)."""
     progress = progress or BuildProgress()
-    story = load_story(story_path)
-    out = _out_folder(story_path, out_dir)
+    story = story if story is not None else load_story(story_path)
+    out = output_folder(story_path, out_dir)
     engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
-    jobs = resolve(story, model=model)
-    redraw = {check_panel_number(n, len(jobs), story_path) for n in panels}
-    if force:
-        redraw = {job.index for job in jobs}
+    jobs = resolve_jobs(story, model=model, story_dir=Path(story_path).parent)
+    panel_jobs = [job for job in jobs if not job.is_anchor]
+    redraw = {check_panel_number(n, len(panel_jobs), story_path) for n in panels}
+    redo = {job.file for job in jobs if force or job.index in redraw and not job.is_anchor}
     context = _Context(story, str(story_path), _given_out(story_path, out_dir), model)
 
-    with exclusive_lock(out, "build"):
-        remove_temp_files(out)
-        cache = out / "cache"
-        previous = _previous_manifest(out)
-        identities = _identities(engine, jobs, cache, _previous_identities(previous, engine.name), redraw)
-        keys = {job.index: panel_key(job, engine.name, identities[job.index]) for job in jobs}
-        missing = [job for job in jobs
-                   if job.index in redraw or not is_complete_png(cache / f"{keys[job.index]}.png")]
-        progress.start(jobs, missing, engine.name)
-        work = [(job, keys[job.index], identities[job.index]) for job in missing]
-        warming: list[threading.Thread] = []
-        _render(engine, work, cache, context, progress,
-                after_first=lambda: warming.append(_warm_page(story, jobs, engine.name)))
-        for thread in warming:
-            thread.join()
-        drawn = {job.index for job, _, _ in work}
+    remove_temp_files(out)
+    cache = PanelCache(out / "cache")
+    previous = _previous_manifest(out)
+    keying = _Jobs(engine, story_path, cache, _previous_identities(previous, engine.name))
+    keyed = [keying.key(job, must_draw=job.file in redo) for job in jobs]
+    missing = [k for k in keyed if k.job.file in redo and not k.job.image or not cache.has(k.key)]
+    _store_pictures(missing, keying.pictures, cache, context, engine.name)
+    to_draw = [k for k in missing if not k.job.image]
+    progress.start(jobs, [k.job for k in to_draw], engine.name)
+    _say_if_references_unread(engine, to_draw)
+    warming: list[threading.Thread] = []
+    _render(engine, to_draw, cache, context, progress, keying.anchors(),
+            after_first=lambda: warming.append(_warm_page(story, panel_jobs, engine.name)))
+    for thread in warming:
+        thread.join()
+    drawn = {k.job.file for k in missing}
 
-        progress.composing()
-        # What the renderer reported for each panel (e.g. a safety-checker flag) travels in the cached PNG.
-        infos = {job.index: _publish(cache / f"{keys[job.index]}.png", out / job.file, context, job, engine.name,
-                                     identities[job.index]) for job in jobs}
-        results = [PanelResult(job, keys[job.index], job.index in drawn, infos[job.index],
-                               identities[job.index]) for job in jobs]
-        _remove_stale_panels(out, len(jobs))
+    progress.composing()
+    # What the renderer reported for each panel (e.g. a safety-checker flag) travels in the cached PNG.
+    results = [PanelResult(k.job, k.key, k.job.file in drawn,
+                           _publish(cache, k, out / k.job.file, context, engine.name), k.identity, k.references)
+               for k in keyed]
+    panel_results = [r for r in results if not r.job.is_anchor]
+    anchor_results = [r for r in results if r.job.is_anchor]
+    _remove_stale_panels(out, len(panel_jobs))
+    _remove_stale_characters(out, {r.job.file for r in anchor_results})
 
-        page_key = content_key({
-            "storyboard": __version__, "title": story.title, "language": story.language,
-            "layout": story.layout.model_dump(), "renderer": engine.name, "model": jobs[0].model,
-            "self_contained": self_contained,
-            "panels": [[keys[j.index], j.caption, p.narration, [d.model_dump() for d in p.dialogue], p.span]
-                       for j, p in zip(jobs, story.panels)],
-        })
-        if page_key != (previous.get("page") or {}).get("key") or not _page_complete(out, self_contained):
-            images = {j.index: _open(cache / f"{keys[j.index]}.png") for j in jobs}
-            flagged = {index for index, info in infos.items() if info.get("nsfw")}
-            write_page(out, page_from_story(story, jobs, images, renderer=engine.name, version=__version__,
-                                            flagged=flagged), self_contained=self_contained)
-        result = BuildResult(story, out, engine.name, results, page_key)
-        _write_if_changed(out / "manifest.json",
-                          (json.dumps(manifest(result, story_path), ensure_ascii=False, indent=2) + "\n").encode())
+    keys = {r.job.index: r.key for r in panel_results}
+    page_key = content_key({
+        "storyboard": __version__, "title": story.title, "language": story.language,
+        "layout": story.layout.model_dump(), "renderer": engine.name, "model": panel_jobs[0].model,
+        "self_contained": self_contained,
+        "panels": [[keys[j.index], j.caption, p.narration, [d.model_dump() for d in p.dialogue], p.span]
+                   for j, p in zip(panel_jobs, story.panels)],
+    })
+    if page_key != (previous.get("page") or {}).get("key") or not _page_complete(out, self_contained):
+        images = {j.index: cache.open(keys[j.index]) for j in panel_jobs}
+        flagged = {r.job.index for r in panel_results if r.info.get("nsfw")}
+        write_page(out, page_from_story(story, panel_jobs, images, renderer=engine.name, version=__version__,
+                                        flagged=flagged), self_contained=self_contained)
+    result = BuildResult(story, out, engine.name, panel_results, page_key, anchor_results)
+    _write_if_changed(out / "manifest.json",
+                      (json.dumps(manifest(result, story_path), ensure_ascii=False, indent=2) + "\n").encode())
     return result
 
 
-def _out_folder(story_path: str | Path, out_dir: str | Path | None) -> Path:
+def _read_picture(job: PanelJob, story_path: str | Path) -> tuple[str, Image.Image]:
+    """A character's own reference picture: the sha256 of its bytes, and the picture fitted to the anchor size."""
+    path = Path(job.image)
+    shown = _shown_path(path, story_path)
+
+    def refuse(problem: str) -> StoryError:
+        return StoryError(f"cannot use {shown} as the reference picture of {job.character!r}: {problem}",
+                          file=story_path, field=f"characters.{job.character}.image")
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise refuse("no such file") from None
+    except IsADirectoryError:
+        raise refuse("it is a folder") from None
+    except OSError as exc:
+        raise refuse(exc.strerror or str(exc)) from None
+    try:
+        with Image.open(path) as image:
+            image.load()
+            picture = ImageOps.fit(ImageOps.exif_transpose(image).convert("RGB"), (job.width, job.height),
+                                   Image.Resampling.LANCZOS)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise refuse("not an image Pillow can read") from None
+    return hashlib.sha256(data).hexdigest(), picture
+
+
+def _shown_path(path: Path, story_path: str | Path) -> Path:
+    """`path` as the user can find it: beside the story file's path when it lies below the story's folder."""
+    try:
+        return Path(story_path).parent / path.relative_to(Path(story_path).parent.resolve())
+    except ValueError:
+        return path
+
+
+def _store_pictures(missing: list[_Keyed], pictures: Mapping[str, Image.Image], cache: PanelCache,
+                    context: _Context, renderer: str) -> None:
+    """Put the fitted reference pictures that are not cached yet into the cache, like drawn anchors."""
+    for k in missing:
+        if k.job.image:
+            pnginfo = PngInfo()
+            pnginfo.add_text(STORYBOARD, _record_text(context.record(k.job, k.key, renderer, k.identity)))
+            cache.put(k.key, pictures[k.key], pnginfo)
+
+
+def _say_if_references_unread(engine: Renderer, to_draw: list[_Keyed]) -> None:
+    if not getattr(engine, "reads_references", False) and any(k.job.references for k in to_draw):
+        log.warning("the %s renderer cannot read character anchors; panels that list characters are drawn from "
+                    "their prompts alone", engine.name)
+
+
+def output_folder(story_path: str | Path, out_dir: str | Path | None) -> Path:
+    """The folder a build of `story_path` writes into: `out_dir`, or ``build/<story file name>``."""
     out = Path(out_dir) if out_dir is not None else default_out_dir(story_path)
     if out.exists() and not out.is_dir():
         raise BuildError(f"output folder {out} exists and is not a folder")
@@ -243,53 +413,47 @@ def _page_complete(out: Path, self_contained: bool) -> bool:
         and fonts
 
 
-def _identities(engine: Renderer, jobs: list[PanelJob], cache: Path, previous: list[dict[str, Any]],
-                redraw: set[int]) -> dict[int, dict[str, Any]]:
-    """Each job's renderer identity.
+def _render(engine: Renderer, work: list[_Keyed], cache: PanelCache, context: _Context, progress: BuildProgress,
+            anchors: Mapping[str, _Keyed] | None = None, after_first: Callable[[], object] = lambda: None) -> None:
+    """Draw each keyed job into the cache, saved with its provenance the moment it is done: the anchors first,
+    then the panels, which read their anchors from the cache (so a panel's pixels never depend on whether its
+    anchor was drawn by this build or an earlier one).
 
-    When the renderer cannot identify its model (the weights were moved away, the hub is unreachable) a panel
-    whose image the last build drew from the same job is still reused: nothing that decides its pixels could have
-    changed without the model being there to draw them. Any panel that would need drawing raises the error.
+    `anchors` holds every anchor the panels may read, keyed, by character name. `after_first` runs once the
+    first image is saved, when the model is loaded and the rest is drawing.
     """
-    identities: dict[int, dict[str, Any]] = {}
-    for job in jobs:
-        try:
-            identities[job.index] = engine.identity(job)
-            continue
-        except RenderError:
-            if job.index in redraw:
-                raise
-            for identity in previous:
-                if is_complete_png(cache / f"{panel_key(job, engine.name, identity)}.png"):
-                    identities[job.index] = identity
-                    break
-            else:
-                raise
-    return identities
+    anchors = anchors or {}
+    done = 0
 
+    def draw(batch: list[_Keyed], references: dict[str, Reference]) -> None:
+        nonlocal done
+        if not batch:
+            return
+        progress.panel_started(batch[0].job)
+        # Only panels that read anchors pass `references`, so a renderer that reads none needs no such argument.
+        extra = {"references": references} if references else {}
+        drawn = engine.render([k.job for k in batch], on_step=progress.step, **extra)
+        for position, rendered in enumerate(drawn):
+            k = batch[position]
+            if rendered.job != k.job:
+                raise RenderError(f"the {engine.name} renderer returned {rendered.job.label} out of order")
+            pnginfo = PngInfo()
+            pnginfo.add_text(PARAMETERS, a1111_parameters(k.job, k.identity, engine.name))
+            pnginfo.add_text(STORYBOARD, _record_text(context.record(k.job, k.key, engine.name, k.identity,
+                                                                     rendered.info, references=k.references)))
+            cache.put(k.key, rendered.image, pnginfo)
+            progress.cached(k.job, k.key)
+            progress.panel_done(k.job)
+            done += 1
+            if done == 1:
+                after_first()
+            if position + 1 < len(batch):
+                progress.panel_started(batch[position + 1].job)
 
-def _render(engine: Renderer, work: list[tuple[PanelJob, str, dict[str, Any]]], cache: Path, context: _Context,
-            progress: BuildProgress, after_first: Callable[[], object] = lambda: None) -> None:
-    """Draw each (job, key, identity) into the cache, saved with its provenance the moment it is done.
-
-    `after_first` runs once the first panel is saved, when the model is loaded and the rest is drawing.
-    """
-    if not work:
-        return
-    progress.panel_started(work[0][0])
-    for position, done in enumerate(engine.render([job for job, _, _ in work], on_step=progress.step)):
-        job, key, identity = work[position]
-        if done.job != job:
-            raise RenderError(f"the {engine.name} renderer returned panel {done.job.index} out of order")
-        pnginfo = PngInfo()
-        pnginfo.add_text(PARAMETERS, a1111_parameters(job, identity, engine.name))
-        pnginfo.add_text(STORYBOARD, _record_text(context.record(job, key, engine.name, identity, done.info)))
-        atomic_save_png(cache / f"{key}.png", done.image, pnginfo)
-        progress.panel_done(job)
-        if position == 0:
-            after_first()
-        if position + 1 < len(work):
-            progress.panel_started(work[position + 1][0])
+    draw([k for k in work if k.job.is_anchor], {})
+    panels = [k for k in work if not k.job.is_anchor]
+    read = {name for k in panels for name in k.job.references}
+    draw(panels, {name: Reference(anchors[name].job, cache.open(anchors[name].key)) for name in sorted(read)})
 
 
 def manifest(result: BuildResult, story_path: str | Path) -> dict[str, Any]:
@@ -314,23 +478,28 @@ def manifest(result: BuildResult, story_path: str | Path) -> dict[str, Any]:
                 "steps": p.job.steps,
                 "guidance": p.job.guidance,
                 "caption": p.job.caption,
+                "characters": list(p.job.characters),
                 "key": p.key,
                 "rendered": p.rendered,
                 "identity": p.identity,
+                **({"references": p.references} if p.references else {}),
                 **({"info": p.info} if p.info else {}),
             }
             for p in result.panels
         ],
+        "characters": [
+            {
+                "name": c.job.character,
+                "file": c.job.file,
+                "key": c.key,
+                "seed": c.job.seed,
+                "prompt": c.job.prompt,
+                "rendered": c.rendered,
+                **({"image": _shown_path(Path(c.job.image), story_path).as_posix()} if c.job.image else {}),
+            }
+            for c in result.characters
+        ],
     }
-
-
-def _open(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image
-    except (OSError, SyntaxError) as exc:
-        raise BuildError(f"cannot read cached panel {path}: {exc}") from None
 
 
 def _warm_page(story: Story, jobs: list[PanelJob], renderer: str) -> threading.Thread:
@@ -362,22 +531,22 @@ def _write_if_changed(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data)
 
 
-def _publish(source: Path, target: Path, context: _Context, job: PanelJob, renderer: str,
-             identity: dict[str, Any]) -> dict[str, Any]:
-    """Copy a cached panel to `target`, atomically, unless it is already identical; return the renderer's info
+def _publish(cache: PanelCache, keyed: _Keyed, target: Path, context: _Context, renderer: str) -> dict[str, Any]:
+    """Copy a cached image to `target`, atomically, unless it is already identical; return the renderer's info
     recorded when it was drawn.
 
     The copy's provenance names the story, panel and build it is published for now (a cached image may have
     been drawn for another panel number, or as a variant); the rest of the file is the cached bytes.
     """
-    cached = source.read_bytes()
+    cached = cache.read_bytes(keyed.key)
     try:
         drawn = json.loads(text_chunk(cached, STORYBOARD) or "{}")
     except ValueError:
         drawn = {}
     drawn = drawn if isinstance(drawn, dict) else {}
     info = drawn.get("info") if isinstance(drawn.get("info"), dict) else {}
-    record = context.record(job, source.stem, renderer, identity, info, drawn.get("storyboard", __version__))
+    record = context.record(keyed.job, keyed.key, renderer, keyed.identity, info,
+                            drawn.get("storyboard", __version__), keyed.references)
     _write_if_changed(target, with_text(cached, STORYBOARD, _record_text(record)))
     return info
 
@@ -391,6 +560,13 @@ def _remove_stale_panels(out: Path, count: int) -> None:
     for path in folder.glob("panel-*.png"):
         match = _PANEL_FILE.match(path.name)
         if match and int(match.group(1)) > count:
+            path.unlink(missing_ok=True)
+
+
+def _remove_stale_characters(out: Path, current: set[str]) -> None:
+    """Remove anchor files of characters that no panel lists any more (or that were renamed)."""
+    for path in (out / "characters").glob("*.png"):
+        if f"characters/{path.name}" not in current:
             path.unlink(missing_ok=True)
 
 
@@ -436,17 +612,39 @@ def variants(
     renderer: str | Renderer = DEFAULT_RENDERER,
     model: str | None = None,
     progress: BuildProgress | None = None,
+    story: Story | None = None,
 ) -> VariantsResult:
     """Draw `count` candidate seeds for one panel into ``<out>/variants/panel-NN/seed-S.png``, plus a contact sheet.
 
     Candidates go through the same cache as builds, so after ``storyboard pick`` the next build reuses the chosen
-    one. The page, ``panels/`` and the manifest are left alone.
+    one. The page, ``panels/`` and the manifest are left alone. Holds the output folder's lock while it runs; a
+    caller that holds it already calls `variants_in`.
     """
+    story = story if story is not None else load_story(story_path)
+    with exclusive_lock(output_folder(story_path, out_dir), "variants run"):
+        return variants_in(story_path, panel, count, seed_start=seed_start, out_dir=out_dir, renderer=renderer,
+                           model=model, progress=progress, story=story)
+
+
+def variants_in(
+    story_path: str | Path,
+    panel: int,
+    count: int,
+    *,
+    seed_start: int | None = None,
+    out_dir: str | Path | None = None,
+    renderer: str | Renderer = DEFAULT_RENDERER,
+    model: str | None = None,
+    progress: BuildProgress | None = None,
+    story: Story | None = None,
+) -> VariantsResult:
+    """`variants`, for a caller that holds the output folder's lock."""
     progress = progress or BuildProgress()
-    story = load_story(story_path)
-    out = _out_folder(story_path, out_dir)
-    jobs = resolve(story, model=model)
-    job = jobs[check_panel_number(panel, len(jobs), story_path) - 1]
+    story = story if story is not None else load_story(story_path)
+    out = output_folder(story_path, out_dir)
+    jobs = resolve_jobs(story, model=model, story_dir=Path(story_path).parent)
+    panel_jobs = [j for j in jobs if not j.is_anchor]
+    job = panel_jobs[check_panel_number(panel, len(panel_jobs), story_path) - 1]
     if not 1 <= count <= MAX_VARIANTS:
         raise BuildError(f"--count must be between 1 and {MAX_VARIANTS} (got {count})")
     seeds = candidate_seeds(job.seed, count, seed_start)
@@ -456,26 +654,40 @@ def variants(
                          f"seeds lie between 0 and {MAX_SEED}")
     engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
     candidates = [replace(job, seed=seed) for seed in seeds]
+    anchors = [j for j in jobs if j.character in job.references]
     context = _Context(story, str(story_path), _given_out(story_path, out_dir), model, variant=True)
 
-    with exclusive_lock(out, "variants run"):
-        remove_temp_files(out)
-        cache = out / "cache"
-        work = []
-        for candidate in candidates:
-            identity = engine.identity(candidate)
-            work.append((candidate, panel_key(candidate, engine.name, identity), identity))
-        missing = [w for w in work if not is_complete_png(cache / f"{w[1]}.png")]
-        progress.start(candidates, [w[0] for w in missing], engine.name)
-        _render(engine, missing, cache, context, progress)
+    remove_temp_files(out)
+    cache = PanelCache(out / "cache")
+    keying = _Jobs(engine, story_path, cache, [])
+    work = [keying.key(j, must_draw=not j.is_anchor) for j in anchors + candidates]
+    missing = [k for k in work if not cache.has(k.key)]
+    _store_pictures(missing, keying.pictures, cache, context, engine.name)
+    to_draw = [k for k in missing if not k.job.image]
+    progress.start(candidates, [k.job for k in to_draw], engine.name)
+    _say_if_references_unread(engine, to_draw)
+    _render(engine, to_draw, cache, context, progress, keying.anchors())
 
-        progress.composing()
-        folder = variants_dir(out, panel)
-        files = []
-        for candidate, key, identity in work:
-            files.append(folder / f"seed-{candidate.seed}.png")
-            _publish(cache / f"{key}.png", files[-1], context, candidate, engine.name, identity)
-        sheet = contact_sheet(f"{story.title} · panel {panel}",
-                              [(_open(cache / f"{key}.png"), c.seed) for c, key, _ in work], job.seed)
-        atomic_save_png(folder / "contact-sheet.png", sheet)
-    return VariantsResult(panel, seeds, job.seed, files, folder / "contact-sheet.png", len(missing), engine.name)
+    progress.composing()
+    folder = variants_dir(out, panel)
+    files = []
+    shown = [k for k in work if not k.job.is_anchor]
+    for k in shown:
+        files.append(folder / f"seed-{k.job.seed}.png")
+        _publish(cache, k, files[-1], context, engine.name)
+    sheet = contact_sheet(f"{story.title} · panel {panel}", [(cache.open(k.key), k.job.seed) for k in shown],
+                          job.seed)
+    atomic_save_png(folder / "contact-sheet.png", sheet)
+    return VariantsResult(panel, seeds, job.seed, files, folder / "contact-sheet.png",
+                          sum(not k.job.is_anchor for k in to_draw), engine.name)
+
+
+class _CallableModule(types.ModuleType):
+    """``storyboard.build`` names both this module and its `build` function. Once the module is imported, the
+    package attribute is the module (Python's import system sets it), so calling it builds, as the function does."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> BuildResult:
+        return build(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -86,7 +86,9 @@ def build(story: str, out_dir: str | None, renderer: str | None, model: str | No
     with _keeping_finished_panels(), shown:
         result = run_build(story, out_dir, renderer=renderer or DEFAULT_RENDERER, model=model, progress=progress,
                            panels=panels, force=force, self_contained=self_contained)
-    click.echo(f"rendered {result.rendered}, reused {result.reused} ({result.renderer} renderer)")
+    anchors = (f"; character anchors: drawn {result.anchors_rendered}, "
+               f"reused {len(result.characters) - result.anchors_rendered}") if result.characters else ""
+    click.echo(f"rendered {result.rendered}, reused {result.reused}{anchors} ({result.renderer} renderer)")
     click.echo(f"wrote {result.index_html}, {result.page_png.name}, {result.page_pdf.name}, {result.manifest.name}")
 
 
@@ -144,13 +146,18 @@ def _current_params(provenance: Any) -> dict[str, Any] | None:
     """The panel's job as its story file resolves today, if that file is here and valid."""
     from pathlib import Path
 
-    from storyboard.resolve import resolve
+    from storyboard.resolve import resolve, resolve_anchors
     from storyboard.story import load_story
 
     if not Path(provenance.story_file).is_file():
         return None
+    model = provenance.record.get("build", {}).get("model")
     try:
-        jobs = resolve(load_story(provenance.story_file), model=provenance.record.get("build", {}).get("model"))
+        story = load_story(provenance.story_file)
+        if provenance.character:
+            anchors = resolve_anchors(story, model=model, story_dir=Path(provenance.story_file).parent)
+            return next((job.params() for job in anchors if job.character == provenance.character), None)
+        jobs = resolve(story, model=model)
     except StoryboardError:
         return None
     return jobs[provenance.panel - 1].params() if provenance.panel <= len(jobs) else None
@@ -178,7 +185,9 @@ def variants(story: str, panel: int, count: int, seed_start: int | None, out_dir
         result = run_variants(story, panel, count, seed_start=seed_start, out_dir=out_dir,
                               renderer=renderer or DEFAULT_RENDERER, model=model, progress=progress)
     seeds = f"seed {result.seeds[0]}" if len(result.seeds) == 1 else f"seeds {result.seeds[0]}-{result.seeds[-1]}"
-    click.echo(f"rendered {result.rendered}, reused {result.reused} ({result.renderer} renderer)")
+    anchors = (f"; character anchors: drawn {result.anchors_rendered}, "
+               f"reused {len(result.characters) - result.anchors_rendered}") if result.characters else ""
+    click.echo(f"rendered {result.rendered}, reused {result.reused}{anchors} ({result.renderer} renderer)")
     click.echo(f"wrote {result.sheet} and {len(result.files)} candidate{'s' if len(result.files) > 1 else ''} "
                f"({seeds}) in {result.sheet.parent}")
     click.echo(f"keep one: storyboard pick {shlex.quote(story)} --panel {panel} --seed <seed>")

@@ -55,7 +55,7 @@ def atomic_save_png(path: str | Path, image: Image.Image, pnginfo: Any = None) -
 
 
 _TEMP_FILE = re.compile(r"^\..+\.\d+\.tmp$")
-_OUTPUT_SUBFOLDERS = ("cache", "panels", "fonts", "variants")
+_OUTPUT_SUBFOLDERS = ("cache", "panels", "characters", "fonts", "variants")
 
 
 def remove_temp_files(folder: str | Path) -> int:

@@ -23,11 +23,16 @@ class PlainProgress(BuildProgress):
     def start(self, jobs: list[PanelJob], to_render: list[PanelJob], renderer: str) -> None:
         self.total = len(to_render)
         if to_render:
-            self._say(f"drawing {len(to_render)} of {len(jobs)} panels with the {renderer} renderer")
+            anchors = sum(job.is_anchor for job in to_render)
+            panels = len(to_render) - anchors
+            what = f"{panels} of {sum(not job.is_anchor for job in jobs)} panels"
+            if anchors:
+                what += f" and {anchors} character anchor{'s' if anchors > 1 else ''}"
+            self._say(f"drawing {what} with the {renderer} renderer")
 
     def panel_done(self, job: PanelJob) -> None:
         self.done += 1
-        self._say(f"panel {job.index} done ({self.done}/{self.total})")
+        self._say(f"{job.label} done ({self.done}/{self.total})")
 
     def composing(self) -> None:
         self._say("composing the page")
@@ -64,12 +69,12 @@ class RichProgress(BuildProgress):
         if self.steps is not None:
             self.progress.remove_task(self.steps)
         # Until the first step the renderer is loading its model, which can take longer than drawing a panel.
-        label = f"panel {job.index}: loading the model" if first else f"panel {job.index} steps"
+        label = f"{job.label}: loading the model" if first else f"{job.label} steps"
         self.steps = self.progress.add_task(label, total=job.steps)
 
     def step(self, job: PanelJob, step: int, total: int) -> None:
         if self.steps is not None:
-            self.progress.update(self.steps, completed=step, total=total, description=f"panel {job.index} steps")
+            self.progress.update(self.steps, completed=step, total=total, description=f"{job.label} steps")
 
     def panel_done(self, job: PanelJob) -> None:
         if self.panels is not None:

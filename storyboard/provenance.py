@@ -196,7 +196,13 @@ class Provenance:
 
     @property
     def panel(self) -> int:
-        return int(self.record["story"]["panel"])
+        """The panel number; 0 for a character's anchor portrait."""
+        return int(self.record["story"].get("panel") or 0)
+
+    @property
+    def character(self) -> str:
+        """For an anchor portrait, the character's name; else ''."""
+        return str(self.record["story"].get("character") or "")
 
     @property
     def story_file(self) -> str:
@@ -243,7 +249,9 @@ def _well_formed(record: Any) -> bool:
             and isinstance(record.get("build", {}), dict) and isinstance(record.get("identity", {}), dict)):
         return False
     panel, build = record["story"].get("panel"), record.get("build", {})
-    return (type(panel) is int and panel >= 1 and isinstance(record["story"].get("file"), str)
+    character = record["story"].get("character")
+    placed = (type(panel) is int and panel >= 1) or (panel is None and isinstance(character, str) and character)
+    return (placed and isinstance(record["story"].get("file"), str)
             and isinstance(record.get("renderer", ""), str)
             and all(isinstance(build.get(k), (str, type(None))) for k in ("out", "model"))
             and (not record.get("variant") or type(record["job"].get("seed")) is int))
@@ -259,6 +267,8 @@ def reproduce_commands(p: Provenance) -> list[tuple[str, list[str]]]:
     options += ["--renderer", p.record.get("renderer", "draft")]
     if build.get("model"):
         options += ["--model", build["model"]]
+    if p.character:  # a build draws a missing anchor; --force draws it (and the rest) again
+        return [("to draw it again:", [shlex.join(["storyboard", "build", story, *options, "--force"])])]
     panel = ["--panel", str(p.panel)]
     if p.record.get("variant"):
         seed = str(p.job["seed"])
@@ -285,8 +295,9 @@ def describe(p: Provenance, current_job: dict[str, Any] | None = None) -> str:
     title = record["story"].get("title", "")
     what = "candidate for panel" if record.get("variant") else "panel"
     version = f" (version {identity['version']})" if identity.get("version") else ""
+    shows = f"anchor portrait of {p.character!r}" if p.character else f"{what} {p.panel}"
     lines = [
-        f"{p.path}: {what} {p.panel} of \"{title}\" ({p.story_file})",
+        f"{p.path}: {shows} of \"{title}\" ({p.story_file})",
         f"drawn by storyboard {record.get('storyboard', '?')} with the {record.get('renderer', '?')} renderer{version}",
         "",
     ]
@@ -303,6 +314,9 @@ def describe(p: Provenance, current_job: dict[str, Any] | None = None) -> str:
     if identity.get("model_hash"):
         values["model hash"] = identity["model_hash"]
     values["cache key"] = record.get("key", "")
+    references = record.get("references")
+    if isinstance(references, dict) and references:
+        values["anchors"] = ", ".join(f"{name} ({key})" for name, key in references.items())
     lines += [f"{label + ':':<12}{value}" for label, value in values.items()]
     for heading, commands in reproduce_commands(p):
         lines += ["", heading, *(f"  {command}" for command in commands)]

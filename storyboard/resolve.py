@@ -1,25 +1,32 @@
-"""Story -> list of PanelJob: everything a renderer needs, resolved once, in one pure function."""
+"""Story -> list of PanelJob: everything a renderer needs, resolved once, in pure functions.
+
+A job is a panel, or a character's anchor portrait that panels listing the character read. Panels name the anchors
+they read in `PanelJob.references`; the build draws anchors first and puts their keys into the keys of the panels
+that read them.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from storyboard.compose.layout import panel_size
 from storyboard.errors import StoryError
-from storyboard.story import Story
+from storyboard.story import MAX_SEED, Story
 
 
 @dataclass(frozen=True)
 class PanelJob:
-    """One panel, fully resolved: the final prompt, negative prompt, seed, size and model.
+    """One panel or anchor, fully resolved: the final prompt, negative prompt, seed, size and model.
 
     The manifest, the cache key and the renderer all read these same values.
     """
 
-    index: int  # 1-based, as on the page
+    index: int  # 1-based, as on the page; 0 for an anchor
     prompt: str  # final prompt: style prefix, character descriptions, panel prompt
     negative_prompt: str
     seed: int
@@ -35,10 +42,28 @@ class PanelJob:
     # Settings that decide where and how a panel is drawn but not (beyond the renderer's identity) its pixels:
     # device, dtype, memory switches. Not part of params().
     runtime: tuple[tuple[str, Any], ...] = field(default=())
+    # The characters whose anchors this panel reads (empty for anchors, and with consistency: none).
+    references: tuple[str, ...] = ()
+    # For an anchor: the character's name, its file name under characters/, and the user's own picture, if any
+    # (an absolute path), which replaces the drawn portrait.
+    character: str = ""
+    slug: str = ""
+    image: str = ""
+
+    @property
+    def is_anchor(self) -> bool:
+        return bool(self.character)
 
     @property
     def file(self) -> str:
+        if self.is_anchor:
+            return f"characters/{self.slug}.png"
         return f"panels/panel-{self.index:02d}.png"
+
+    @property
+    def label(self) -> str:
+        """How progress lines and errors name the job: 'panel 3', or 'little prince' (anchor)."""
+        return f"{self.character} (anchor)" if self.is_anchor else f"panel {self.index}"
 
     def params(self) -> dict[str, Any]:
         """The values that decide the panel's pixels (before the renderer's own identity is added)."""
@@ -59,6 +84,12 @@ class PanelJob:
         data["characters"] = list(self.characters)
         data["options"] = dict(self.options)
         data["runtime"] = dict(self.runtime)
+        data["references"] = list(self.references)
+        for name in ("character", "slug", "image"):  # a panel's record stays as it always was
+            if not data[name]:
+                del data[name]
+        if not data["references"]:
+            del data["references"]
         return data
 
 
@@ -71,19 +102,89 @@ def join_prompt(*parts: str) -> str:
 def final_prompt(story: Story, panel_index: int) -> str:
     """`"{style.prefix}, {description of each listed character}, {panel prompt}"`, empty parts skipped."""
     panel = story.panels[panel_index - 1]
-    descriptions = [story.characters[name] for name in panel.characters]
+    descriptions = [story.characters[name].description for name in panel.characters]
     return join_prompt(story.style.prefix, *descriptions, panel.prompt)
+
+
+def anchor_seed(story: Story, name: str) -> int:
+    """A character's anchor seed: its own `seed`, else `render.seed` plus the first four bytes of the sha256 of its
+    name (big-endian), so that adding, removing or reordering characters never changes another's anchor."""
+    own = story.characters[name].seed
+    if own is not None:
+        return own
+    offset = int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:4], "big")
+    return (story.render.seed + offset) % (MAX_SEED + 1)
+
+
+def anchored_characters(story: Story) -> list[str]:
+    """The characters that get an anchor: those at least one panel lists, in the order they are defined."""
+    listed = {name for panel in story.panels for name in panel.characters}
+    return [name for name in story.characters if name in listed]
+
+
+def file_slug(name: str, taken: set[str]) -> str:
+    """A file-safe name for `name` (letters of any script, digits, '-'), unique among `taken`."""
+    base = re.sub(r"[^\w]+", "-", name.lower(), flags=re.UNICODE).strip("-_") or "character"
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    taken.add(slug)
+    return slug
+
+
+def resolve_jobs(story: Story, *, model: str | None = None, story_dir: str | Path = ".") -> list[PanelJob]:
+    """Everything a build draws: an anchor per character that a panel lists (see `resolve_anchors`), then every
+    panel (see `resolve`)."""
+    return resolve_anchors(story, model=model, story_dir=story_dir) + resolve(story, model=model)
+
+
+def resolve_anchors(story: Story, *, model: str | None = None, story_dir: str | Path = ".") -> list[PanelJob]:
+    """The anchor portrait of each character a panel lists, unless `render.consistency` is none.
+
+    An anchor is drawn at `render.width`×`height` from the style prefix, the description and the character's
+    `anchor` framing, with `anchor_seed`. A character's `image` (resolved against `story_dir`, the story file's
+    folder) replaces the drawn portrait.
+    """
+    render = story.render
+    if render.consistency == "none":
+        return []
+    taken: set[str] = set()
+    jobs = []
+    for name in anchored_characters(story):
+        character = story.characters[name]
+        jobs.append(PanelJob(
+            index=0,
+            prompt=join_prompt(story.style.prefix, character.description, character.anchor),
+            negative_prompt=join_prompt(story.style.negative),
+            seed=anchor_seed(story, name),
+            width=render.width,
+            height=render.height,
+            model=model or render.model,
+            steps=render.steps,
+            guidance=render.guidance,
+            scene=character.anchor.strip(),
+            options=tuple(sorted(render.pixel_options().items())),
+            runtime=tuple(sorted(render.runtime_options().items())),
+            character=name,
+            slug=file_slug(name, taken),
+            image=str((Path(story_dir) / character.image).resolve()) if character.image else "",
+        ))
+    return jobs
 
 
 def resolve(story: Story, *, model: str | None = None) -> list[PanelJob]:
     """Resolve every panel of `story` into a PanelJob. `model` overrides `render.model`.
 
     `render.width`/`height` size a one-column panel; a panel spanning columns is rendered wider, at its box's
-    aspect ratio on the page.
+    aspect ratio on the page. A panel reads the anchors of the characters it lists (`references`) unless
+    `render.consistency` is none; then, and for panels that list no character, nothing about it depends on anchors.
     """
     render = story.render
-    return [
-        PanelJob(
+    jobs = []
+    for i, panel in enumerate(story.panels, start=1):
+        references = tuple(panel.characters) if render.consistency != "none" else ()
+        options = render.pixel_options() | (render.consistency_options() if references else {})
+        jobs.append(PanelJob(
             index=i,
             prompt=final_prompt(story, i),
             negative_prompt=join_prompt(story.style.negative),
@@ -96,11 +197,11 @@ def resolve(story: Story, *, model: str | None = None) -> list[PanelJob]:
             caption=panel.caption,
             scene=panel.prompt.strip(),
             characters=tuple(panel.characters),
-            options=tuple(sorted(render.pixel_options().items())),
+            options=tuple(sorted(options.items())),
             runtime=tuple(sorted(render.runtime_options().items())),
-        )
-        for i, panel in enumerate(story.panels, start=1)
-    ]
+            references=references,
+        ))
+    return jobs
 
 
 def check_panel_number(number: int, count: int, story_path: object = None) -> int:
@@ -113,6 +214,9 @@ def check_panel_number(number: int, count: int, story_path: object = None) -> in
 
 
 def content_key(params: dict[str, Any]) -> str:
-    """A stable hash of JSON-serialisable values."""
-    blob = json.dumps(params, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    """A stable hash of JSON values (dicts, lists, strings, numbers, booleans, None).
+
+    Anything else raises TypeError: hashing a `repr` would tie every key to how some object happens to print.
+    """
+    blob = json.dumps(params, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

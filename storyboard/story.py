@@ -45,6 +45,33 @@ class Style(StoryModel):
     negative: str = Field("", description="Negative prompt for every panel.")
 
 
+DEFAULT_ANCHOR = "full body, front view, standing, plain light background"
+
+
+class Character(StoryModel):
+    """A character: its visual description, and the anchor portrait that panels listing it read.
+
+    The plain form ``name: "description"`` is the same as ``name: {description: "..."}``.
+    """
+
+    description: str = Field(description="What the character looks like; added to every panel that lists it.")
+    seed: StrictInt | None = Field(None, description="The anchor's seed (default: derived from render.seed and "
+                                                     "the name, see `anchor_seed`).")
+    anchor: str = Field(DEFAULT_ANCHOR, description="How the anchor portrait is framed.")
+    image: str | None = Field(None, min_length=1, description="Your own reference picture (a path relative to "
+                                                              "the story file) instead of a drawn anchor.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_form(cls, value: Any) -> Any:
+        return {"description": value} if isinstance(value, str) else value
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, value: int | None) -> int | None:
+        return None if value is None else _check_seed(value)
+
+
 class Render(StoryModel):
     model: str = Field(DEFAULT_MODEL, min_length=1,
                        description="Hugging Face hub id, local diffusers folder or checkpoint file.")
@@ -67,6 +94,16 @@ class Render(StoryModel):
     vae_slicing: StrictBool = Field(False, description="Decode one image at a time.")
     cpu_offload: StrictBool = Field(False, description="Keep each model part on the CPU until it is needed "
                                                        "(needs the accelerate package; 6-8 GB GPUs).")
+    consistency: Literal["reference", "ip_adapter", "none"] = Field(
+        "reference", description="How a panel that lists characters reads their anchor portraits: reference "
+                                 "(its self-attention also attends to the anchors'), ip_adapter (the anchors as "
+                                 "image prompts; needs render.ip_adapter) or none.")
+    consistency_strength: float = Field(
+        0.5, ge=0, le=1, description="How strongly panels follow their anchors: 0 ignores them, 1 weighs an "
+                                     "anchor's tokens like the panel's own.")
+    ip_adapter: str | None = Field(
+        None, min_length=1, description="IP-Adapter weights for consistency: ip_adapter: a hub path "
+                                        "(h94/IP-Adapter/models/ip-adapter_sd15.safetensors) or a local file.")
 
     @field_validator("scheduler")
     @classmethod
@@ -87,6 +124,14 @@ class Render(StoryModel):
         """Renderer settings that change the pixels, so they belong in every panel's cache key."""
         return {"scheduler": self.scheduler, "config": self.config, "safety_checker": self.safety_checker,
                 "attention_slicing": self.attention_slicing, "vae_tiling": self.vae_tiling}
+
+    def consistency_options(self) -> dict[str, Any]:
+        """Settings that change the pixels of panels that read anchors, and only of those."""
+        options: dict[str, Any] = {"consistency": self.consistency,
+                                   "consistency_strength": self.consistency_strength}
+        if self.consistency == "ip_adapter":
+            options["ip_adapter"] = self.ip_adapter
+        return options
 
     def runtime_options(self) -> dict[str, Any]:
         """Where and how to run; the renderer adds the device class and dtype these resolve to to its identity."""
@@ -180,7 +225,7 @@ class Story(StoryModel):
     language: str = Field("en", pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
     outline: str = ""
     style: Style = Field(default_factory=Style)
-    characters: dict[str, str] = Field(default_factory=dict)
+    characters: dict[str, Character] = Field(default_factory=dict)
     render: Render = Field(default_factory=Render)
     layout: Layout = Field(default_factory=Layout)
     planned_by: PlannedBy | None = None
@@ -213,10 +258,19 @@ class Story(StoryModel):
                 raise UndefinedCharacter(
                     f"a panel with narration has room for {MAX_BUBBLES - 1} speech bubbles "
                     f"(got {len(panel.dialogue)})", ("panels", i, "dialogue"))
+        if self.render.consistency == "ip_adapter" and not self.render.ip_adapter:
+            raise UndefinedCharacter("consistency: ip_adapter needs render.ip_adapter: the IP-Adapter weights "
+                                     "(e.g. h94/IP-Adapter/models/ip-adapter_sd15.safetensors or a local file)",
+                                     ("render", "ip_adapter"))
         last = self.render.seed + len(self.panels) - 1
         if last > MAX_SEED:
             raise UndefinedCharacter(f"seed + number of panels - 1 must stay at most {MAX_SEED}", ("render", "seed"))
         return self
+
+
+    def descriptions(self) -> dict[str, str]:
+        """Each character's visual description, by name."""
+        return {name: character.description for name, character in self.characters.items()}
 
 
 class StoryDraft(Story):

@@ -6,14 +6,14 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw
 
 from storyboard.errors import ModelNotFound
-from storyboard.render import Rendered, StepCallback
+from storyboard.render import Reference, Rendered, StepCallback
 from storyboard.resolve import PanelJob
 
 
@@ -26,6 +26,7 @@ class SmallRenderer:
     """
 
     name = "small"
+    reads_references = True
 
     def __init__(self, log: str | None = None, delay: float | None = None) -> None:
         self.drawn: list[PanelJob] = []
@@ -43,7 +44,8 @@ class SmallRenderer:
             identity.update(model_sha256=digest, model_hash=digest[:10])
         return identity
 
-    def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None) -> Iterator[Rendered]:
+    def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None,
+               references: Mapping[str, Reference] | None = None) -> Iterator[Rendered]:
         for job in jobs:
             self.identity(job)  # the model must be there to draw
             for step in range(1, job.steps + 1):  # the delay is spread over the steps, like a denoising loop
@@ -51,19 +53,22 @@ class SmallRenderer:
                     time.sleep(self.delay / job.steps)
                 if on_step:
                     on_step(job, step, job.steps)
-            image = draw(job)
+            image = draw(job, [references[name].image for name in job.references] if references else [])
             self.drawn.append(job)
             if self.log:
                 with open(self.log, "a", encoding="utf-8") as f:
-                    f.write(f"{job.index} {job.seed}\n")
+                    f.write(f"{job.character or job.index} {job.seed}\n")
             yield Rendered(job, image, {"small": True})
 
 
-def draw(job: PanelJob) -> Image.Image:
+def draw(job: PanelJob, anchors: Sequence[Image.Image] = ()) -> Image.Image:
     digest = hashlib.sha256(repr(sorted(job.params().items())).encode()).digest()
     image = Image.new("RGB", (job.width, job.height), tuple(digest[:3]))
     paint = ImageDraw.Draw(image)
     for i in range(4):
         x, y = digest[3 + i] % job.width, digest[7 + i] % job.height
         paint.rectangle((x, y, x + job.width // 4, y + job.height // 4), fill=tuple(digest[11 + 3 * i:14 + 3 * i]))
+    for i, anchor in enumerate(anchors):  # a strip of each anchor it reads, so its pixels depend on them
+        strip = anchor.resize((job.width // 4, job.height // 4))
+        image.paste(strip, (i * job.width // 4, job.height - job.height // 4))
     return image

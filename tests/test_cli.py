@@ -31,10 +31,14 @@ def test_version_and_help():
 def test_build_little_prince_draft(tmp_path):
     result = run("build", str(ROOT / "stories/little_prince.yaml"), "--renderer", "draft", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert result.stdout == (f"rendered 8, reused 0 (draft renderer)\n"
+    assert result.stdout == (f"rendered 8, reused 0; character anchors: drawn 4, reused 0 (draft renderer)\n"
                              f"wrote {tmp_path}/index.html, page.png, page.pdf, manifest.json\n")
     # Not a terminal: plain progress lines, no bar.
-    assert "panel 8 done (8/8)" in result.stderr
+    assert result.stderr.startswith("drawing 8 of 8 panels and 4 character anchors with the draft renderer\n"
+                                    "little prince (anchor) done (1/12)\n")
+    assert "panel 8 done (12/12)" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "characters").iterdir()) == [
+        "fox.png", "little-prince.png", "pilot.png", "rose.png"]
     assert "飞行员" in (tmp_path / "index.html").read_text(encoding="utf-8")
     assert len(list((tmp_path / "panels").glob("panel-*.png"))) == 8
 

@@ -145,7 +145,7 @@ def test_harmless_aliases_are_fine(write_story):
           - prompt: a
             characters: [fox, twin]
     """)
-    assert load_story(path).characters["twin"] == "a small red fox"
+    assert load_story(path).characters["twin"].description == "a small red fox"
 
 
 def test_round_trip_is_byte_identical():

@@ -166,7 +166,7 @@ def plan_messages(story: Story, request: Request) -> list[Message]:
         "language": story.language,
         "language_name": language_name,
         "style_prefix": story.style.prefix.strip(),
-        "characters": story.characters,
+        "characters": story.descriptions(),
         "count": request.count,
         "locked": [{"index": i, "json": json.dumps(content, ensure_ascii=False)}
                    for i, content in sorted(request.locked.items())],

@@ -7,7 +7,7 @@ dependencies (torch, diffusers) load only for builds that need them.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,8 +35,19 @@ class Rendered:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Reference:
+    """A character's anchor as panels read it: the anchor's job (prompt, seed...) and its image."""
+
+    job: PanelJob
+    image: Image.Image
+
+
 class Renderer(Protocol):
     name: str
+    #: Whether `render` uses the anchors of panels that list characters (`PanelJob.references`). A renderer that
+    #: cannot draws those panels from their prompts alone, and the build says so once.
+    reads_references: bool
 
     def identity(self, job: PanelJob) -> dict[str, Any]:
         """What, beyond ``job.params()``, decides this renderer's pixels (its version, settings...).
@@ -49,8 +60,12 @@ class Renderer(Protocol):
         build drew for unchanged panels.
         """
 
-    def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None) -> Iterator[Rendered]:
-        """Draw `jobs` in order, yielding each panel as soon as it is done. Load models once, lazily."""
+    def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None,
+               references: Mapping[str, Reference] | None = None) -> Iterator[Rendered]:
+        """Draw `jobs` in order, yielding each panel as soon as it is done. Load models once, lazily.
+
+        `references` holds, by character name, the anchor of every name in the jobs' `references`.
+        """
 
 
 def get_renderer(name: str, **options: Any) -> Renderer:

@@ -8,13 +8,13 @@ Cards are deterministic: the same job always gives the same pixels.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from PIL import Image, ImageDraw
 
 from storyboard.compose.text import FontChain, font, wrap
-from storyboard.render import Rendered, StepCallback
+from storyboard.render import Reference, Rendered, StepCallback
 from storyboard.resolve import PanelJob
 
 VERSION = "2"  # 2: caption and prompt drawn with the CJK font chain (hangul was missing)
@@ -57,13 +57,18 @@ def framing(prompt: str) -> tuple[str, tuple[float, float] | None] | None:
 
 class DraftRenderer:
     name = "draft"
+    reads_references = True  # a card is a plan, not a picture: it names its characters and needs no anchor pixels
 
     def identity(self, job: PanelJob) -> dict[str, Any]:
         # A card shows the caption and panel number, so they decide its pixels too.
-        return {"renderer": self.name, "version": VERSION, "caption": job.caption, "index": job.index,
-                "scene": job.scene}
+        identity = {"renderer": self.name, "version": VERSION, "caption": job.caption, "index": job.index,
+                    "scene": job.scene}
+        if job.is_anchor:
+            identity["character"] = job.character
+        return identity
 
-    def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None) -> Iterator[Rendered]:
+    def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None,
+               references: Mapping[str, Reference] | None = None) -> Iterator[Rendered]:
         for job in jobs:
             image = draw_card(job)
             if on_step:
@@ -84,7 +89,10 @@ def draw_card(job: PanelJob) -> Image.Image:
     small = font(max(6, round(18 * unit)))
     band = max(8, round(40 * unit))
     draw.rectangle((0, 0, w, band), fill=accent)
-    draw.text((pad, band / 2), f"DRAFT · PANEL {job.index}", font=small, fill="white", anchor="lm")
+    if job.is_anchor:  # a character's name may be in any script
+        FontChain(small.size).draw(draw, (pad, band / 2), f"DRAFT · {job.character.upper()}", "white", anchor="lm")
+    else:
+        draw.text((pad, band / 2), f"DRAFT · PANEL {job.index}", font=small, fill="white", anchor="lm")
     if shot:
         draw.text((w - pad, band / 2), shot[0], font=small, fill="white", anchor="rm")
 

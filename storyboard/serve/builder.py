@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from storyboard.build import BuildProgress, panel_key
+from storyboard.build import BuildProgress
 from storyboard.errors import BuildCancelled, StoryboardError
 from storyboard.resolve import PanelJob
 from storyboard.serve.events import EventBus
@@ -121,7 +121,7 @@ class Builder:
     def _build(self, panels: set[int]) -> bool:
         self.bus.publish("build-started", redraw=sorted(panels))
         try:
-            result = self.session.build(progress=_Events(self.bus, self.session), panels=panels)
+            result = self.session.build(progress=_Events(self.bus), panels=panels)
         except BuildCancelled:
             with self._changed:  # the build that follows draws what this one was asked to redraw
                 self._redraw |= panels
@@ -138,7 +138,7 @@ class Builder:
         return True
 
     def _draw_variants(self, request: VariantsRequest) -> None:
-        events = _Events(self.bus, self.session, variants_of=request.panel)
+        events = _Events(self.bus, variants_of=request.panel)
         try:
             result = self.session.variants(request.panel, request.count, progress=events)
         except BuildCancelled:
@@ -160,14 +160,14 @@ class Builder:
 class _Events(BuildProgress):
     """Build progress as events for the page."""
 
-    def __init__(self, bus: EventBus, session: Session, variants_of: int | None = None) -> None:
+    def __init__(self, bus: EventBus, variants_of: int | None = None) -> None:
         self.bus = bus
-        self.session = session
         self.variants_of = variants_of
 
     def start(self, jobs: list[PanelJob], to_render: list[PanelJob], renderer: str) -> None:
         if self.variants_of is None:
-            self.bus.publish("build-drawing", panels=[job.index for job in to_render], renderer=renderer)
+            self.bus.publish("build-drawing", panels=[job.index for job in to_render if not job.is_anchor],
+                             renderer=renderer)
         else:
             self.bus.publish("variants-started", panel=self.variants_of, seeds=[job.seed for job in jobs],
                              drawing=[job.seed for job in to_render])
@@ -176,16 +176,18 @@ class _Events(BuildProgress):
         self.step(job, 0, job.steps)
 
     def step(self, job: PanelJob, step: int, total: int) -> None:
-        if self.variants_of is None:
+        if job.is_anchor:
+            self.bus.publish("anchor-progress", character=job.character, step=step, total=total)
+        elif self.variants_of is None:
             self.bus.publish("panel-progress", panel=job.index, step=step, total=total)
         else:
             self.bus.publish("variant-progress", panel=job.index, seed=job.seed, step=step, total=total)
 
-    def panel_done(self, job: PanelJob) -> None:
-        renderer = self.session.renderer
-        key = panel_key(job, renderer.name, renderer.identity(job))
+    def cached(self, job: PanelJob, key: str) -> None:
         src = f"cache/{key}.png"
-        if self.variants_of is None:
+        if job.is_anchor:
+            self.bus.publish("anchor-done", character=job.character, src=src, key=key)
+        elif self.variants_of is None:
             self.bus.publish("panel-done", panel=job.index, src=src, key=key)
         else:
-            self.bus.publish("variant-done", panel=job.index, seed=job.seed, src=src)
+            self.bus.publish("variant-done", panel=job.index, seed=job.seed, src=src, key=key)

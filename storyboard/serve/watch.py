@@ -19,13 +19,20 @@ DEBOUNCE_MS = 400  # at most this long is spent gathering one burst
 
 
 def referenced_paths(story_path: str | Path, story: Story | None, model: str | None = None) -> set[Path]:
-    """The story file and the local files and folders it refers to (a model given as a path)."""
+    """The story file and the local files and folders it refers to: characters' reference pictures (relative to
+    the story file) and a model given as a path (a folder or a checkpoint file)."""
     paths = {Path(story_path).absolute()}
     name = model or (story.render.model if story is not None else None)
     if name:
         candidate = Path(name).expanduser()
         if candidate.exists():
             paths.add(candidate.absolute())
+        config = story.render.config if story is not None else None
+        if config and Path(config).expanduser().exists():
+            paths.add(Path(config).expanduser().absolute())
+    for character in (story.characters.values() if story is not None else ()):
+        if character.image:  # watched even while missing: adding it is a change
+            paths.add((Path(story_path).absolute().parent / character.image).absolute())
     return paths | {Path(os.path.realpath(p)) for p in paths}
 
 
