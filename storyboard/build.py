@@ -25,14 +25,15 @@ from PIL.PngImagePlugin import PngInfo
 
 from storyboard import __version__
 from storyboard.cache import PanelCache
-from storyboard.compose.page import page_from_story
+from storyboard.compose.book import Sheet, book_from_story, page_key_input, story_sheets
+from storyboard.compose.page import CastMember, page_from_story
 from storyboard.compose.sheet import contact_sheet
-from storyboard.compose.write import write_page
+from storyboard.compose.write import BOOK_PDF, page_file, write_book
 from storyboard.errors import BuildError, RenderError, StoryError
 from storyboard.files import atomic_save_png, atomic_write_bytes, exclusive_lock, remove_temp_files
 from storyboard.provenance import PARAMETERS, STORYBOARD, a1111_parameters, is_complete_png, text_chunk, with_text
 from storyboard.render import DEFAULT_RENDERER, Reference, Renderer, get_renderer
-from storyboard.resolve import PanelJob, check_panel_number, content_key, resolve_jobs
+from storyboard.resolve import PanelJob, anchored_characters, check_panel_number, content_key, resolve_jobs
 from storyboard.story import MAX_SEED, Story, load_story
 
 log = logging.getLogger("storyboard")
@@ -66,6 +67,7 @@ class PanelResult:
     info: dict[str, Any] = field(default_factory=dict)
     identity: dict[str, Any] = field(default_factory=dict)
     references: dict[str, str] = field(default_factory=dict)  # the keys of the anchors it read, by name
+    page: int = 1  # the page it is on
 
 
 @dataclass
@@ -76,6 +78,7 @@ class BuildResult:
     panels: list[PanelResult]
     page_key: str = ""
     characters: list[PanelResult] = field(default_factory=list)  # the anchors, in the story's order
+    pages: list[tuple[Sheet, str]] = field(default_factory=list)  # a book's pages and their keys; [] for one page
 
     @property
     def rendered(self) -> int:
@@ -100,6 +103,18 @@ class BuildResult:
     @property
     def page_pdf(self) -> Path:
         return self.out_dir / "page.pdf"
+
+    @property
+    def page_pngs(self) -> list[Path]:
+        """The PNG of every page: page.png, or a book's pages/page-01.png…"""
+        if not self.pages:
+            return [self.page_png]
+        return [self.out_dir / page_file(sheet.number) for sheet, _ in self.pages]
+
+    @property
+    def pdf(self) -> Path:
+        """page.pdf, or a book's book.pdf."""
+        return self.out_dir / BOOK_PDF if self.pages else self.page_pdf
 
     @property
     def manifest(self) -> Path:
@@ -240,7 +255,11 @@ def build(
     Only jobs whose content key (see `panel_key`) has no cached image are drawn: the anchors of the characters
     panels list, then the panels. `panels` (1-based numbers) are redrawn even when cached (their anchors are
     drawn only if missing), and `force` redraws every panel and anchor. `self_contained` writes index.html with
-    the images and fonts inlined, so that one file can be mailed or uploaded.
+    the images and fonts inlined, so that one file can be mailed or uploaded. The characters' anchors are shown as the cast under the title of the
+    first page when `layout.cast` is on.
+
+    A story longer than one page (`layout.rows`, `page_break`, `chapter`) is written as pages/page-NN.png,
+    book.pdf and index.html; each page has its own key, and only pages whose key changed are drawn again.
 
     `story` builds that in-memory story instead of the file's contents; `story_path` still places the default
     output folder and the files the story names relative to itself. `renderer` may be an instance the caller
@@ -270,7 +289,7 @@ def build_in(
     story = story if story is not None else load_story(story_path)
     out = output_folder(story_path, out_dir)
     engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
-    jobs = resolve_jobs(story, model=model, story_dir=Path(story_path).parent)
+    jobs = resolve_jobs(_as_drawn_by(engine, story), model=model, story_dir=Path(story_path).parent)
     panel_jobs = [job for job in jobs if not job.is_anchor]
     redraw = {check_panel_number(n, len(panel_jobs), story_path) for n in panels}
     redo = {job.file for job in jobs if force or job.index in redraw and not job.is_anchor}
@@ -285,7 +304,6 @@ def build_in(
     _store_pictures(missing, keying.pictures, cache, context, engine.name)
     to_draw = [k for k in missing if not k.job.image]
     progress.start(jobs, [k.job for k in to_draw], engine.name)
-    _say_if_references_unread(engine, to_draw)
     warming: list[threading.Thread] = []
     _render(engine, to_draw, cache, context, progress, keying.anchors(),
             after_first=lambda: warming.append(_warm_page(story, panel_jobs, engine.name)))
@@ -304,19 +322,33 @@ def build_in(
     _remove_stale_characters(out, {r.job.file for r in anchor_results})
 
     keys = {r.job.index: r.key for r in panel_results}
-    page_key = content_key({
-        "storyboard": __version__, "title": story.title, "language": story.language,
-        "layout": story.layout.model_dump(), "renderer": engine.name, "model": panel_jobs[0].model,
-        "self_contained": self_contained,
-        "panels": [[keys[j.index], j.caption, p.narration, [d.model_dump() for d in p.dialogue], p.span]
-                   for j, p in zip(panel_jobs, story.panels)],
-    })
-    if page_key != (previous.get("page") or {}).get("key") or not _page_complete(out, self_contained):
+    cast = [CastMember(r.job.character, cache.open(r.key), r.job.file, r.key) for r in anchor_results] \
+        if story.layout.cast else []
+    sheets = story_sheets(story)
+    book = len(sheets) > 1
+    for sheet in sheets:
+        for number in sheet.panels:
+            panel_results[number - 1].page = sheet.number
+    keys_of_pages = [content_key(page_key_input(story, panel_jobs, keys, renderer=engine.name,
+                                                version=__version__, self_contained=self_contained, sheet=sheet,
+                                                book=book, cast=cast))
+                     for sheet in sheets]
+    page_key = keys_of_pages[0] if not book else content_key(
+        {"pages": keys_of_pages, "self_contained": self_contained})
+    before = previous.get("page") if isinstance(previous.get("page"), dict) else {}
+    drawn_pages = {entry.get("number"): entry.get("key") for entry in before.get("pages") or []
+                   if isinstance(entry, dict)} if book else {}
+    stale = [sheet.number for sheet, key in zip(sheets, keys_of_pages)
+             if book and (drawn_pages.get(sheet.number) != key
+                          or not is_complete_png(out / page_file(sheet.number)))]
+    if page_key != before.get("key") or stale or not _page_complete(out, self_contained, len(sheets)):
         images = {j.index: cache.open(keys[j.index]) for j in panel_jobs}
         flagged = {r.job.index for r in panel_results if r.info.get("nsfw")}
-        write_page(out, page_from_story(story, panel_jobs, images, renderer=engine.name, version=__version__,
-                                        flagged=flagged), self_contained=self_contained)
-    result = BuildResult(story, out, engine.name, panel_results, page_key, anchor_results)
+        write_book(out, book_from_story(story, panel_jobs, images, renderer=engine.name, version=__version__,
+                                        flagged=flagged, cast=cast, sheets=sheets),
+                   self_contained=self_contained, pngs=stale)
+    result = BuildResult(story, out, engine.name, panel_results, page_key, anchor_results,
+                         [(sheet, key) for sheet, key in zip(sheets, keys_of_pages)] if book else [])
     _write_if_changed(out / "manifest.json",
                       (json.dumps(manifest(result, story_path), ensure_ascii=False, indent=2) + "\n").encode())
     return result
@@ -367,10 +399,15 @@ def _store_pictures(missing: list[_Keyed], pictures: Mapping[str, Image.Image], 
             cache.put(k.key, pictures[k.key], pnginfo)
 
 
-def _say_if_references_unread(engine: Renderer, to_draw: list[_Keyed]) -> None:
-    if not getattr(engine, "reads_references", False) and any(k.job.references for k in to_draw):
-        log.warning("the %s renderer cannot read character anchors; panels that list characters are drawn from "
-                    "their prompts alone", engine.name)
+def _as_drawn_by(engine: Renderer, story: Story) -> Story:
+    """`story` as `engine` can draw it: a renderer that cannot read anchors draws no anchor portraits, and its
+    panels are keyed and drawn as with ``consistency: none``; the build says so once."""
+    if getattr(engine, "reads_references", False) or story.render.consistency == "none" \
+            or not anchored_characters(story):
+        return story
+    log.warning("the %s renderer cannot read character anchors; panels that list characters are drawn from their "
+                "prompts alone (render.consistency: none)", engine.name)
+    return story.model_copy(update={"render": story.render.model_copy(update={"consistency": "none"})})
 
 
 def output_folder(story_path: str | Path, out_dir: str | Path | None) -> Path:
@@ -407,10 +444,13 @@ def _previous_identities(previous: dict[str, Any], renderer: str) -> list[dict[s
     return found
 
 
-def _page_complete(out: Path, self_contained: bool) -> bool:
+def _page_complete(out: Path, self_contained: bool, pages: int = 1) -> bool:
     fonts = self_contained or any((out / "fonts").glob("*.woff"))
-    return is_complete_png(out / "page.png") and (out / "page.pdf").is_file() and (out / "index.html").is_file() \
-        and fonts
+    if pages > 1:
+        drawn = all(is_complete_png(out / page_file(n)) for n in range(1, pages + 1)) and (out / BOOK_PDF).is_file()
+    else:
+        drawn = is_complete_png(out / "page.png") and (out / "page.pdf").is_file()
+    return drawn and (out / "index.html").is_file() and fonts
 
 
 def _render(engine: Renderer, work: list[_Keyed], cache: PanelCache, context: _Context, progress: BuildProgress,
@@ -463,8 +503,7 @@ def manifest(result: BuildResult, story_path: str | Path) -> dict[str, Any]:
         "title": result.story.title,
         **({"planned_by": result.story.planned_by.model_dump()} if result.story.planned_by else {}),
         "renderer": result.renderer,
-        "page": {"png": "page.png", "pdf": "page.pdf", "html": "index.html",
-                 **result.story.layout.model_dump(include={"columns", "direction", "page"}), "key": result.page_key},
+        "page": _page_entry(result),
         "panels": [
             {
                 "index": p.job.index,
@@ -481,6 +520,7 @@ def manifest(result: BuildResult, story_path: str | Path) -> dict[str, Any]:
                 "characters": list(p.job.characters),
                 "key": p.key,
                 "rendered": p.rendered,
+                "page": p.page,
                 "identity": p.identity,
                 **({"references": p.references} if p.references else {}),
                 **({"info": p.info} if p.info else {}),
@@ -495,11 +535,23 @@ def manifest(result: BuildResult, story_path: str | Path) -> dict[str, Any]:
                 "seed": c.job.seed,
                 "prompt": c.job.prompt,
                 "rendered": c.rendered,
-                **({"image": _shown_path(Path(c.job.image), story_path).as_posix()} if c.job.image else {}),
+                **({"image": result.story.characters[c.job.character].image} if c.job.image else {}),
             }
             for c in result.characters
         ],
     }
+
+
+def _page_entry(result: BuildResult) -> dict[str, Any]:
+    layout = result.story.layout
+    if not result.pages:
+        return {"png": "page.png", "pdf": "page.pdf", "html": "index.html",
+                **layout.model_dump(include={"columns", "direction", "page"}), "key": result.page_key}
+    return {"pdf": BOOK_PDF, "html": "index.html",
+            **layout.model_dump(include={"columns", "rows", "direction", "page"}), "key": result.page_key,
+            "pages": [{"number": sheet.number, "png": page_file(sheet.number), "panels": list(sheet.panels),
+                       **({"chapter": sheet.chapter} if sheet.chapter else {}), "key": key}
+                      for sheet, key in result.pages]}
 
 
 def _warm_page(story: Story, jobs: list[PanelJob], renderer: str) -> threading.Thread:
@@ -582,6 +634,8 @@ class VariantsResult:
     sheet: Path
     rendered: int
     renderer: str
+    characters: list[str] = field(default_factory=list)  # the anchors the panel reads, by character name
+    anchors_rendered: int = 0
 
     @property
     def reused(self) -> int:
@@ -642,7 +696,8 @@ def variants_in(
     progress = progress or BuildProgress()
     story = story if story is not None else load_story(story_path)
     out = output_folder(story_path, out_dir)
-    jobs = resolve_jobs(story, model=model, story_dir=Path(story_path).parent)
+    engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
+    jobs = resolve_jobs(_as_drawn_by(engine, story), model=model, story_dir=Path(story_path).parent)
     panel_jobs = [j for j in jobs if not j.is_anchor]
     job = panel_jobs[check_panel_number(panel, len(panel_jobs), story_path) - 1]
     if not 1 <= count <= MAX_VARIANTS:
@@ -652,7 +707,6 @@ def variants_in(
         start = f"--seed-start {seed_start}" if seed_start is not None else f"panel {panel}'s seed {job.seed}"
         raise BuildError(f"{start} with --count {count} gives seeds {seeds[0]} to {seeds[-1]}; "
                          f"seeds lie between 0 and {MAX_SEED}")
-    engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
     candidates = [replace(job, seed=seed) for seed in seeds]
     anchors = [j for j in jobs if j.character in job.references]
     context = _Context(story, str(story_path), _given_out(story_path, out_dir), model, variant=True)
@@ -665,7 +719,6 @@ def variants_in(
     _store_pictures(missing, keying.pictures, cache, context, engine.name)
     to_draw = [k for k in missing if not k.job.image]
     progress.start(candidates, [k.job for k in to_draw], engine.name)
-    _say_if_references_unread(engine, to_draw)
     _render(engine, to_draw, cache, context, progress, keying.anchors())
 
     progress.composing()
@@ -679,7 +732,8 @@ def variants_in(
                           job.seed)
     atomic_save_png(folder / "contact-sheet.png", sheet)
     return VariantsResult(panel, seeds, job.seed, files, folder / "contact-sheet.png",
-                          sum(not k.job.is_anchor for k in to_draw), engine.name)
+                          sum(not k.job.is_anchor for k in to_draw), engine.name, [j.character for j in anchors],
+                          sum(k.job.is_anchor for k in to_draw))
 
 
 class _CallableModule(types.ModuleType):

@@ -56,13 +56,33 @@ def _keeping_finished_panels() -> Iterator[None]:
 
 
 def drawing_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--out, --renderer and --model, shared by the commands that draw panels."""
+    """--out, --renderer, --model, --base-url and --timeout, shared by the commands that draw panels."""
+    command = click.option("--timeout", type=click.FloatRange(0, min_open=True), default=None, metavar="SECONDS",
+                           help="Remote renderers: give up on a panel after this long, retries included "
+                                "[default: 600].")(command)
+    command = click.option("--base-url", default=None, metavar="URL", callback=_not_blank,
+                           help="Remote renderers: the service's address, e.g. http://127.0.0.1:7860 for "
+                                "--renderer a1111 [a1111: STORYBOARD_A1111_URL; dashscope: "
+                                "DASHSCOPE_HTTP_BASE_URL or the SDK's default].")(command)
     command = click.option("--model", default=None, callback=_not_blank,
                            help="Model to render with, overriding render.model in the story.")(command)
     command = click.option("--renderer", default=None, metavar="NAME", callback=_not_blank,
-                           help="Renderer to draw panels with.")(command)
+                           help="Renderer to draw panels with: diffusers (default), draft, dashscope, "
+                                "a1111.")(command)
     return click.option("--out", "out_dir", type=click.Path(file_okay=False), callback=_not_blank,
                         help="Output folder [default: build/<story name>].")(command)
+
+
+def _renderer(name: str | None, base_url: str | None, timeout: float | None) -> Any:
+    """The renderer to draw with, given only the options that were on the command line."""
+    from storyboard.render import DEFAULT_RENDERER, get_renderer, renderer_options
+
+    name = name or DEFAULT_RENDERER
+    options: dict[str, Any] = {key: value for key, value in (("base_url", base_url), ("timeout", timeout))
+                               if value is not None}
+    if "notify" in renderer_options(name):  # retries of a remote service are worth a line on stderr
+        options["notify"] = lambda line: click.echo(line, err=True)
+    return get_renderer(name, **options)
 
 
 @cli.command()
@@ -72,24 +92,28 @@ def drawing_options(command: Callable[..., None]) -> Callable[..., None]:
               help="Redraw panel N even if a cached image exists (repeatable).")
 @click.option("--force", is_flag=True, help="Redraw every panel, ignoring cached images.")
 @click.option("--self-contained", is_flag=True, help="Inline the images into index.html: one file to mail or upload.")
-def build(story: str, out_dir: str | None, renderer: str | None, model: str | None, panels: tuple[int, ...],
-          force: bool, self_contained: bool) -> None:
+def build(story: str, out_dir: str | None, renderer: str | None, model: str | None, base_url: str | None,
+          timeout: float | None, panels: tuple[int, ...], force: bool, self_contained: bool) -> None:
     """Render the panels of STORY and compose its page (HTML, PNG, PDF, manifest).
 
     Panels whose prompt, seed, size, model and settings are unchanged since an earlier build are reused from
     the cache in the output folder; only the others are drawn.
     """
     from storyboard.build import build as run_build
-    from storyboard.render import DEFAULT_RENDERER
 
+    engine = _renderer(renderer, base_url, timeout)
     progress, shown = _progress()
     with _keeping_finished_panels(), shown:
-        result = run_build(story, out_dir, renderer=renderer or DEFAULT_RENDERER, model=model, progress=progress,
+        result = run_build(story, out_dir, renderer=engine, model=model, progress=progress,
                            panels=panels, force=force, self_contained=self_contained)
     anchors = (f"; character anchors: drawn {result.anchors_rendered}, "
                f"reused {len(result.characters) - result.anchors_rendered}") if result.characters else ""
     click.echo(f"rendered {result.rendered}, reused {result.reused}{anchors} ({result.renderer} renderer)")
-    click.echo(f"wrote {result.index_html}, {result.page_png.name}, {result.page_pdf.name}, {result.manifest.name}")
+    if result.pages:
+        pages = f"pages/page-01.png … page-{len(result.pages):02d}.png ({len(result.pages)} pages)"
+        click.echo(f"wrote {result.index_html}, {pages}, {result.pdf.name}, {result.manifest.name}")
+    else:
+        click.echo(f"wrote {result.index_html}, {result.page_png.name}, {result.page_pdf.name}, {result.manifest.name}")
 
 
 @cli.command(short_help="Serve a live page that redraws as you edit the story.")
@@ -100,19 +124,18 @@ def build(story: str, out_dir: str | None, renderer: str | None, model: str | No
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port to listen on (0: any free port).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
-def serve(story: str, out_dir: str | None, renderer: str | None, model: str | None, host: str, port: int,
-          open_browser: bool) -> None:
+def serve(story: str, out_dir: str | None, renderer: str | None, model: str | None, base_url: str | None,
+          timeout: float | None, host: str, port: int, open_browser: bool) -> None:
     """Build STORY, serve its page on http://HOST:PORT/ and rebuild it on every save.
 
     The renderer and its model stay loaded between builds, so an edit redraws only the panels it changed; the
     page updates in place, shows each panel's progress, and offers redraw, variants and pick for every panel.
     Ctrl-C stops it.
     """
-    from storyboard.render import DEFAULT_RENDERER
     from storyboard.serve.server import serve as run_server
 
     run_server(story, out_dir, host=host, port=port, open_browser=open_browser,
-               renderer=renderer or DEFAULT_RENDERER, model=model, say=lambda line: click.echo(line),
+               renderer=_renderer(renderer, base_url, timeout), model=model, say=lambda line: click.echo(line),
                warn=lambda line: click.echo(line, err=True))
 
 
@@ -171,23 +194,21 @@ def _current_params(provenance: Any) -> dict[str, Any] | None:
               help="First seed to try [default: the panel's current seed].")
 @drawing_options
 def variants(story: str, panel: int, count: int, seed_start: int | None, out_dir: str | None,
-             renderer: str | None, model: str | None) -> None:
+             renderer: str | None, model: str | None, base_url: str | None, timeout: float | None) -> None:
     """Draw K candidate seeds for panel N of STORY, with a contact sheet; the page is left as it is.
 
     The seeds are consecutive, from --seed-start or else from the panel's current seed, so the first candidate
     is the picture the page shows now. Keep the one you like with `storyboard pick`.
     """
     from storyboard.build import variants as run_variants
-    from storyboard.render import DEFAULT_RENDERER
 
+    engine = _renderer(renderer, base_url, timeout)
     progress, shown = _progress()
     with _keeping_finished_panels(), shown:
         result = run_variants(story, panel, count, seed_start=seed_start, out_dir=out_dir,
-                              renderer=renderer or DEFAULT_RENDERER, model=model, progress=progress)
+                              renderer=engine, model=model, progress=progress)
     seeds = f"seed {result.seeds[0]}" if len(result.seeds) == 1 else f"seeds {result.seeds[0]}-{result.seeds[-1]}"
-    anchors = (f"; character anchors: drawn {result.anchors_rendered}, "
-               f"reused {len(result.characters) - result.anchors_rendered}") if result.characters else ""
-    click.echo(f"rendered {result.rendered}, reused {result.reused}{anchors} ({result.renderer} renderer)")
+    click.echo(f"rendered {result.rendered}, reused {result.reused} ({result.renderer} renderer)")
     click.echo(f"wrote {result.sheet} and {len(result.files)} candidate{'s' if len(result.files) > 1 else ''} "
                f"({seeds}) in {result.sheet.parent}")
     click.echo(f"keep one: storyboard pick {shlex.quote(story)} --panel {panel} --seed <seed>")
@@ -217,8 +238,9 @@ def pick(story: str, panel: int, seed: int) -> None:
 @click.option("--base-url", default=None, metavar="URL", callback=_not_blank,
               help="API address, e.g. http://localhost:11434/v1 for Ollama [openai: OPENAI_BASE_URL or OpenAI; "
                    "dashscope: DASHSCOPE_HTTP_BASE_URL or the SDK's default].")
-@click.option("--panels", type=click.IntRange(1, 64), default=None,
-              help="Number of panels [default: as many as the story has, or 8].")
+@click.option("--panels", type=click.IntRange(1, 500), default=None,  # plan.planner.MAX_PANELS
+              help="Number of panels [default: as many as the story has, or 8]; more than 24 are planned in "
+                   "parts of a few pages each.")
 @click.option("--timeout", type=click.FloatRange(0, min_open=True), default=180.0, show_default=True,
               metavar="SECONDS", help="Give up on a request after this long (each attempt).")
 @click.option("--retries", type=click.IntRange(0, 10), default=3, show_default=True,

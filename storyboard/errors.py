@@ -2,6 +2,25 @@
 
 Everything a user is meant to read derives from `StoryboardError`; the CLI prints its
 message as one `Error: ...` line. Any other exception escaping the library is a bug.
+
+    StoryboardError
+    ├── StoryError                   the story file (with file, line and field)
+    ├── RenderError                  a renderer could not draw a panel
+    │   ├── ModelNotFound
+    │   ├── RendererAuthError        ┐
+    │   ├── RendererUnavailable      ├ a remote renderer (DashScope, an A1111 server)
+    │   └── RendererRequestError     ┘
+    ├── PlannerError                 the LLM planner
+    │   ├── ProviderAuthError        ┐
+    │   ├── ProviderUnavailable      ├ the LLM provider
+    │   ├── ProviderRequestError     ┘
+    │   └── ReplyInvalid
+    └── BuildError                   writing the outputs
+
+A remote service, whether it plans or draws, fails in one of three ways, and each `Provider…` and `Renderer…`
+error also derives from the matching `Service…` class: `ServiceAuthError` (no key, or the key was rejected: never
+retried), `ServiceUnavailable` (rate limit, server error, timeout, dropped connection: retried with backoff) and
+`ServiceRefused` (any other refusal: never retried). `storyboard.retry` and `storyboard.http` speak only of these.
 """
 
 from __future__ import annotations
@@ -30,6 +49,22 @@ class StoryError(StoryboardError):
         super().__init__(where + (f"{field}: " if field else "") + message)
 
 
+class ServiceAuthError(StoryboardError):
+    """No API key, or a remote service rejected it (401/403): retrying cannot help."""
+
+
+class ServiceUnavailable(StoryboardError):
+    """Rate limited, a server error, a timeout or a dropped connection: worth another try after a pause."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds the server asked us to wait, if it said
+
+
+class ServiceRefused(StoryboardError):
+    """A remote service refused the request for another reason (unknown model, bad parameter, content filter)."""
+
+
 class RenderError(StoryboardError):
     """A renderer could not draw a panel."""
 
@@ -38,24 +73,32 @@ class ModelNotFound(RenderError):
     """The model named by the story or `--model` could not be found or loaded."""
 
 
+class RendererAuthError(RenderError, ServiceAuthError):
+    """A remote renderer has no key, or rejected it."""
+
+
+class RendererUnavailable(RenderError, ServiceUnavailable):
+    """A remote renderer is rate limiting, failing, unreachable or too slow."""
+
+
+class RendererRequestError(RenderError, ServiceRefused):
+    """A remote renderer refused to draw a panel (unknown model, bad size, content filter)."""
+
+
 class PlannerError(StoryboardError):
     """The LLM planner could not produce valid panels."""
 
 
-class ProviderAuthError(PlannerError):
-    """No API key, or the provider rejected it (401/403): retrying cannot help."""
+class ProviderAuthError(PlannerError, ServiceAuthError):
+    """No API key, or the LLM provider rejected it (401/403)."""
 
 
-class ProviderUnavailable(PlannerError):
-    """Rate limited, a server error, a timeout or a dropped connection: worth another try after a pause."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after  # seconds the server asked us to wait, if it said
+class ProviderUnavailable(PlannerError, ServiceUnavailable):
+    """The LLM provider is rate limiting, failing, unreachable or too slow."""
 
 
-class ProviderRequestError(PlannerError):
-    """The provider refused the request for another reason (unknown model, bad parameter, content filter)."""
+class ProviderRequestError(PlannerError, ServiceRefused):
+    """The LLM provider refused the request (unknown model, bad parameter, content filter)."""
 
 
 class ReplyInvalid(PlannerError):

@@ -316,7 +316,8 @@ def describe(p: Provenance, current_job: dict[str, Any] | None = None) -> str:
     values["cache key"] = record.get("key", "")
     references = record.get("references")
     if isinstance(references, dict) and references:
-        values["anchors"] = ", ".join(f"{name} ({key})" for name, key in references.items())
+        order = [n for n in job.get("references") or [] if n in references] or sorted(references)
+        values["anchors"] = ", ".join(f"{name} ({references[name]})" for name in order)
     lines += [f"{label + ':':<12}{value}" for label, value in values.items()]
     for heading, commands in reproduce_commands(p):
         lines += ["", heading, *(f"  {command}" for command in commands)]

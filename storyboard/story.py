@@ -153,6 +153,8 @@ class Render(StoryModel):
 
 class Layout(StoryModel):
     columns: StrictInt = Field(4, ge=1, le=12)
+    rows: StrictInt | None = Field(None, ge=1, le=50, description="Rows per page; with columns, panels per page. "
+                                                                  "Default: every panel on one page.")
     direction: Literal["ltr", "rtl"] = Field("ltr", description="Reading order of panels: rtl reads right to left.")
     page: Literal["auto", "a4", "square", "strip"] = Field(
         "auto", description="auto: as wide as the panels need; a4 portrait; square; strip: a narrow web strip.")
@@ -163,6 +165,17 @@ class Layout(StoryModel):
     captions: Literal["below", "above", "overlay"] = Field("below", description="Where captions go.")
     footer: bool = Field(True, description="Show a footer with the credits and the model used.")
     credits: str = Field("", description="Text for the footer, e.g. 'Story: A. Writer · Art: storyboard'.")
+    cast: StrictBool = Field(True, description="Show the characters' portraits under the title of the first page, "
+                                               "when the build has them.")
+
+    def page_key_input(self) -> dict[str, Any]:
+        """The layout as the page key reads it: fields left at their defaults since they were added are left
+        out, so that adding them did not change the key (and recompose the page) of any existing story."""
+        data = self.model_dump()
+        for name, default in (("rows", None), ("cast", True)):
+            if data[name] == default:
+                del data[name]
+        return data
 
     @field_validator("background")
     @classmethod
@@ -199,6 +212,8 @@ class Panel(StoryModel):
     characters: list[str] = Field(default_factory=list)
     seed: StrictInt | None = None
     locked: bool = Field(False, description="`storyboard plan` keeps a locked panel exactly as written.")
+    page_break: StrictBool = Field(False, description="Start a new page with this panel.")
+    chapter: str = Field("", description="Start a new page with this panel, headed by the chapter's title.")
 
     @field_validator("prompt")
     @classmethod

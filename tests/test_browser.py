@@ -158,3 +158,83 @@ def test_print_stylesheet_hides_controls(chromium, comic):
         assert tab.evaluate("getComputedStyle(document.querySelector('.bubble')).display") != "none"
     finally:
         tab.close()
+
+
+BOOK_JS = """
+(() => {
+  const sheets = [...document.querySelectorAll('section.sheet')];
+  const wide = [...document.querySelectorAll('body *')]
+    .filter(e => !e.closest('dialog'))
+    .filter(e => e.getBoundingClientRect().right > innerWidth + 0.5 || e.getBoundingClientRect().left < -0.5)
+    .map(e => e.tagName + '.' + e.className);
+  return {
+    scrollWidth: document.documentElement.scrollWidth, wide,
+    sheets: sheets.map(s => ({id: s.id, top: s.getBoundingClientRect().top + scrollY,
+                              number: s.querySelector('.turn .number').textContent,
+                              panels: [...s.querySelectorAll('figure.panel')].map(f => Number(f.dataset.index)),
+                              heading: (s.querySelector('h2.chapter') || {}).textContent || null})),
+  };
+})()
+"""
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    """A 24-panel right-to-left story on three pages of 4 × 2, built with the draft renderer."""
+    from storyboard.build import build
+
+    root = tmp_path_factory.mktemp("book")
+    lines = ["title: A book", "render: {width: 256, height: 256}", "layout: {columns: 4, rows: 2, direction: rtl}",
+             "panels:"]
+    for i in range(1, 25):
+        lines.append(f"  - prompt: medium shot of scene {i}\n    caption: Caption {i}")
+        if i == 17:
+            lines.append("    chapter: The last chapter")
+    story = root / "book.yaml"
+    story.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return build(story, root / "out", renderer="draft")
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_book_shows_every_page_in_order_without_overflow(chromium, book, artifacts, width):
+    tab = chromium.open(book.index_html.as_uri(), width)
+    try:
+        report = tab.evaluate(BOOK_JS)
+        tab.screenshot(artifacts / f"book-{width}.png")
+        report["panels"] = tab.evaluate(PANELS_JS)["panels"]
+    finally:
+        tab.close()
+    assert report["scrollWidth"] <= width and report["wide"] == []
+    sheets = report["sheets"]
+    assert [s["id"] for s in sheets] == ["page-1", "page-2", "page-3"]
+    assert [s["number"] for s in sheets] == [f"Page {n} of 3" for n in (1, 2, 3)]
+    assert [s["panels"] for s in sheets] == [list(range(1, 9)), list(range(9, 17)), list(range(17, 25))]
+    assert [s["heading"] for s in sheets] == [None, None, "The last chapter"]
+    assert sheets[0]["top"] < sheets[1]["top"] < sheets[2]["top"]
+    panels = report["panels"]
+    assert all(p["loaded"] and p["visible"] for p in panels)
+    assert [p["index"] for p in panels] == list(range(1, 25))
+    for page in (panels[0:8], panels[8:16], panels[16:24]):  # each page reads on its own, right to left
+        in_reading_order([{**p, "index": n} for n, p in enumerate(page, start=1)], rtl=width > 600)
+
+
+def test_book_pages_turn_from_the_keyboard_and_print_one_per_sheet(chromium, book):
+    tab = chromium.open(book.index_html.as_uri(), 1280, height=700)
+    try:
+        # scroll-margin-top: 8px keeps a little paper above the page.
+        where = "({hash: location.hash, top: Math.round(document.querySelector(location.hash || 'main')" \
+                ".getBoundingClientRect().top)})"
+        tab.key("n", key_code=78, text="n")
+        assert tab.evaluate(where) == {"hash": "#page-2", "top": 8}
+        tab.key("n", key_code=78, text="n")
+        assert tab.evaluate(where)["hash"] == "#page-3"
+        tab.key("p", key_code=80, text="p")
+        assert tab.evaluate(where) == {"hash": "#page-2", "top": 8}
+        assert tab.evaluate("document.activeElement.closest('section').id") == "page-2"
+        chromium.call("Emulation.setEmulatedMedia", tab.session, media="print")
+        breaks = tab.evaluate("[...document.querySelectorAll('section.sheet')]"
+                              ".map(s => getComputedStyle(s).breakAfter)")
+        assert breaks == ["page", "page", "auto"]
+        assert tab.evaluate("getComputedStyle(document.querySelector('.turn')).display") == "none"
+    finally:
+        tab.close()

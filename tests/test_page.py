@@ -7,7 +7,7 @@ import re
 import pytest
 from PIL import Image, ImageChops, ImageDraw
 
-from storyboard.compose.page import page_from_story
+from storyboard.compose.page import CastMember, page_from_story
 from storyboard.compose.text import FontChain
 from storyboard.resolve import resolve
 from storyboard.story import load_story
@@ -19,7 +19,9 @@ def comic_page(result):
     story = load_story(result.out_dir.parent / "comic.yaml")
     jobs = resolve(story)
     images = {j.index: Image.open(result.out_dir / j.file) for j in jobs}
-    return page_from_story(story, jobs, images, renderer="draft", version="test")
+    cast = [CastMember(c.job.character, Image.open(result.out_dir / c.job.file), c.job.file)
+            for c in result.characters]
+    return page_from_story(story, jobs, images, renderer="draft", version="test", cast=cast)
 
 
 def dark_pixels(image: Image.Image, box) -> int:
@@ -115,7 +117,8 @@ def test_self_contained_html_has_no_links_to_files(comic):
     _, mailed = comic
     html = mailed.index_html.read_text(encoding="utf-8")
     assert "panels/" not in html and "page.png" not in html and "fonts/" not in html
-    assert len(re.findall(r'src="data:image/png;base64,', html)) == 4
+    assert "characters/" not in html
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == 5  # four panels and the fox in the cast strip
     assert 'url("data:font/woff;base64,' in html
     assert not re.search(r'(src|href)="(?!data:)[^"#]', html)
     assert not list((mailed.out_dir / "fonts").glob("*.woff"))
@@ -178,3 +181,94 @@ def test_dialogue_edit_recomposes_without_redrawing(write_story):
     assert edited.rendered == 0
     assert "Goodbye" in (out / "index.html").read_text(encoding="utf-8")
     assert all(p.stat().st_mtime_ns != t for p, t in zip(outputs, before))
+
+
+# --------------------------------------------------------------------------- the cast strip
+
+
+def cast_story(write_story, cast_on: bool = True):
+    return load_story(write_story(f"""
+        title: Cast
+        render: {{width: 512, height: 512}}
+        layout: {{columns: 2, cast: {str(cast_on).lower()}}}
+        panels:
+          - prompt: a fox
+            caption: The fox
+          - prompt: a girl
+    """))
+
+
+def fake_cast():
+    from storyboard.compose.page import CastMember
+
+    return [CastMember("fox", Image.new("RGB", (64, 64), (220, 30, 30)), "characters/fox.png"),
+            CastMember("小女孩", Image.new("RGB", (64, 64), (30, 30, 220)), "characters/girl.png")]
+
+
+def test_cast_strip_under_the_title_in_png_pdf_and_html(write_story):
+    import pypdfium2 as pdfium
+
+    from storyboard.compose.html import page_html
+    from storyboard.compose.pdf import page_pdf
+    from storyboard.compose.png import page_png
+
+    story = cast_story(write_story)
+    jobs = resolve(story)
+    images = {j.index: Image.new("RGB", (j.width, j.height), (240, 240, 240)) for j in jobs}
+    plain = page_from_story(story, jobs, images, renderer="small", version="t")
+    page = page_from_story(story, jobs, images, renderer="small", version="t", cast=fake_cast())
+    layout = page.layout
+    assert len(layout.cast) == 2 and plain.layout.cast == ()
+    for box in layout.cast:
+        assert layout.title.bottom <= box.image.y and box.name.y >= box.image.bottom
+        assert box.name.bottom <= min(p.image.y for p in layout.panels)
+    # The panels move down by the strip; nothing else about them changes.
+    shift = layout.panels[0].image.y - plain.layout.panels[0].image.y
+    assert shift > 0 and all(a.image.offset(0, shift) == b.image for a, b in zip(plain.layout.panels, layout.panels))
+
+    png = page_png(page)
+    red, blue = (box.image for box in layout.cast)
+    assert png.getpixel((red.x + red.w // 2, red.y + red.h // 2)) == (220, 30, 30)
+    assert png.getpixel((blue.x + blue.w // 2, blue.y + blue.h // 2)) == (30, 30, 220)
+    assert dark_pixels(png, layout.cast[1].name) > 10, "the name is drawn under the portrait"
+
+    document = pdfium.PdfDocument(page_pdf(page))
+    text = document[0].get_textpage().get_text_range()
+    assert "fox" in text and "小女孩" in text
+
+    html = page_html(page)
+    assert '<a href="characters/fox.png"><img src="characters/fox.png"' in html and "<span>小女孩</span>" in html
+    alone = page_html(page, self_contained=True)
+    assert "characters/" not in alone and alone.count("data:image/png;base64,") == 4
+
+
+def test_no_cast_or_cast_off_is_the_page_as_before(write_story):
+    from storyboard.compose.html import page_html
+
+    story = cast_story(write_story, cast_on=False)
+    jobs = resolve(story)
+    images = {j.index: Image.new("RGB", (j.width, j.height)) for j in jobs}
+    off = page_from_story(story, jobs, images, renderer="small", version="t", cast=fake_cast())
+    none = page_from_story(story, jobs, images, renderer="small", version="t")
+    assert off.layout == none.layout and off.cast == ()
+    assert page_html(off) == page_html(none) and 'class="cast"' not in page_html(none)
+
+
+def test_the_cast_is_in_the_page_key(write_story):
+    from storyboard.compose.book import page_key_input, story_sheets
+    from storyboard.compose.page import CastMember
+    from storyboard.resolve import content_key
+
+    story = cast_story(write_story)
+    jobs = resolve(story)
+    (sheet,) = story_sheets(story)
+
+    def key(cast, s=story):
+        return content_key(page_key_input(s, jobs, {j.index: "k" for j in jobs}, renderer="small", version="t",
+                                          self_contained=False, sheet=sheet, book=False, cast=cast))
+
+    cast = fake_cast()
+    assert key(()) != key(cast)
+    assert key(cast) != key([cast[0], CastMember("girl", cast[1].image, cast[1].file)])
+    assert key(cast) != key([cast[0], CastMember("小女孩", cast[1].image, "characters/girl-2.png")])
+    assert key(cast, cast_story(write_story, cast_on=False)) == key((), cast_story(write_story, cast_on=False))

@@ -585,7 +585,7 @@ def test_subprocess_with_sdk_environment(chat, story, tmp_path):
 
 
 def test_plan_does_not_import_heavy_modules():
-    code = ("import sys, storyboard.cli, storyboard.plan.planner, storyboard.plan.document, storyboard.plan.retry\n"
+    code = ("import sys, storyboard.cli, storyboard.plan.planner, storyboard.plan.document, storyboard.retry\n"
             "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'dashscope', 'openai') if m in sys.modules]\n"
             "print(','.join(heavy))")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
@@ -604,7 +604,7 @@ def test_base_url_overrides_the_dashscope_sdk_setting(capsys, chat, story, monke
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--panels", "0"], "Invalid value for '--panels': 0 is not in the range 1<=x<=64."),
+    (["--panels", "0"], "Invalid value for '--panels': 0 is not in the range 1<=x<=500."),
     (["--timeout", "0"], "Invalid value for '--timeout': 0.0 is not in the range x>0."),
     (["--provider", "ollama"], "Invalid value for '--provider': 'ollama' is not one of 'dashscope', 'openai'."),
 ])
@@ -627,12 +627,12 @@ def test_thinking_models_are_asked_to_not_think(capsys, chat, provider, story):
 
 def test_a_story_with_more_panels_than_a_plan_holds_says_so_without_blaming_an_option(capsys, chat, tmp_path):
     story = tmp_path / "long.yaml"
-    story.write_text("title: Long\npanels:\n" + "".join(f"  - prompt: p{i}\n" for i in range(65)), encoding="utf-8")
+    story.write_text("title: Long\npanels:\n" + "".join(f"  - prompt: p{i}\n" for i in range(501)), encoding="utf-8")
     before = story.read_bytes()
     code, out, err = run(capsys, "plan", story, "--provider", "openai", "--base-url", chat.openai_url,
                          "--model", "m")
     assert (code, out) == (1, "")
-    assert err == f"Error: {story} has 65 panels; a plan has at most 64 (choose how many with --panels N)\n"
+    assert err == f"Error: {story} has 501 panels; a plan has at most 500 (choose how many with --panels N)\n"
     assert chat.requests == [] and story.read_bytes() == before
 
 
@@ -646,3 +646,73 @@ def test_plan_keeps_crlf_line_endings_and_a_bom(capsys, chat, provider, tmp_path
     written = windows.read_bytes()
     assert written.startswith(b"\xef\xbb\xbf") and written.count(b"\n") == written.count(b"\r\n")
     assert written[3:].replace(b"\r\n", b"\n") == unix.read_bytes()
+
+
+# --------------------------------------------------------------------------- long stories, in parts
+
+
+def long_fox_story(tmp_path, panels: int = 30, locked: tuple[int, ...] = (2, 30)) -> Path:
+    body = STORY.split("# Panels:")[0] + "panels:\n"
+    for i in range(1, panels + 1):
+        body += f"  - prompt: 'old prompt {i}'\n    caption: Old {i}\n"
+        if i in locked:
+            body += f"    characters: [girl]   # keep {i}\n    locked: true\n"
+    path = tmp_path / "long.yaml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def test_48_panels_are_planned_in_parts_that_know_the_story_so_far(capsys, chat, provider, tmp_path):
+    from storyboard.plan.planner import PART_PANELS
+
+    story = long_fox_story(tmp_path)
+    locked_text = [block for block in story.read_text().split("  - ") if "locked: true" in block]
+    chat.add(Say(plan_json(PART_PANELS, names=("fox", "girl"), caption="first part {i}")),
+             Say(plan_json(48 - PART_PANELS, names=("fox",), caption="second part {i}")))
+    code, out, err = run(capsys, "plan", story, *provider.args, "--panels", "48")
+    assert code == 0, err
+    assert len(chat.requests) == 2
+    second = chat.requests[1].messages[-1]["content"]
+    assert "This is part 2: panels 25 to 48" in second
+    assert "- panel 24: first part 23 [fox, girl]" in second  # the previous part, in brief
+    assert "- fox: a small red fox" in second and "- girl: a girl in a blue coat" in second
+    assert "panels[5] = " in second  # panel 30, locked, is fixed context in its part
+    assert '"minItems": 24' in second
+
+    text = story.read_text()
+    for block in locked_text:  # locked panels stay byte for byte
+        assert block in text
+    panels = load_story(story).panels
+    assert len(panels) == 48
+    expected = [f"first part {i}" for i in range(24)] + [f"second part {i}" for i in range(24)]
+    expected[1], expected[29] = "Old 2", "Old 30"
+    assert [p.caption for p in panels] == expected
+    assert {name for p in panels for name in p.characters} == {"fox", "girl"}
+
+
+def test_a_part_that_never_becomes_valid_leaves_the_file_alone(capsys, chat, provider, tmp_path):
+    story = long_fox_story(tmp_path, locked=())
+    before = story.read_bytes()
+    chat.add(Say(plan_json(24)), Say(plan_json(3)), Say(plan_json(3)), Say(plan_json(3)))
+    code, out, err = run(capsys, "plan", story, *provider.args, "--panels", "48")
+    assert code == 1 and story.read_bytes() == before
+    assert "part 2 of 2 (panels 25 to 48)" in err and "expected exactly 24 panels, got 3" in err
+    assert len(chat.requests) == 4
+
+
+def test_parts_follow_the_pages_of_the_story():
+    from storyboard.plan.planner import plan_parts
+
+    assert plan_parts(20) == [range(20)]
+    assert plan_parts(48) == [range(0, 24), range(24, 48)]
+    assert plan_parts(50, per_page=10) == [range(0, 20), range(20, 40), range(40, 50)]  # whole pages per part
+    assert plan_parts(100, per_page=40) == [range(0, 24), range(24, 48), range(48, 72), range(72, 96),
+                                            range(96, 100)]
+
+
+def test_the_command_line_cap_is_the_planner_s():
+    from storyboard.cli import cli
+    from storyboard.plan.planner import MAX_PANELS
+
+    option = next(p for p in cli.commands["plan"].params if p.name == "panels")
+    assert option.type.max == MAX_PANELS

@@ -9,7 +9,7 @@ import pytest
 from storyboard.errors import StoryError
 from storyboard.plan.backend import describe, keep_secret, redact, retry_after
 from storyboard.plan.reply import BadReply, Request, extract_json, parse_reply, reply_schema
-from storyboard.plan.retry import RetryPolicy
+from storyboard.retry import RetryPolicy
 from storyboard.story import load_document, load_story, save_document, story_from_yaml
 
 PANEL = {"prompt": "wide shot of a fox", "caption": "A fox.", "characters": ["fox"]}

@@ -127,7 +127,7 @@ def test_info_prints_how_the_panel_was_made_and_how_to_draw_it_again(write_story
     assert main(["info", "build/story/panels/panel-01.png"]) == 0
     assert capsys.readouterr().out == textwrap.dedent(f"""\
         build/story/panels/panel-01.png: panel 1 of "The lighthouse" (story.yaml)
-        drawn by storyboard {__version__} with the draft renderer (version 2)
+        drawn by storyboard {__version__} with the draft renderer (version 3)
 
         prompt:     ink drawing, close-up of a keeper, smiling
         negative:   blurry, watermark

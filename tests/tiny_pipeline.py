@@ -123,6 +123,46 @@ def _tiny_safety_checker(flag_everything: bool):
     return checker, extractor
 
 
+def build_tiny_ip_adapter(model: str | Path, out: str | Path) -> Path:
+    """Random IP-Adapter weights for the tiny pipeline in `model`, laid out as h94/IP-Adapter lays out its files:
+    `out/ip-adapter.safetensors` with a tiny CLIP vision encoder in `out/image_encoder`. Returns the weights file."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from diffusers.models.attention_processor import IPAdapterAttnProcessor
+    from diffusers.models.embeddings import ImageProjection
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    out = Path(out)
+    torch.manual_seed(1)
+    unet = UNet2DConditionModel.from_pretrained(Path(model) / "unet")
+    dim = unet.config.cross_attention_dim
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, image_size=32,
+        patch_size=8, projection_dim=dim))
+    encoder.save_pretrained(out / "image_encoder", safe_serialization=True)
+    weights: dict[str, torch.Tensor] = {}
+    key = 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        block = name.split(".")[0]
+        channels = unet.config.block_out_channels
+        hidden = (channels[-1] if block == "mid_block" else list(reversed(channels))[int(name.split(".")[1])]
+                  if block == "up_blocks" else channels[int(name.split(".")[1])])
+        layer = IPAdapterAttnProcessor(hidden_size=hidden, cross_attention_dim=dim, scale=1.0).state_dict()
+        weights[f"ip_adapter.{key}.to_k_ip.weight"] = layer["to_k_ip.0.weight"]
+        weights[f"ip_adapter.{key}.to_v_ip.weight"] = layer["to_v_ip.0.weight"]
+        key += 2
+    projection = ImageProjection(cross_attention_dim=dim, image_embed_dim=dim, num_image_text_embeds=4).state_dict()
+    weights.update({"image_proj.proj.weight": projection["image_embeds.weight"],
+                    "image_proj.proj.bias": projection["image_embeds.bias"],
+                    "image_proj.norm.weight": projection["norm.weight"],
+                    "image_proj.norm.bias": projection["norm.bias"]})
+    save_file({k: v.contiguous() for k, v in weights.items()}, out / "ip-adapter.safetensors")
+    return out / "ip-adapter.safetensors"
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     target = next((a for a in args if not a.startswith("--")), None)

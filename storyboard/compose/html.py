@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from storyboard.compose.fonts import FontSubset
 from storyboard.compose.layout import Box, PanelBox
-from storyboard.compose.page import Page, PagePanel
+from storyboard.compose.page import CastMember, Page, PagePanel
 from storyboard.compose.text import is_hangul
 from storyboard.files import encode_png
 
@@ -39,17 +41,38 @@ FONTS_DIR = "fonts"  # beside index.html: the page's font subsets, when the page
 
 def page_html(page: Page, self_contained: bool = False) -> str:
     """The HTML page. Light by default (panels are linked files); `self_contained` inlines them as data URIs."""
-    layout = page.layout
-    panels = [_panel(page, panel, box, self_contained) for panel, box in zip(page.panels, layout.panels)]
-    fonts = [dict(family=f.family, src=("data:font/woff;base64," + base64.b64encode(f.woff).decode("ascii"))
-                  if self_contained else f"{FONTS_DIR}/{f.file_name}") for f in page.fonts]
+    return book_html([page], page.fonts, self_contained=self_contained)
+
+
+def book_html(pages: Sequence[Page], fonts: Sequence[FontSubset], self_contained: bool = False,
+              footer: str | None = None) -> str:
+    """The HTML of every page, in order; more than one page gets page numbers and links to turn the pages.
+    `fonts` cover the text of every page; `footer` is shown once at the end (default: the first page's)."""
+    first = pages[0]
+    layout = first.layout
+    faces = [dict(family=f.family, src=("data:font/woff;base64," + base64.b64encode(f.woff).decode("ascii"))
+                  if self_contained else f"{FONTS_DIR}/{f.file_name}") for f in fonts]
+    sheets = [dict(number=page.number, heading=page.heading, columns=page.layout.columns,
+                   cast=[_cast_member(member, self_contained) for member in page.cast],
+                   panels=[_panel(page, panel, box, self_contained)
+                           for panel, box in zip(page.panels, page.layout.panels)])
+              for page in pages]
     return environment().get_template("page.html.j2").render(
-        fonts=fonts,
-        title=page.title, language=page.language, columns=layout.columns, direction=layout.direction,
-        captions=layout.captions, background=page.background, border=layout.border, footer=page.footer,
-        version=page.version, renderer=page.renderer, model=page.model, panels=panels,
+        fonts=faces,
+        title=first.title, language=first.language, columns=layout.columns, direction=layout.direction,
+        captions=layout.captions, background=first.background, border=layout.border, footer=pages[0].footer if footer is None else footer,
+        version=first.version, renderer=first.renderer, model=first.model, pages=sheets, book=len(pages) > 1,
+        cast=any(page.cast for page in pages), chapters=any(page.heading for page in pages),
         self_contained=self_contained,
     )
+
+
+def _cast_member(member: CastMember, self_contained: bool) -> dict[str, Any]:
+    image = member.image.convert("RGB")
+    if self_contained:
+        return dict(name=member.name, src="data:image/png;base64," + base64.b64encode(encode_png(image)).decode(
+            "ascii"), href=None, width=image.width, height=image.height)
+    return dict(name=member.name, src=member.file, href=member.file, width=image.width, height=image.height)
 
 
 def _pct(value: float, whole: float) -> str:
@@ -83,7 +106,7 @@ def _panel(page: Page, panel: PagePanel, box: PanelBox, self_contained: bool) ->
     for n, bubble in enumerate(box.bubbles):
         speaker, text = panel.dialogue[n]
         tail_x = min(max(bubble.tail[0] - bubble.box.x, bubble.box.w * 0.15), bubble.box.w * 0.85)
-        style = place(bubble.box, used["bubble", panel.index, n], bubble.corner, bubble.box.w) + (
+        style = place(bubble.box, used["bubble", box.index, n], bubble.corner, bubble.box.w) + (
             f"; --tail-x: {_pct(tail_x, bubble.box.w)}%")
         # Korean is wrapped between words (keep-all), which the page's language alone may not tell the browser.
         korean = not page.language.lower().startswith("ko") and any(is_hangul(c) for c in text)
@@ -91,11 +114,11 @@ def _panel(page: Page, panel: PagePanel, box: PanelBox, self_contained: bool) ->
     narration = None
     if box.narration and box.narration_corner:
         narration = dict(text=panel.narration, corner=box.narration_corner,
-                         style=place(box.narration, used["narration", panel.index], box.narration_corner,
+                         style=place(box.narration, used["narration", box.index], box.narration_corner,
                                      box.narration.w))
     caption_style = None
     if box.caption and page.layout.captions == "overlay":
-        caption_style = place(box.caption, used["caption", panel.index], "bottom-left")
+        caption_style = place(box.caption, used["caption", box.index], "bottom-left")
     return dict(index=panel.index, src=src, caption=panel.caption, alt=panel.caption or panel.prompt,
                 prompt=panel.prompt, seed=panel.seed, row=box.row + 1, column=box.column + 1, span=box.span,
                 width=image.w, height=image.h, bubbles=bubbles, narration=narration, caption_style=caption_style,

@@ -23,6 +23,9 @@ REFERENCE_CELL = 512  # text sizes are designed for a one-column panel this wide
 CAPTION_GAP = 12  # between a panel and its caption, in reference units
 BUBBLE_WIDTH = 0.46  # the widest a speech bubble gets, as a share of its panel's width
 NARRATION_WIDTH = BUBBLE_WIDTH  # it takes one of the corner slots the bubbles use
+DRAFT_BAND = 40 / 512  # the draft card's header band, as a share of the card's shorter side
+DRAFT_HEADER = 44 / 512  # what bubbles leave free at the top of a draft card: its band and a little air
+CAST_PORTRAIT = 112  # side of a cast portrait, in reference units
 
 Corner = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
 
@@ -63,7 +66,7 @@ class Bubble:
 
 @dataclass(frozen=True)
 class PanelBox:
-    index: int  # 1-based panel number, in reading order
+    index: int  # 1-based position on its page, in reading order (on a page holding the whole story, its number)
     row: int  # 0-based
     column: int  # 0-based, counted from the left edge of the page whatever the reading direction
     span: int
@@ -72,6 +75,14 @@ class PanelBox:
     narration: Box | None = None
     narration_corner: Corner | None = None
     bubbles: tuple[Bubble, ...] = ()
+
+
+@dataclass(frozen=True)
+class CastBox:
+    """One portrait of the cast strip and the name under it."""
+
+    image: Box
+    name: Box | None
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,8 @@ class PageLayout:
     border: int
     gutter: int
     margin: int
+    heading: Box | None = None  # a chapter's title, above the first row
+    cast: tuple[CastBox, ...] = ()  # portraits under the title
 
     @property
     def rows(self) -> int:
@@ -108,6 +121,10 @@ class PageSpec:
     border: int = 3
     captions: str = "below"
     narrations: tuple[bool, ...] = field(default=())  # which panels have a narration box
+    heading: bool = False  # the page starts a chapter: measure its heading
+    cast: int = 0  # portraits in the cast strip under the title
+    keep_columns: bool = False  # a page of a book: as many columns as its siblings, however few panels it holds
+    reserve_top: float = 0.0  # share of each panel's height at its top that bubbles and narration leave free
 
 
 class Measure(Protocol):
@@ -125,6 +142,10 @@ class Measure(Protocol):
         """Sizes of the panel's bubbles: bubble n fits one of the (max width, max height) of shapes[n], the first
         that holds all its text (else the last)."""
         ...
+
+    # Asked only of pages that have them (`PageSpec.heading`, `PageSpec.cast`):
+    # def heading(self, width: int, unit: float) -> int
+    # def cast_name(self, n: int, width: int, unit: float) -> int
 
 
 class NoText:
@@ -178,7 +199,7 @@ def page_layout(spec: PageSpec, measure: Measure | None = None) -> PageLayout:
     if spec.page not in PRESETS:
         raise ValueError(f"unknown page preset {spec.page!r}")
     measure = measure or NoText()
-    columns = min(spec.columns, max(sum(spec.spans), max(spec.spans)))
+    columns = spec.columns if spec.keep_columns else min(spec.columns, max(sum(spec.spans), max(spec.spans)))
     slots = place(spec.spans, columns)
     rw, _ = spec.cell
     natural_w = 2 * spec.margin + columns * rw + (columns - 1) * spec.gutter
@@ -225,6 +246,27 @@ def _layout_at(spec: PageSpec, measure: Measure, slots: list[tuple[int, int]], c
     title = Box(content.x, round(y), content.w, title_h) if title_h else None
     if title_h:
         y += title_h + g
+    cast: list[CastBox] = []
+    if spec.cast:
+        side = round(CAST_PORTRAIT * unit)
+        step = side + round(g)
+        per_row = max(1, (content.w + round(g)) // step)
+        for start in range(0, spec.cast, per_row):
+            members = range(start, min(spec.cast, start + per_row))
+            left = round((width - (len(members) * step - round(g))) / 2)
+            name_h = max(measure.cast_name(n, side + round(g) * 3 // 4, unit) for n in members)  # type: ignore[attr-defined]
+            for k, n in enumerate(members):
+                image = Box(left + k * step, round(y), side, side)
+                name = Box(image.x - round(g) * 3 // 8, image.bottom + round(gap / 2), side + round(g) * 3 // 4,
+                           name_h) if name_h else None
+                cast.append(CastBox(image, name))
+            y += side + (name_h + gap / 2 if name_h else 0) + g
+    heading = None
+    if spec.heading:
+        heading_h = measure.heading(content.w, unit)  # type: ignore[attr-defined]
+        if heading_h:
+            heading = Box(content.x, round(y), content.w, heading_h)
+            y += heading_h + g
 
     rows = max(r for r, _ in slots) + 1
     panels: list[PanelBox] = []
@@ -258,7 +300,7 @@ def _layout_at(spec: PageSpec, measure: Measure, slots: list[tuple[int, int]], c
     return PageLayout(width=width, height=height, unit=unit, columns=columns, direction=spec.direction,
                       captions=spec.captions, title=title, footer=footer, panels=tuple(panels),
                       border=max(1, round(spec.border * unit)) if spec.border else 0, gutter=round(g),
-                      margin=round(m))
+                      margin=round(m), heading=heading, cast=tuple(cast))
 
 
 def _panel(spec: PageSpec, measure: Measure, i: int, row: int, left_col: int, image: Box, band: int, gap: float,
@@ -280,8 +322,10 @@ def _panel(spec: PageSpec, measure: Measure, i: int, row: int, left_col: int, im
             overlay_top = caption.y - inset // 2
 
     # Four corner slots in reading order; the middle third of the panel, where the subject usually is, stays free.
+    # A strip the renderer draws at the top (the draft card's header) is left free too.
     third_h = image.h / 3
-    top_max = round(third_h - inset * 1.5)
+    reserved = round(spec.reserve_top * image.h)
+    top_max = round(third_h - inset * 1.5) - reserved
     bottom_limit = overlay_top
     bottom_max = round(bottom_limit - (image.y + 2 * third_h) - inset / 2)
     max_w = round(image.w * BUBBLE_WIDTH)
@@ -296,11 +340,11 @@ def _panel(spec: PageSpec, measure: Measure, i: int, row: int, left_col: int, im
         size = measure.narration(index, round(image.w * NARRATION_WIDTH), top_max, unit)
         if size:
             narration_corner = corners.pop(0)
-            narration = _in_corner(image, size, narration_corner, inset, bottom_limit)
+            narration = _in_corner(image, size, narration_corner, inset, bottom_limit, reserved)
     # Each corner offers a wide, short shape beside the middle, then a narrow, tall one that stays in its side
     # third of the panel (down to the panel's half), for text too long for the first.
     narrow_w = round(image.w / 3 - inset * 1.5)
-    top_tall = round(image.h / 2 - inset * 1.5)
+    top_tall = round(image.h / 2 - inset * 1.5) - reserved
     bottom_tall = round(bottom_limit - (image.y + image.h / 2) - inset / 2)
     shapes = [[(max_w, max(1, top_max)), (narrow_w, max(1, top_tall))] if c.startswith("top")
               else [(max_w, max(1, bottom_max)), (narrow_w, max(1, bottom_tall))] for c in corners]
@@ -308,17 +352,18 @@ def _panel(spec: PageSpec, measure: Measure, i: int, row: int, left_col: int, im
     bubbles: list[Bubble] = []
     for n, (bw, bh) in enumerate(sizes[: len(corners)]):
         corner = corners[n]
-        box = _in_corner(image, (bw, bh), corner, inset, bottom_limit)
+        box = _in_corner(image, (bw, bh), corner, inset, bottom_limit, reserved)
         bubbles.append(Bubble(box, _tail(image, box, corner, unit), corner))
     return PanelBox(index, row, left_col, spec.spans[i], image, caption, narration, narration_corner,
                     tuple(bubbles))
 
 
-def _in_corner(image: Box, size: tuple[int, int], corner: Corner, inset: int, bottom_limit: int) -> Box:
-    w, h = min(size[0], image.w - 2 * inset), min(size[1], image.h - 2 * inset)
+def _in_corner(image: Box, size: tuple[int, int], corner: Corner, inset: int, bottom_limit: int,
+               reserved: int = 0) -> Box:
+    w, h = min(size[0], image.w - 2 * inset), min(size[1], image.h - 2 * inset - reserved)
     x = image.x + inset if corner.endswith("left") else image.right - inset - w
-    y = image.y + inset if corner.startswith("top") else min(image.bottom - inset, bottom_limit) - h
-    return Box(x, max(image.y + inset, y), w, h)
+    y = image.y + inset + reserved if corner.startswith("top") else min(image.bottom - inset, bottom_limit) - h
+    return Box(x, max(image.y + inset + reserved, y), w, h)
 
 
 def _tail(image: Box, box: Box, corner: Corner, unit: float) -> tuple[int, int]:

@@ -9,10 +9,14 @@ from dataclasses import dataclass
 from PIL import Image
 
 from storyboard.compose.fonts import FontSubset, page_subsets
-from storyboard.compose.layout import PageLayout, PageSpec, page_layout
+from storyboard.compose.layout import DRAFT_HEADER, PageLayout, PageSpec, page_layout
 from storyboard.compose.typeset import PageText
 from storyboard.resolve import PanelJob
 from storyboard.story import Story
+
+
+# A strip at the top of the panels a renderer draws (as a share of the panel's height) that bubbles leave free.
+RENDERER_HEADERS = {"draft": DRAFT_HEADER}
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,17 @@ class PagePanel:
     flagged: bool = False  # the model's safety checker flagged the image
 
 
+@dataclass(frozen=True)
+class CastMember:
+    """A character shown in the cast strip: name, portrait, its file beside index.html (``characters/…``) and the
+    portrait's content key (so a redrawn portrait recomposes the page)."""
+
+    name: str
+    image: Image.Image
+    file: str
+    key: str = ""
+
+
 @dataclass
 class Page:
     title: str
@@ -41,14 +56,21 @@ class Page:
     renderer: str = ""
     model: str = ""
     version: str = ""
+    heading: str = ""  # the title of the chapter this page starts
+    cast: Sequence[CastMember] = ()
+    number: int = 0  # its number in a book of several pages; 0 for a story on one page
+
+    def texts(self) -> list[str]:
+        """Every text the page shows."""
+        texts = [self.title, self.footer, self.heading, *(member.name for member in self.cast)]
+        for panel in self.panels:
+            texts += [panel.caption, panel.narration, panel.prompt, *(s + t for s, t in panel.dialogue)]
+        return texts
 
     @functools.cached_property
     def fonts(self) -> list[FontSubset]:
         """Subsets of the page's fonts holding every character the page shows, for the PDF and the HTML."""
-        texts = [self.title, self.footer]
-        for panel in self.panels:
-            texts += [panel.caption, panel.narration, panel.prompt, *(s + t for s, t in panel.dialogue)]
-        return page_subsets(texts, self.language)
+        return page_subsets(self.texts(), self.language)
 
 
 def make_page(
@@ -69,6 +91,11 @@ def make_page(
     renderer: str = "",
     model: str = "",
     version: str = "",
+    heading: str = "",
+    cast: Sequence[CastMember] = (),
+    number: int = 0,
+    keep_columns: bool = False,
+    reserve_top: float = 0.0,
 ) -> Page:
     """Typeset the text and lay the page out."""
     text = PageText(
@@ -79,31 +106,56 @@ def make_page(
         footer_text=footer,
         language=language,
         overlay_captions=captions == "overlay",
+        heading_text=heading,
+        cast_names=[member.name for member in cast],
     )
     spec = PageSpec(cell=cell, columns=columns, spans=tuple(p.span for p in panels), direction=direction,
                     page=preset, margin=margin, gutter=gutter, border=border, captions=captions,
-                    narrations=tuple(bool(p.narration.strip()) for p in panels))
+                    narrations=tuple(bool(p.narration.strip()) for p in panels), heading=bool(heading.strip()),
+                    cast=len(cast), keep_columns=keep_columns, reserve_top=reserve_top)
     layout = page_layout(spec, text)
     return Page(title=title, panels=panels, layout=layout, text=text, language=language, background=background,
-                footer=footer, renderer=renderer, model=model, version=version)
+                footer=footer, renderer=renderer, model=model, version=version, heading=heading, cast=tuple(cast),
+                number=number)
 
 
 def page_from_story(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Image.Image], *,
-                    renderer: str, version: str, flagged: Collection[int] = ()) -> Page:
-    """The page of a resolved story; `flagged` holds the numbers of panels the safety checker flagged."""
+                    renderer: str, version: str, flagged: Collection[int] = (),
+                    cast: Sequence[CastMember] = ()) -> Page:
+    """The page of a resolved story, every panel on it; `flagged` holds the numbers of panels the safety checker
+    flagged, and `cast` the portraits shown under the title (when `layout.cast` is on)."""
+    return story_page(story, jobs, images, renderer=renderer, version=version, flagged=flagged, cast=cast)
+
+
+def story_page(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Image.Image], *, renderer: str,
+               version: str, flagged: Collection[int] = (), cast: Sequence[CastMember] = (),
+               title: str | None = None, heading: str = "", number: int = 0, book: bool = False) -> Page:
+    """A page holding `jobs` (panels of `story`, in order): the whole story, or one page of its book."""
     layout = story.layout
     panels = [
         PagePanel(index=job.index, image=images[job.index], file=job.file, caption=job.caption,
                   narration=panel.narration, dialogue=tuple((d.speaker, d.text) for d in panel.dialogue),
                   span=panel.span, prompt=job.prompt, seed=job.seed, flagged=job.index in flagged)
-        for job, panel in zip(jobs, story.panels)
+        for job, panel in ((job, story.panels[job.index - 1]) for job in jobs)
     ]
-    footer_parts = [layout.credits.strip()] if layout.credits.strip() else []
-    footer_parts.append(f"drawn by the {renderer} renderer" + (f" with {jobs[0].model}" if renderer != "draft" else ""))
+    footer = story_footer(story, renderer, jobs[0].model)
+    if footer and number:
+        footer += f" · page {number}"
     return make_page(
-        story.title, panels, cell=(story.render.width, story.render.height), columns=layout.columns,
-        direction=layout.direction, preset=layout.page, margin=layout.margin, gutter=layout.gutter,
-        border=layout.border, captions=layout.captions, background=layout.background,
-        footer=" · ".join(footer_parts) if layout.footer else "", language=story.language,
-        renderer=renderer, model=jobs[0].model, version=version,
+        story.title if title is None else title, panels, cell=(story.render.width, story.render.height),
+        columns=layout.columns, direction=layout.direction, preset=layout.page, margin=layout.margin,
+        gutter=layout.gutter, border=layout.border, captions=layout.captions, background=layout.background,
+        footer=footer, language=story.language,
+        renderer=renderer, model=jobs[0].model, version=version, heading=heading,
+        cast=tuple(cast) if layout.cast else (), number=number, keep_columns=book,
+        reserve_top=RENDERER_HEADERS.get(renderer, 0.0),
     )
+
+
+def story_footer(story: Story, renderer: str, model: str) -> str:
+    """The footer of the story's pages (without a page number): the credits and what drew the panels."""
+    if not story.layout.footer:
+        return ""
+    parts = [story.layout.credits.strip()] if story.layout.credits.strip() else []
+    parts.append(f"drawn by the {renderer} renderer" + (f" with {model}" if renderer != "draft" else ""))
+    return " · ".join(parts)

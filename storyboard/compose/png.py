@@ -37,6 +37,14 @@ def page_png(page: Page) -> Image.Image:
     if layout.title:
         draw_block(draw, text.used["title",], layout.title, page.language, INK,
                    align="center")
+    for n, (member, box) in enumerate(zip(page.cast, layout.cast)):
+        canvas.paste(fit_image(member.image, box.image), (box.image.x, box.image.y))
+        line = max(1, round(2 * layout.unit))
+        draw.rectangle(_corners(box.image), outline=INK, width=line)
+        if box.name:
+            draw_block(draw, text.used["cast", n], box.name, page.language, INK, align="center")
+    if layout.heading:
+        draw_block(draw, text.used["heading",], layout.heading, page.language, INK, align="center")
     for panel, box in zip(page.panels, layout.panels):
         draw_panel(canvas, draw, page, panel, box)
     if layout.footer:
@@ -54,16 +62,16 @@ def draw_panel(canvas: Image.Image, draw: ImageDraw.ImageDraw, page: Page, panel
         draw.rectangle((image.x - b, image.y - b, image.right + b - 1, image.bottom + b - 1), outline=INK, width=b)
     line = max(1, round(2.5 * unit))
     if box.caption:
-        block = text.used["caption", panel.index]
+        block = text.used["caption", box.index]
         if layout.captions == "overlay":
             draw.rectangle(_corners(box.caption), fill=OVERLAY, outline=INK, width=line)
         draw_block(draw, block, box.caption, page.language, INK)
     if box.narration:
-        block = text.used["narration", panel.index]
+        block = text.used["narration", box.index]
         draw.rectangle(_corners(box.narration), fill=NARRATION, outline=INK, width=line)
         draw_block(draw, block, box.narration, page.language, INK)
     for n, bubble in enumerate(box.bubbles):
-        block = text.used["bubble", panel.index, n]
+        block = text.used["bubble", box.index, n]
         draw_bubble(draw, bubble, line)
         draw_block(draw, block, bubble.box, page.language, INK, align="center")
 

@@ -12,8 +12,9 @@ from storyboard.compose.text import FontChain, wrap
 
 LINE_SPACING = 1.3
 # Font sizes and paddings in reference pixels (a one-column panel 512 pixels wide); scaled by the layout's unit.
-SIZES = {"title": 60, "caption": 24, "narration": 21, "bubble": 22, "footer": 17}
-PADDING = {"title": (0, 0), "caption": (0, 0), "narration": (12, 8), "bubble": (18, 10), "footer": (0, 0)}
+SIZES = {"title": 60, "heading": 40, "caption": 24, "narration": 21, "bubble": 22, "footer": 17, "cast": 18}
+PADDING = {"title": (0, 0), "heading": (0, 0), "caption": (0, 0), "narration": (12, 8), "bubble": (18, 10),
+           "footer": (0, 0), "cast": (0, 0)}
 OVERLAY_PADDING = (12, 8)
 BUBBLE_SCALES = (1.0, 0.85, 0.72)  # type sizes a bubble may shrink to, to hold its whole text
 
@@ -43,6 +44,8 @@ class PageText:
     footer_text: str = ""
     language: str = "en"
     overlay_captions: bool = False
+    heading_text: str = ""  # a chapter's title
+    cast_names: Sequence[str] = ()
     _cache: dict[tuple[object, ...], TextBlock] = field(default_factory=dict, repr=False)
     # The block each measurement last returned, by ("caption", index), ("bubble", index, n), ("title",)...:
     # after the layout is made these are exactly the blocks its boxes were sized for, and what gets drawn.
@@ -96,6 +99,14 @@ class PageText:
 
     def bubble_block(self, index: int, n: int, max_width: int, max_height: int, unit: float) -> TextBlock:
         return self.block("bubble", self.dialogue[index - 1][n], max_width, unit, max_height, fit=True)
+
+    def heading(self, width: int, unit: float) -> int:
+        block = self.used["heading",] = self.block("heading", self.heading_text, width, unit)
+        return block.height
+
+    def cast_name(self, n: int, width: int, unit: float) -> int:
+        block = self.used["cast", n] = self.block("cast", self.cast_names[n], width, unit, max_height=None)
+        return block.height
 
     def title(self, width: int, unit: float) -> int:
         block = self.used["title",] = self.title_block(width, unit)

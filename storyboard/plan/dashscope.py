@@ -9,13 +9,13 @@ The SDK returns error replies instead of raising them, and raises `requests` exc
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
 from storyboard.errors import ProviderAuthError, ProviderRequestError, ProviderUnavailable
-from storyboard.plan.backend import Message, describe, keep_secret, reason, shown_url, status_error
+from storyboard.http import dashscope_api_key, describe, quiet_sdk_logger, reason, shown_url, status_error
+from storyboard.plan.backend import Message
 
 
 class DashScopeBackend:
@@ -26,9 +26,11 @@ class DashScopeBackend:
     def __init__(self, model: str | None = None, *, base_url: str | None = None) -> None:
         self.model = model or self.default_model or ""
         self.base_url = base_url
-        self._api_key = keep_secret(_api_key())
+        self._api_key = _api_key()
         self._options: dict[str, Any] = {}
         import dashscope  # noqa: F401  (here, not in the first request: importing takes seconds, not its timeout)
+
+        quiet_sdk_logger("dashscope")
 
     def __repr__(self) -> str:
         return f"DashScopeBackend(model={self.model!r}, base_url={self.base_url!r})"
@@ -97,17 +99,7 @@ class DashScopeBackend:
 
 
 def _api_key() -> str:
-    """The key the way the SDK finds it: DASHSCOPE_API_KEY, then DASHSCOPE_API_KEY_FILE_PATH, then ~/.dashscope."""
-    key = os.environ.get("DASHSCOPE_API_KEY", "").strip()
-    if key:
-        return key
-    from dashscope.common.api_key import get_default_api_key
-    from dashscope.common.error import AuthenticationError
-
-    try:
-        key = (get_default_api_key() or "").strip()
-    except (AuthenticationError, OSError):
-        key = ""
+    key = dashscope_api_key()
     if not key:
         raise ProviderAuthError("no DashScope API key: set DASHSCOPE_API_KEY")
     return key

@@ -15,7 +15,7 @@ from ruamel.yaml.error import CommentMark
 from ruamel.yaml.scalarstring import ScalarString
 from ruamel.yaml.tokens import CommentToken
 
-from storyboard.plan.backend import redact
+from storyboard.http import redact
 from storyboard.plan.reply import Plan
 from storyboard.story import Render, Story
 

@@ -3,7 +3,7 @@
 That covers OpenAI itself, DashScope's compatible mode (https://dashscope.aliyuncs.com/compatible-mode/v1),
 Ollama (http://localhost:11434/v1), vLLM, llama.cpp and LM Studio: a server is configuration (`--base-url` or
 `OPENAI_BASE_URL`), not a new class. The key (`OPENAI_API_KEY`) is optional when a base URL is given, since local
-servers need none. The SDK's own retries are turned off: `storyboard.plan.retry` retries every provider the same way.
+servers need none. The SDK's own retries are turned off: `storyboard.retry` retries every provider the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from storyboard.errors import PlannerError, ProviderAuthError, ProviderRequestError, ProviderUnavailable
-from storyboard.plan.backend import Message, describe, keep_secret, reason, shown_url, status_error
+from storyboard.http import describe, keep_secret, reason, shown_url, status_error
+from storyboard.plan.backend import Message
 
 
 class OpenAIBackend:

@@ -8,19 +8,21 @@ Nothing is written unless a complete, valid plan came back; the file is otherwis
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from storyboard.errors import PlannerError, ReplyInvalid, StoryboardError
-from storyboard.plan.backend import DEFAULT_PROVIDER, ChatBackend, Message, get_backend, redact
+from storyboard.errors import PlannerError, ProviderUnavailable, ReplyInvalid, StoryboardError
+from storyboard.http import redact
+from storyboard.plan.backend import DEFAULT_PROVIDER, ChatBackend, Message, get_backend
 from storyboard.plan.reply import BadReply, Plan, Request, parse_reply, reply_schema
-from storyboard.plan.retry import RetryPolicy, ask
+from storyboard.retry import RetryPolicy, retrying
 from storyboard.story import Story, dump_document, load_document, read_text, story_from_yaml, story_of
 
 DEFAULT_PANELS = 8
-MAX_PANELS = 64
+MAX_PANELS = 500
+PART_PANELS = 24  # the most panels asked for in one request; longer stories are planned in parts
 DEFAULT_TIMEOUT = 180.0  # seconds per request: a long plan from a busy model can take a minute or two
 DEFAULT_REPAIRS = 2
 MAX_REPLY_ECHO = 20_000  # characters of a bad reply sent back in a repair request
@@ -90,11 +92,13 @@ def plan_story(path: str | Path, *, provider: str = DEFAULT_PROVIDER, model: str
 
     if backend is None:
         backend = get_backend(provider, model=model, base_url=base_url)
+    parts = plan_parts(count, story.layout.columns * story.layout.rows if story.layout.rows else None)
     say(f"asking {backend.provider} {backend.model} for {count} panel{'s' if count != 1 else ''}"
-        + (f" ({len(locked)} locked)" if locked else "") + "...")
+        + (f" ({len(locked)} locked)" if locked else "")
+        + (f" in {len(parts)} parts" if len(parts) > 1 else "") + "...")
     try:
-        plan = _plan(story, backend, count=count, locked=locked, timeout=timeout,
-                     policy=RetryPolicy.from_env(retries), repairs=repairs, say=say)
+        plan = _plan_in_parts(story, backend, parts=parts, locked=locked, timeout=timeout,
+                              policy=RetryPolicy.from_env(retries), repairs=repairs, say=say)
     except PlannerError as exc:
         raise type(exc)(redact(str(exc))) from None
 
@@ -123,21 +127,65 @@ def plan_story(path: str | Path, *, provider: str = DEFAULT_PROVIDER, model: str
     return result
 
 
-def _plan(story: Story, backend: ChatBackend, *, count: int, locked: dict[int, Any], timeout: float,
+def plan_parts(count: int, per_page: int | None = None, most: int = PART_PANELS) -> list[range]:
+    """The 0-based panel slots of each request: one request up to `most` panels; beyond that, whole pages
+    (`per_page` panels, when the story sets `layout.rows`) as many as fit in `most`, else `most` at a time."""
+    if count <= most:
+        return [range(count)]
+    size = most if not per_page or per_page > most else per_page * (most // per_page)
+    return [range(start, min(count, start + size)) for start in range(0, count, size)]
+
+
+def _plan_in_parts(story: Story, backend: ChatBackend, *, parts: list[range], locked: dict[int, Any],
+                   timeout: float, policy: RetryPolicy, repairs: int, say: Callable[[str], None]) -> Plan:
+    """Plan each part in turn. Each request carries the story so far: the outline, the style and character sheet
+    (the first part's proposals, if the story had none), and the previous part's panels in brief."""
+    count = parts[-1].stop
+    whole = Plan(panels=[])
+    for number, part in enumerate(parts, start=1):
+        request = Request(
+            count=len(part),
+            names=tuple(story.characters) or tuple(whole.characters or ()),
+            locked={i - part.start: {"prompt": p.prompt, "caption": p.caption, "characters": list(p.characters)}
+                    for i, p in locked.items() if i in part},
+            propose_style=number == 1 and not story.style.prefix.strip(),
+            propose_characters=number == 1 and not story.characters,
+        )
+        context: dict[str, Any] = {}
+        if len(parts) > 1:
+            context["part"] = {"number": number, "of": len(parts), "first": part.start + 1, "last": part.stop,
+                               "total": count}
+            context["previous"] = [{"number": i + 1, "prompt": p.prompt, "caption": p.caption,
+                                    "characters": p.characters}
+                                   for i, p in enumerate(whole.panels) if i >= part.start - len(part)]
+            if number > 1:
+                say(f"part {number} of {len(parts)}: panels {part.start + 1} to {part.stop}...")
+        if number > 1 and whole.style is not None:
+            context["style_prefix"] = whole.style.prefix
+        if number > 1 and whole.characters:
+            context["characters"] = whole.characters
+        try:
+            plan = _plan(story, backend, request=request, context=context, timeout=timeout, policy=policy,
+                         repairs=repairs, say=say)
+        except ReplyInvalid as exc:
+            if len(parts) == 1:
+                raise
+            raise ReplyInvalid(f"part {number} of {len(parts)} (panels {part.start + 1} to {part.stop}): {exc}") \
+                from None
+        whole.panels.extend(plan.panels)
+        if number == 1:
+            whole.style, whole.characters = plan.style, plan.characters
+    return whole
+
+
+def _plan(story: Story, backend: ChatBackend, *, request: Request, context: dict[str, Any], timeout: float,
           policy: RetryPolicy, repairs: int, say: Callable[[str], None]) -> Plan:
-    request = Request(
-        count=count,
-        names=tuple(story.characters),
-        locked={i: {"prompt": p.prompt, "caption": p.caption, "characters": list(p.characters)}
-                for i, p in locked.items()},
-        propose_style=not story.style.prefix.strip(),
-        propose_characters=not story.characters,
-    )
-    messages = plan_messages(story, request)
+    count = request.count
+    messages = plan_messages(story, request, **context)
     conversation = messages
     replies = repairs + 1
     for attempt in range(1, replies + 1):
-        text = ask(backend, conversation, timeout=timeout, policy=policy, notify=say)
+        text = _ask(backend, conversation, timeout=timeout, policy=policy, notify=say)
         try:
             return parse_reply(text, request)
         except BadReply as bad:
@@ -156,8 +204,13 @@ def _plan(story: Story, backend: ChatBackend, *, count: int, locked: dict[int, A
                        f"{'replies' if replies > 1 else 'reply'}: {shown}")
 
 
-def plan_messages(story: Story, request: Request) -> list[Message]:
-    """The system and user messages of a planning request, from templates/plan_system.j2 and plan_user.j2."""
+def plan_messages(story: Story, request: Request, *, part: dict[str, int] | None = None,
+                  previous: Sequence[dict[str, Any]] = (), style_prefix: str | None = None,
+                  characters: dict[str, str] | None = None) -> list[Message]:
+    """The system and user messages of a planning request, from templates/plan_system.j2 and plan_user.j2.
+
+    A story planned in parts gives each request its `part` (number, of, first, last, total), the `previous`
+    part's panels in brief, and the style and characters the first part proposed."""
     language_name = LANGUAGES.get(story.language.lower().replace("_", "-"),
                                   LANGUAGES.get(story.language.split("-")[0].split("_")[0].lower(), story.language))
     context = {
@@ -165,8 +218,10 @@ def plan_messages(story: Story, request: Request) -> list[Message]:
         "outline": story.outline.strip(),
         "language": story.language,
         "language_name": language_name,
-        "style_prefix": story.style.prefix.strip(),
-        "characters": story.descriptions(),
+        "style_prefix": story.style.prefix.strip() if style_prefix is None else style_prefix,
+        "characters": story.descriptions() if characters is None else characters,
+        "part": part,
+        "previous": list(previous),
         "count": request.count,
         "locked": [{"index": i, "json": json.dumps(content, ensure_ascii=False)}
                    for i, content in sorted(request.locked.items())],
@@ -194,3 +249,13 @@ def _fragment(document: Any, added: list[str]) -> str:
     part = CommentedMap((key, document[key]) for key in (*added, "planned_by", "panels") if key in document)
     part._storyboard_indent = getattr(document, "_storyboard_indent", (2, 4, 2))
     return dump_document(part)
+
+
+def _ask(backend: ChatBackend, messages: list[Message], *, timeout: float, policy: RetryPolicy,
+         notify: Callable[[str], None]) -> str:
+    """`backend.complete(messages)`, each attempt within `timeout` seconds, retried when the provider is unavailable."""
+    def late(seconds: float) -> ProviderUnavailable:
+        return ProviderUnavailable(f"{backend.provider} {backend.model} did not finish answering within {seconds:g} s")
+
+    return retrying(lambda seconds: backend.complete(messages, timeout=seconds), policy=policy, timeout=timeout,
+                    late=late, notify=notify)

@@ -22,6 +22,8 @@ StepCallback = Callable[[PanelJob, int, int], None]
 RENDERERS: dict[str, str] = {
     "diffusers": "storyboard.render.diffusers:DiffusersRenderer",
     "draft": "storyboard.render.draft:DraftRenderer",
+    "dashscope": "storyboard.render.dashscope:DashScopeRenderer",
+    "a1111": "storyboard.render.a1111:A1111Renderer",
 }
 DEFAULT_RENDERER = "diffusers"
 
@@ -68,12 +70,29 @@ class Renderer(Protocol):
         """
 
 
-def get_renderer(name: str, **options: Any) -> Renderer:
-    """Instantiate the renderer registered as `name`."""
+def renderer_class(name: str) -> type[Renderer]:
+    """The class registered as `name`, imported only now."""
     try:
         target = RENDERERS[name]
     except KeyError:
         raise StoryboardError(f"unknown renderer {name!r} (choose from: {', '.join(RENDERERS)})") from None
     module_name, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def renderer_options(name: str) -> set[str]:
+    """The keyword options the renderer registered as `name` takes (e.g. ``base_url``, ``timeout``)."""
+    import inspect
+
+    parameters = inspect.signature(renderer_class(name)).parameters.values()
+    return {p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
+def get_renderer(name: str, **options: Any) -> Renderer:
+    """Instantiate the renderer registered as `name` with `options`; one it does not take is an error."""
+    cls = renderer_class(name)
+    unknown = sorted(set(options) - renderer_options(name))
+    if unknown:
+        flags = ", ".join("--" + option.replace("_", "-") for option in unknown)
+        raise StoryboardError(f"the {name} renderer does not take {flags}")
     return cls(**options)

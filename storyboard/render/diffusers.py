@@ -11,6 +11,7 @@ the model from files on disk and decides the device class with a probe (see `pro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -22,14 +23,14 @@ import re
 import shutil
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from storyboard.errors import BuildError, ModelNotFound, RenderError
 from storyboard.files import atomic_write_text, user_cache_dir
-from storyboard.render import Rendered, StepCallback
+from storyboard.render import Reference, Rendered, StepCallback
 from storyboard.resolve import PanelJob
 from storyboard.schedulers import LABELS_BY_CLASS, SCHEDULERS
 
@@ -290,6 +291,7 @@ class DiffusersRenderer:
     """Draws panels with a diffusers text-to-image pipeline."""
 
     name = "diffusers"
+    reads_references = True
 
     def __init__(self) -> None:
         self.pipeline: Any = None
@@ -298,6 +300,7 @@ class DiffusersRenderer:
         self._schedulers: dict[str, Any] = {}
         self._identities: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._device: Any = None
+        self._adapter: Any = None  # the IP-Adapter loaded into the pipeline, if any
 
     # ------------------------------------------------------------------ identity (cheap)
 
@@ -335,12 +338,17 @@ class DiffusersRenderer:
             }
             if config and source and source.kind == "file":
                 identity["config"] = model_identity(_locate_config(config))
+            if options.get("consistency") == "ip_adapter":
+                from storyboard.render.ip_adapter import adapter_identity
+
+                identity["ip_adapter"] = adapter_identity(options["ip_adapter"])
             self._identities[memo] = identity
         return self._identities[memo]
 
     # ------------------------------------------------------------------ drawing
 
-    def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None) -> Iterator[Rendered]:
+    def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None,
+               references: Mapping[str, Reference] | None = None) -> Iterator[Rendered]:
         if not jobs:
             return
         for job in jobs:  # problems the story can fix, before the (slow) model load
@@ -349,13 +357,15 @@ class DiffusersRenderer:
             pipe = self._load(jobs[0])
             _check_sizes(pipe, jobs)
             for job in jobs:
-                yield self._draw(pipe, job, on_step)
+                yield self._draw(pipe, job, on_step, [references[name] for name in job.references]
+                                 if references else [])
         except Exception as exc:
             if _is_out_of_memory(exc):
                 raise RenderError(f"out of GPU memory ({_first_line(exc)}); {LOW_VRAM_HINT}") from None
             raise
 
-    def _draw(self, pipe: Any, job: PanelJob, on_step: StepCallback | None) -> Rendered:
+    def _draw(self, pipe: Any, job: PanelJob, on_step: StepCallback | None,
+              references: Sequence[Reference] = ()) -> Rendered:
         import torch
 
         self._use_scheduler(pipe, dict(job.options).get("scheduler", "default"))
@@ -384,13 +394,44 @@ class DiffusersRenderer:
             elif "callback" in accepted:
                 args["callback"] = lambda i, t, latents: on_step(job, i + 1, job.steps)
                 args["callback_steps"] = 1
-        with torch.inference_mode():
+        reading, extra = self._consistency(pipe, job, references, generator_device)
+        args.update(extra)
+        with torch.inference_mode(), reading:
             output = pipe(**{k: v for k, v in args.items() if k in accepted})
         info: dict[str, Any] = {"dropped_words": lost} if lost else {}
         flags = getattr(output, "nsfw_content_detected", None)
         if flags and flags[0]:
             info["nsfw"] = True
         return Rendered(job, output.images[0], info)
+
+    def _consistency(self, pipe: Any, job: PanelJob, references: Sequence[Reference],
+                     generator_device: Any) -> tuple[contextlib.AbstractContextManager[None], dict[str, Any]]:
+        """What makes the panel read its anchors while it is drawn: a context to draw in, and extra pipeline
+        arguments. A panel that reads none is drawn exactly as without anchors."""
+        options = dict(job.options)
+        mode = options.get("consistency", "none") if references else "none"
+        strength = float(options.get("consistency_strength", 0.5))
+        if mode == "reference":
+            from storyboard.render.reference import ReferenceReader
+
+            reader = ReferenceReader(pipe, references, strength, lambda prompt: anchor_embeddings(pipe, prompt),
+                                     generator_device)
+            return reader.reading(), {}
+        if mode == "ip_adapter":
+            return self._adapter_for(pipe, options["ip_adapter"]).reading([r.image for r in references], strength)
+        if self._adapter is not None:
+            return self._adapter.detached(), {}
+        return contextlib.nullcontext(), {}
+
+    def _adapter_for(self, pipe: Any, spec: str) -> Any:
+        from storyboard.render.ip_adapter import LoadedAdapter
+
+        if self._adapter is None or self._adapter.spec != spec:
+            if self._adapter is not None:
+                pipe.unload_ip_adapter()
+            self._adapter = None
+            self._adapter = LoadedAdapter(pipe, spec)
+        return self._adapter
 
     # ------------------------------------------------------------------ loading (once)
 
@@ -430,7 +471,7 @@ class DiffusersRenderer:
         if runtime.get("vae_slicing") and hasattr(vae, "enable_slicing"):
             vae.enable_slicing()
         pipe.set_progress_bar_config(disable=True)
-        self.pipeline, self._loaded_for, self._device = pipe, wanted, device
+        self.pipeline, self._loaded_for, self._device, self._adapter = pipe, wanted, device, None
         self._schedulers = {"default": pipe.scheduler}
         self.loads += 1
         return pipe
@@ -440,7 +481,7 @@ class DiffusersRenderer:
         if self.pipeline is None:
             return
         device = self._device
-        self.pipeline, self._loaded_for, self._schedulers = None, None, {}
+        self.pipeline, self._loaded_for, self._schedulers, self._adapter = None, None, {}, None
         import gc
 
         gc.collect()
@@ -700,6 +741,20 @@ def long_prompt_embeddings(pipe: Any, prompt: str, negative: str) -> tuple[Any, 
         return None
     count = max(-(-len(ids) // size), -(-len(neg_ids) // size))
     return _encode_chunks(pipe, ids, count), _encode_chunks(pipe, neg_ids, count)
+
+
+def anchor_embeddings(pipe: Any, prompt: str) -> tuple[Any, Any]:
+    """The conditional text embeddings of an anchor's prompt (and the pooled ones of pipelines that use them),
+    encoded as the panel's own prompt is: in chunks when it is longer than CLIP's window."""
+    import torch
+
+    long = long_prompt_embeddings(pipe, prompt, "")
+    if long is not None:
+        return long[0], None
+    with torch.inference_mode(), _quiet_libraries():
+        out = pipe.encode_prompt(prompt=prompt, device=pipe._execution_device, num_images_per_prompt=1,
+                                 do_classifier_free_guidance=False)
+    return out[0], (out[2] if len(out) > 2 else None)
 
 
 def _encode_chunks(pipe: Any, ids: list[int], count: int) -> Any:

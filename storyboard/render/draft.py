@@ -1,7 +1,8 @@
 """The draft renderer: an offline storyboard card per panel, drawn with Pillow.
 
 It needs no model and no network. Each card shows the panel number, the shot framing the prompt names (with a
-rough thumbnail of it), the caption, the start of the prompt, the seed and the size, and is marked as a draft.
+rough thumbnail of it), the start of the prompt, the seed and the size, and is marked as a draft. The caption is
+left to the page, which prints it with the panel.
 Cards are deterministic: the same job always gives the same pixels.
 """
 
@@ -13,11 +14,13 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from storyboard.compose.layout import DRAFT_BAND
 from storyboard.compose.text import FontChain, font, wrap
 from storyboard.render import Reference, Rendered, StepCallback
 from storyboard.resolve import PanelJob
 
-VERSION = "2"  # 2: caption and prompt drawn with the CJK font chain (hangul was missing)
+# 2: caption and prompt drawn with the CJK font chain (hangul was missing); 3: no caption (the page prints it)
+VERSION = "3"
 
 PAPER = (246, 242, 232)
 INK = (40, 40, 48)
@@ -60,9 +63,8 @@ class DraftRenderer:
     reads_references = True  # a card is a plan, not a picture: it names its characters and needs no anchor pixels
 
     def identity(self, job: PanelJob) -> dict[str, Any]:
-        # A card shows the caption and panel number, so they decide its pixels too.
-        identity = {"renderer": self.name, "version": VERSION, "caption": job.caption, "index": job.index,
-                    "scene": job.scene}
+        # A card shows the panel number and the panel's own prompt, so they decide its pixels too.
+        identity = {"renderer": self.name, "version": VERSION, "index": job.index, "scene": job.scene}
         if job.is_anchor:
             identity["character"] = job.character
         return identity
@@ -87,7 +89,7 @@ def draw_card(job: PanelJob) -> Image.Image:
 
     # Header band: draft marker and panel number on the left, framing on the right.
     small = font(max(6, round(18 * unit)))
-    band = max(8, round(40 * unit))
+    band = max(8, round(DRAFT_BAND * min(w, h)))  # the page keeps its speech bubbles off it
     draw.rectangle((0, 0, w, band), fill=accent)
     if job.is_anchor:  # a character's name may be in any script
         FontChain(small.size).draw(draw, (pad, band / 2), f"DRAFT · {job.character.upper()}", "white", anchor="lm")
@@ -102,14 +104,11 @@ def draw_card(job: PanelJob) -> Image.Image:
     draw.text((pad, h - footer_h / 2), f"seed {job.seed}", font=small, fill=INK, anchor="lm")
     draw.text((w - pad, h - footer_h / 2), f"{w}×{h} · {job.steps} steps", font=small, fill=MUTED, anchor="rm")
 
-    # Text block above the footer: caption, then the start of the prompt.
+    # Text block above the footer: the start of the prompt.
     text_w = w - 2 * pad
-    big = FontChain(max(7, round(24 * unit)))
     tiny = FontChain(max(6, round(15 * unit)))
-    blocks: list[tuple[list[str], Any, tuple[int, int, int]]] = []
-    if job.caption:
-        blocks.append((wrap(job.caption, big, text_w, max_lines=2), big, INK))
-    blocks.append((wrap(job.scene or job.prompt, tiny, text_w, max_lines=3), tiny, MUTED))
+    blocks: list[tuple[list[str], Any, tuple[int, int, int]]] = [
+        (wrap(job.scene or job.prompt, tiny, text_w, max_lines=3), tiny, MUTED)]
     y = h - footer_h - pad // 2
     for lines, fnt, colour in reversed(blocks):
         line_h = round(fnt.size * 1.3)
