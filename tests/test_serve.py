@@ -285,3 +285,17 @@ def test_live_page_follows_edits_errors_and_actions(chromium, story, tmp_path):
     finally:
         tab.close()
         server.close()
+
+
+def test_host_guard_accepts_this_server_only():
+    from storyboard.serve.app import HostGuard
+
+    local = HostGuard(None, "127.0.0.1", 8000)
+    assert local.allowed("127.0.0.1:8000") and local.allowed("localhost:8000") and local.allowed("LOCALHOST:8000")
+    for host in ("127.0.0.1:8001", "evil.example:8000", "evil.example", "", "192.168.1.5:8000", "[::1]:8000"):
+        assert not local.allowed(host), host
+    # Bound to every address: any IP address of the machine, but no DNS name a web site could point at it.
+    everywhere = HostGuard(None, "0.0.0.0", 8000)
+    assert everywhere.allowed("192.168.1.5:8000") and everywhere.allowed("[::1]:8000")
+    assert everywhere.allowed("localhost:8000")
+    assert not everywhere.allowed("evil.example:8000") and not everywhere.allowed("192.168.1.5:9000")
