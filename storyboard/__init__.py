@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 from storyboard.errors import (  # noqa: E402
     BuildCancelled,
     BuildError,
+    CheckError,
     ModelNotFound,
     PlannerError,
     RenderError,
@@ -53,6 +54,7 @@ __all__ = [
     "BuildError",
     "BuildProgress",
     "BuildResult",
+    "CheckError",
     "ModelNotFound",
     "PanelJob",
     "PanelResult",

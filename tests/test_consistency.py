@@ -47,8 +47,11 @@ def panel(out: Path, n: int) -> bytes:
 def full(tiny_model, tmp_path_factory) -> Path:
     """One build with reference attention, drawing the fox's anchor and all three panels."""
     root = tmp_path_factory.mktemp("consistency")
-    result = build(write(root), root / "out", model=str(tiny_model))
+    renderer = DiffusersRenderer()
+    result = build(write(root), root / "out", renderer=renderer, model=str(tiny_model))
     assert (result.rendered, result.anchors_rendered) == (3, 1)
+    # The fox's pass at each of the 3 steps was computed for panel 1 and kept for panel 3.
+    assert len(renderer._recorded_steps.steps) == 3
     return root / "out"
 
 
@@ -75,6 +78,7 @@ def test_a_panel_is_the_same_whether_its_anchor_was_drawn_now_or_came_from_the_c
 
 
 def test_one_panel_alone_equals_the_full_build(full, tiny_model, tmp_path):
+    # Alone, the panel computes its anchor's passes itself; in the full build it read the ones kept from panel 1.
     alone = write(tmp_path / "alone")
     text = alone.read_text().replace("  - prompt: close-up of the fox behind a rock\n    characters: [fox]\n"
                                      "  - prompt: wide shot of a field\n", "")

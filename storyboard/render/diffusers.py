@@ -301,6 +301,8 @@ class DiffusersRenderer:
         self._identities: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._device: Any = None
         self._adapter: Any = None  # the IP-Adapter loaded into the pipeline, if any
+        self._prepared_anchors: dict[Any, dict[str, Any]] = {}  # for the render call under way
+        self._recorded_steps: Any = None
 
     # ------------------------------------------------------------------ identity (cheap)
 
@@ -353,6 +355,9 @@ class DiffusersRenderer:
             return
         for job in jobs:  # problems the story can fix, before the (slow) model load
             _check_scheduler(dict(job.options).get("scheduler", "default"))
+        from storyboard.render.reference import RecordedSteps
+
+        self._prepared_anchors, self._recorded_steps = {}, RecordedSteps()
         try:
             pipe = self._load(jobs[0])
             _check_sizes(pipe, jobs)
@@ -415,7 +420,7 @@ class DiffusersRenderer:
             from storyboard.render.reference import ReferenceReader
 
             reader = ReferenceReader(pipe, references, strength, lambda prompt: anchor_embeddings(pipe, prompt),
-                                     generator_device)
+                                     generator_device, self._prepared_anchors, self._recorded_steps)
             return reader.reading(), {}
         if mode == "ip_adapter":
             return self._adapter_for(pipe, options["ip_adapter"]).reading([r.image for r in references], strength)

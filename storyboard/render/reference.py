@@ -14,6 +14,7 @@ token counts like one of the panel's own and as s falls to 0 the panel stops rea
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,12 +29,37 @@ READ_IN = ("up_blocks.",)
 
 
 class _Bank:
-    """The anchors' self-attention inputs for the current step, by layer name."""
+    """The anchors' self-attention inputs for the current step, by layer name: one tensor per anchor read."""
 
     def __init__(self, strength: float) -> None:
-        self.recording = False
+        self.recording: dict[str, Any] | None = None  # while an anchor passes: its inputs, by layer name
         self.tokens: dict[str, list[Any]] = {}
         self.bias = math.log(strength)
+
+
+class RecordedSteps:
+    """Recorded anchor passes kept for the other panels of one render call, up to `budget` bytes.
+
+    What an anchor's pass records at a step depends on the anchor, the scheduler's schedule and the step, never on
+    the panel, so a panel that finds it here gets the very tensors its own pass would have computed. Past the
+    budget, passes are recomputed. On a GPU the kept tensors wait in host memory.
+    """
+
+    def __init__(self, budget: int = 2 << 30) -> None:
+        self.budget, self.used = budget, 0
+        self.steps: dict[Any, dict[str, Any]] = {}
+
+    def get(self, key: Any, device: Any) -> dict[str, Any] | None:
+        found = self.steps.get(key) if key is not None else None
+        return None if found is None else {name: t.to(device) for name, t in found.items()}
+
+    def put(self, key: Any, recorded: dict[str, Any]) -> None:
+        size = sum(t.numel() * t.element_size() for t in recorded.values())
+        if key is None or key in self.steps or self.used + size > self.budget:
+            return
+        self.steps[key] = {name: t.to("cpu", copy=True) if t.device.type != "cpu" else t
+                           for name, t in recorded.items()}
+        self.used += size
 
 
 class _ReadingProcessor:
@@ -47,8 +73,8 @@ class _ReadingProcessor:
                  temb: Any = None, **kwargs: Any) -> Any:
         import torch
 
-        if self.bank.recording:
-            self.bank.tokens.setdefault(self.name, []).append(hidden_states)
+        if self.bank.recording is not None:
+            self.bank.recording[self.name] = hidden_states
             return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, **kwargs)
         recorded = self.bank.tokens.get(self.name)
         if encoder_hidden_states is not None or attention_mask is not None or not recorded or hidden_states.ndim != 3:
@@ -65,7 +91,8 @@ class ReferenceReader:
     """Makes one panel's UNet passes read its anchors (see the module docstring). Use `reading` around the call."""
 
     def __init__(self, pipe: Any, references: Sequence[Reference], strength: float, encode: Any,
-                 generator_device: Any) -> None:
+                 generator_device: Any, prepared: dict[Any, dict[str, Any]] | None = None,
+                 recorded: RecordedSteps | None = None) -> None:
         unet = getattr(pipe, "unet", None)
         if unet is None or not hasattr(unet, "attn_processors"):
             raise RenderError(f"consistency: reference needs a UNet model (SD 1.x/2.x, SDXL, Kolors); "
@@ -75,7 +102,16 @@ class ReferenceReader:
             raise RenderError(f"consistency: reference cannot be used with the {type(pipe.scheduler).__name__} "
                               f"scheduler; choose another render.scheduler or set render.consistency: none")
         self.pipe, self.unet, self.strength = pipe, unet, strength
-        self.anchors = [self._prepare(ref, encode, generator_device) for ref in references]
+        # An anchor's latents, noise and prompt embeddings do not depend on the panel: `prepared` keeps them for
+        # the other panels that read the same anchor (it holds one set per anchor, a few MB).
+        prepared = {} if prepared is None else prepared
+        self.recorded = recorded or RecordedSteps(budget=0)
+        self.anchors = []
+        for reference in references:
+            if reference.job not in prepared:
+                prepared[reference.job] = {"job": reference.job,
+                                           **self._prepare(reference, encode, generator_device)}
+            self.anchors.append(prepared[reference.job])
 
     def _prepare(self, reference: Reference, encode: Any, generator_device: Any) -> dict[str, Any]:
         """The anchor's clean latents, its fixed noise (from its own seed) and its prompt's embeddings."""
@@ -113,12 +149,14 @@ class ReferenceReader:
                 return None
             sample = args[0] if args else kwargs["sample"]
             timestep = args[1] if len(args) > 1 else kwargs["timestep"]
-            busy, bank.recording, bank.tokens = True, True, {}
+            bank.tokens = {}
+            busy = True
             try:
                 for anchor in self.anchors:
-                    self._record(anchor, sample, timestep, kwargs)
+                    for name, tokens in self._anchor_step(bank, anchor, sample, timestep, kwargs).items():
+                        bank.tokens.setdefault(name, []).append(tokens)
             finally:
-                busy, bank.recording = False, False
+                busy, bank.recording = False, None
             return None
 
         self.unet.set_attn_processor(wrapped)
@@ -133,13 +171,32 @@ class ReferenceReader:
     def _reads(name: str) -> bool:
         return name.startswith(READ_IN) and ".attn1." in name
 
-    def _record(self, anchor: dict[str, Any], sample: Any, timestep: Any, kwargs: dict[str, Any]) -> None:
+    def _anchor_step(self, bank: _Bank, anchor: dict[str, Any], sample: Any, timestep: Any,
+                     kwargs: dict[str, Any]) -> dict[str, Any]:
+        """What `anchor`'s pass records at this step: kept from another panel's pass, or computed now."""
         import torch
 
         scheduler = self.pipe.scheduler
         t = timestep if torch.is_tensor(timestep) else torch.tensor(timestep, device=sample.device)
+        extra = self._conditioning(anchor, sample, kwargs)
+        keyed = dict(extra)
+        if anchor["pooled"] is not None and "added_cond_kwargs" in extra:  # the anchor's own, so its job says it
+            keyed["added_cond_kwargs"] = {**extra["added_cond_kwargs"], "text_embeds": "anchor"}
+        key = _step_key(anchor["job"], scheduler, t, sample.dtype, keyed)
+        kept = self.recorded.get(key, sample.device)
+        if kept is not None:
+            return kept
         noisy = scheduler.add_noise(anchor["latents"], anchor["noise"], t.reshape(1))
         noisy = scheduler.scale_model_input(noisy, t).to(sample.dtype)
+        bank.recording = {}
+        self.unet(noisy, t, encoder_hidden_states=anchor["embeds"].to(sample.dtype), return_dict=False, **extra)
+        recorded, bank.recording = bank.recording, None
+        self.recorded.put(key, recorded)
+        return recorded
+
+    @staticmethod
+    def _conditioning(anchor: dict[str, Any], sample: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The UNet arguments of the anchor's pass besides its latents and prompt, from the panel's call."""
         extra: dict[str, Any] = {}
         if kwargs.get("timestep_cond") is not None:
             extra["timestep_cond"] = kwargs["timestep_cond"][-1:]
@@ -150,7 +207,38 @@ class ReferenceReader:
             extra["added_cond_kwargs"] = added
         if kwargs.get("cross_attention_kwargs") is not None:
             extra["cross_attention_kwargs"] = kwargs["cross_attention_kwargs"]
-        self.unet(noisy, t, encoder_hidden_states=anchor["embeds"].to(sample.dtype), return_dict=False, **extra)
+        return extra
+
+
+def _step_key(job: Any, scheduler: Any, t: Any, dtype: Any, extra: dict[str, Any]) -> Any:
+    """Everything an anchor's pass depends on besides the pipeline, or None when that cannot be told cheaply."""
+    def small(value: Any) -> Any:
+        if hasattr(value, "numel"):
+            return tuple(value.flatten().tolist()) if value.numel() <= 256 else _UNKEYABLE
+        if isinstance(value, dict):
+            return tuple(sorted((k, small(v)) for k, v in value.items()))
+        if isinstance(value, (list, tuple)):
+            return tuple(small(v) for v in value)
+        return value if isinstance(value, (str, int, float, bool, type(None))) else _UNKEYABLE
+
+    conditioning = small(extra)
+    if _UNKEYABLE in _flatten(conditioning):
+        return None
+    schedule = (type(scheduler).__name__, getattr(scheduler, "num_inference_steps", None),
+                getattr(scheduler, "step_index", None), json.dumps(dict(scheduler.config), sort_keys=True,
+                                                                    default=str))
+    return job, schedule, float(t.flatten()[0]), str(dtype), conditioning
+
+
+_UNKEYABLE = object()
+
+
+def _flatten(value: Any) -> Iterator[Any]:
+    if isinstance(value, tuple):
+        for item in value:
+            yield from _flatten(item)
+    else:
+        yield value
 
 
 def _last(value: Any) -> Any:
