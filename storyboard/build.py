@@ -12,7 +12,9 @@ import hashlib
 import json
 import logging
 import re
+import sys
 import threading
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,6 +52,9 @@ class BuildProgress:
     def step(self, job: PanelJob, step: int, total: int) -> None: ...
 
     def panel_done(self, job: PanelJob) -> None: ...
+
+    def cached(self, job: PanelJob, key: str) -> None:
+        """`job`'s image was just saved in the cache under `key` (a live page can show it at once)."""
 
     def composing(self) -> None: ...
 
@@ -237,6 +242,7 @@ def build(
     story_path: str | Path,
     out_dir: str | Path | None = None,
     *,
+    story: Story | None = None,
     renderer: str | Renderer = DEFAULT_RENDERER,
     model: str | None = None,
     progress: BuildProgress | None = None,
@@ -254,10 +260,34 @@ def build(
 
     A story longer than one page (`layout.rows`, `page_break`, `chapter`) is written as pages/page-NN.png,
     book.pdf and index.html; each page has its own key, and only pages whose key changed are drawn again.
+
+    `story` builds that in-memory story instead of the file's contents; `story_path` still places the default
+    output folder and the files the story names relative to itself. `renderer` may be an instance the caller
+    keeps (and its loaded model with it) across builds. The build holds the output folder's lock while it runs;
+    a caller that holds it already (a `storyboard.Session`) calls `build_in`.
     """
+    story = story if story is not None else load_story(story_path)
+    with exclusive_lock(output_folder(story_path, out_dir), "build"):
+        return build_in(story_path, out_dir, story=story, renderer=renderer, model=model, progress=progress,
+                        panels=panels, force=force, self_contained=self_contained)
+
+
+def build_in(
+    story_path: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    story: Story | None = None,
+    renderer: str | Renderer = DEFAULT_RENDERER,
+    model: str | None = None,
+    progress: BuildProgress | None = None,
+    panels: Iterable[int] = (),
+    force: bool = False,
+    self_contained: bool = False,
+) -> BuildResult:
+    """`build`, for a caller that holds the output folder's lock (`storyboard.files.exclusive_lock`)."""
     progress = progress or BuildProgress()
-    story = load_story(story_path)
-    out = _out_folder(story_path, out_dir)
+    story = story if story is not None else load_story(story_path)
+    out = output_folder(story_path, out_dir)
     engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
     jobs = resolve_jobs(_as_drawn_by(engine, story), model=model, story_dir=Path(story_path).parent)
     panel_jobs = [job for job in jobs if not job.is_anchor]
@@ -265,63 +295,62 @@ def build(
     redo = {job.file for job in jobs if force or job.index in redraw and not job.is_anchor}
     context = _Context(story, str(story_path), _given_out(story_path, out_dir), model)
 
-    with exclusive_lock(out, "build"):
-        remove_temp_files(out)
-        cache = PanelCache(out / "cache")
-        previous = _previous_manifest(out)
-        keying = _Jobs(engine, story_path, cache, _previous_identities(previous, engine.name))
-        keyed = [keying.key(job, must_draw=job.file in redo) for job in jobs]
-        missing = [k for k in keyed if k.job.file in redo and not k.job.image or not cache.has(k.key)]
-        _store_pictures(missing, keying.pictures, cache, context, engine.name)
-        to_draw = [k for k in missing if not k.job.image]
-        progress.start(jobs, [k.job for k in to_draw], engine.name)
-        warming: list[threading.Thread] = []
-        _render(engine, to_draw, cache, context, progress, keying.anchors(),
-                after_first=lambda: warming.append(_warm_page(story, panel_jobs, engine.name)))
-        for thread in warming:
-            thread.join()
-        drawn = {k.job.file for k in missing}
+    remove_temp_files(out)
+    cache = PanelCache(out / "cache")
+    previous = _previous_manifest(out)
+    keying = _Jobs(engine, story_path, cache, _previous_identities(previous, engine.name))
+    keyed = [keying.key(job, must_draw=job.file in redo) for job in jobs]
+    missing = [k for k in keyed if k.job.file in redo and not k.job.image or not cache.has(k.key)]
+    _store_pictures(missing, keying.pictures, cache, context, engine.name)
+    to_draw = [k for k in missing if not k.job.image]
+    progress.start(jobs, [k.job for k in to_draw], engine.name)
+    warming: list[threading.Thread] = []
+    _render(engine, to_draw, cache, context, progress, keying.anchors(),
+            after_first=lambda: warming.append(_warm_page(story, panel_jobs, engine.name)))
+    for thread in warming:
+        thread.join()
+    drawn = {k.job.file for k in missing}
 
-        progress.composing()
-        # What the renderer reported for each panel (e.g. a safety-checker flag) travels in the cached PNG.
-        results = [PanelResult(k.job, k.key, k.job.file in drawn,
-                               _publish(cache, k, out / k.job.file, context, engine.name), k.identity, k.references)
-                   for k in keyed]
-        panel_results = [r for r in results if not r.job.is_anchor]
-        anchor_results = [r for r in results if r.job.is_anchor]
-        _remove_stale_panels(out, len(panel_jobs))
-        _remove_stale_characters(out, {r.job.file for r in anchor_results})
+    progress.composing()
+    # What the renderer reported for each panel (e.g. a safety-checker flag) travels in the cached PNG.
+    results = [PanelResult(k.job, k.key, k.job.file in drawn,
+                           _publish(cache, k, out / k.job.file, context, engine.name), k.identity, k.references)
+               for k in keyed]
+    panel_results = [r for r in results if not r.job.is_anchor]
+    anchor_results = [r for r in results if r.job.is_anchor]
+    _remove_stale_panels(out, len(panel_jobs))
+    _remove_stale_characters(out, {r.job.file for r in anchor_results})
 
-        keys = {r.job.index: r.key for r in panel_results}
-        cast = [CastMember(r.job.character, cache.open(r.key), r.job.file, r.key) for r in anchor_results] \
-            if story.layout.cast else []
-        sheets = story_sheets(story)
-        book = len(sheets) > 1
-        for sheet in sheets:
-            for number in sheet.panels:
-                panel_results[number - 1].page = sheet.number
-        keys_of_pages = [content_key(page_key_input(story, panel_jobs, keys, renderer=engine.name,
-                                                    version=__version__, self_contained=self_contained, sheet=sheet,
-                                                    book=book, cast=cast))
-                         for sheet in sheets]
-        page_key = keys_of_pages[0] if not book else content_key(
-            {"pages": keys_of_pages, "self_contained": self_contained})
-        before = previous.get("page") if isinstance(previous.get("page"), dict) else {}
-        drawn_pages = {entry.get("number"): entry.get("key") for entry in before.get("pages") or []
-                       if isinstance(entry, dict)} if book else {}
-        stale = [sheet.number for sheet, key in zip(sheets, keys_of_pages)
-                 if book and (drawn_pages.get(sheet.number) != key
-                              or not is_complete_png(out / page_file(sheet.number)))]
-        if page_key != before.get("key") or stale or not _page_complete(out, self_contained, len(sheets)):
-            images = {j.index: cache.open(keys[j.index]) for j in panel_jobs}
-            flagged = {r.job.index for r in panel_results if r.info.get("nsfw")}
-            write_book(out, book_from_story(story, panel_jobs, images, renderer=engine.name, version=__version__,
-                                            flagged=flagged, cast=cast, sheets=sheets),
-                       self_contained=self_contained, pngs=stale)
-        result = BuildResult(story, out, engine.name, panel_results, page_key, anchor_results,
-                             [(sheet, key) for sheet, key in zip(sheets, keys_of_pages)] if book else [])
-        _write_if_changed(out / "manifest.json",
-                          (json.dumps(manifest(result, story_path), ensure_ascii=False, indent=2) + "\n").encode())
+    keys = {r.job.index: r.key for r in panel_results}
+    cast = [CastMember(r.job.character, cache.open(r.key), r.job.file, r.key) for r in anchor_results] \
+        if story.layout.cast else []
+    sheets = story_sheets(story)
+    book = len(sheets) > 1
+    for sheet in sheets:
+        for number in sheet.panels:
+            panel_results[number - 1].page = sheet.number
+    keys_of_pages = [content_key(page_key_input(story, panel_jobs, keys, renderer=engine.name,
+                                                version=__version__, self_contained=self_contained, sheet=sheet,
+                                                book=book, cast=cast))
+                     for sheet in sheets]
+    page_key = keys_of_pages[0] if not book else content_key(
+        {"pages": keys_of_pages, "self_contained": self_contained})
+    before = previous.get("page") if isinstance(previous.get("page"), dict) else {}
+    drawn_pages = {entry.get("number"): entry.get("key") for entry in before.get("pages") or []
+                   if isinstance(entry, dict)} if book else {}
+    stale = [sheet.number for sheet, key in zip(sheets, keys_of_pages)
+             if book and (drawn_pages.get(sheet.number) != key
+                          or not is_complete_png(out / page_file(sheet.number)))]
+    if page_key != before.get("key") or stale or not _page_complete(out, self_contained, len(sheets)):
+        images = {j.index: cache.open(keys[j.index]) for j in panel_jobs}
+        flagged = {r.job.index for r in panel_results if r.info.get("nsfw")}
+        write_book(out, book_from_story(story, panel_jobs, images, renderer=engine.name, version=__version__,
+                                        flagged=flagged, cast=cast, sheets=sheets),
+                   self_contained=self_contained, pngs=stale)
+    result = BuildResult(story, out, engine.name, panel_results, page_key, anchor_results,
+                         [(sheet, key) for sheet, key in zip(sheets, keys_of_pages)] if book else [])
+    _write_if_changed(out / "manifest.json",
+                      (json.dumps(manifest(result, story_path), ensure_ascii=False, indent=2) + "\n").encode())
     return result
 
 
@@ -389,7 +418,8 @@ def _as_drawn_by(engine: Renderer, story: Story) -> Story:
     return story.model_copy(update={"render": story.render.model_copy(update={"consistency": "none"})})
 
 
-def _out_folder(story_path: str | Path, out_dir: str | Path | None) -> Path:
+def output_folder(story_path: str | Path, out_dir: str | Path | None) -> Path:
+    """The folder a build of `story_path` writes into: `out_dir`, or ``build/<story file name>``."""
     out = Path(out_dir) if out_dir is not None else default_out_dir(story_path)
     if out.exists() and not out.is_dir():
         raise BuildError(f"output folder {out} exists and is not a folder")
@@ -460,6 +490,7 @@ def _render(engine: Renderer, work: list[_Keyed], cache: PanelCache, context: _C
             pnginfo.add_text(STORYBOARD, _record_text(context.record(k.job, k.key, engine.name, k.identity,
                                                                      rendered.info, references=k.references)))
             cache.put(k.key, rendered.image, pnginfo)
+            progress.cached(k.job, k.key)
             progress.panel_done(k.job)
             done += 1
             if done == 1:
@@ -643,15 +674,36 @@ def variants(
     renderer: str | Renderer = DEFAULT_RENDERER,
     model: str | None = None,
     progress: BuildProgress | None = None,
+    story: Story | None = None,
 ) -> VariantsResult:
     """Draw `count` candidate seeds for one panel into ``<out>/variants/panel-NN/seed-S.png``, plus a contact sheet.
 
     Candidates go through the same cache as builds, so after ``storyboard pick`` the next build reuses the chosen
-    one. The page, ``panels/`` and the manifest are left alone.
+    one. The page, ``panels/`` and the manifest are left alone. Holds the output folder's lock while it runs; a
+    caller that holds it already calls `variants_in`.
     """
+    story = story if story is not None else load_story(story_path)
+    with exclusive_lock(output_folder(story_path, out_dir), "variants run"):
+        return variants_in(story_path, panel, count, seed_start=seed_start, out_dir=out_dir, renderer=renderer,
+                           model=model, progress=progress, story=story)
+
+
+def variants_in(
+    story_path: str | Path,
+    panel: int,
+    count: int,
+    *,
+    seed_start: int | None = None,
+    out_dir: str | Path | None = None,
+    renderer: str | Renderer = DEFAULT_RENDERER,
+    model: str | None = None,
+    progress: BuildProgress | None = None,
+    story: Story | None = None,
+) -> VariantsResult:
+    """`variants`, for a caller that holds the output folder's lock."""
     progress = progress or BuildProgress()
-    story = load_story(story_path)
-    out = _out_folder(story_path, out_dir)
+    story = story if story is not None else load_story(story_path)
+    out = output_folder(story_path, out_dir)
     engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
     jobs = resolve_jobs(_as_drawn_by(engine, story), model=model, story_dir=Path(story_path).parent)
     panel_jobs = [j for j in jobs if not j.is_anchor]
@@ -667,27 +719,37 @@ def variants(
     anchors = [j for j in jobs if j.character in job.references]
     context = _Context(story, str(story_path), _given_out(story_path, out_dir), model, variant=True)
 
-    with exclusive_lock(out, "variants run"):
-        remove_temp_files(out)
-        cache = PanelCache(out / "cache")
-        keying = _Jobs(engine, story_path, cache, [])
-        work = [keying.key(j, must_draw=not j.is_anchor) for j in anchors + candidates]
-        missing = [k for k in work if not cache.has(k.key)]
-        _store_pictures(missing, keying.pictures, cache, context, engine.name)
-        to_draw = [k for k in missing if not k.job.image]
-        progress.start(candidates, [k.job for k in to_draw], engine.name)
-        _render(engine, to_draw, cache, context, progress, keying.anchors())
+    remove_temp_files(out)
+    cache = PanelCache(out / "cache")
+    keying = _Jobs(engine, story_path, cache, [])
+    work = [keying.key(j, must_draw=not j.is_anchor) for j in anchors + candidates]
+    missing = [k for k in work if not cache.has(k.key)]
+    _store_pictures(missing, keying.pictures, cache, context, engine.name)
+    to_draw = [k for k in missing if not k.job.image]
+    progress.start(candidates, [k.job for k in to_draw], engine.name)
+    _render(engine, to_draw, cache, context, progress, keying.anchors())
 
-        progress.composing()
-        folder = variants_dir(out, panel)
-        files = []
-        shown = [k for k in work if not k.job.is_anchor]
-        for k in shown:
-            files.append(folder / f"seed-{k.job.seed}.png")
-            _publish(cache, k, files[-1], context, engine.name)
-        sheet = contact_sheet(f"{story.title} · panel {panel}", [(cache.open(k.key), k.job.seed) for k in shown],
-                              job.seed)
-        atomic_save_png(folder / "contact-sheet.png", sheet)
+    progress.composing()
+    folder = variants_dir(out, panel)
+    files = []
+    shown = [k for k in work if not k.job.is_anchor]
+    for k in shown:
+        files.append(folder / f"seed-{k.job.seed}.png")
+        _publish(cache, k, files[-1], context, engine.name)
+    sheet = contact_sheet(f"{story.title} · panel {panel}", [(cache.open(k.key), k.job.seed) for k in shown],
+                          job.seed)
+    atomic_save_png(folder / "contact-sheet.png", sheet)
     return VariantsResult(panel, seeds, job.seed, files, folder / "contact-sheet.png",
                           sum(not k.job.is_anchor for k in to_draw), engine.name, [j.character for j in anchors],
                           sum(k.job.is_anchor for k in to_draw))
+
+
+class _CallableModule(types.ModuleType):
+    """``storyboard.build`` names both this module and its `build` function. Once the module is imported, the
+    package attribute is the module (Python's import system sets it), so calling it builds, as the function does."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> BuildResult:
+        return build(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -122,6 +122,29 @@ def build(story: str, out_dir: str | None, renderer: str | None, model: str | No
         click.echo(f"wrote {result.index_html}, {result.page_png.name}, {result.page_pdf.name}, {result.manifest.name}")
 
 
+@cli.command(short_help="Serve a live page that redraws as you edit the story.")
+@click.argument("story", type=click.Path(dir_okay=True, path_type=str))
+@drawing_options
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 lets anyone on the network drive it.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0: any free port).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
+def serve(story: str, out_dir: str | None, renderer: str | None, model: str | None, base_url: str | None,
+          timeout: float | None, host: str, port: int, open_browser: bool) -> None:
+    """Build STORY, serve its page on http://HOST:PORT/ and rebuild it on every save.
+
+    The renderer and its model stay loaded between builds, so an edit redraws only the panels it changed; the
+    page updates in place, shows each panel's progress, and offers redraw, variants and pick for every panel.
+    Ctrl-C stops it.
+    """
+    from storyboard.serve.server import serve as run_server
+
+    run_server(story, out_dir, host=host, port=port, open_browser=open_browser,
+               renderer=_renderer(renderer, base_url, timeout), model=model, say=lambda line: click.echo(line),
+               warn=lambda line: click.echo(line, err=True))
+
+
 @cli.command(short_help="Download a Stable Diffusion model from the Hugging Face hub.")
 @click.argument("model")
 def download(model: str) -> None:
