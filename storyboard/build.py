@@ -255,8 +255,8 @@ def build(
     Only jobs whose content key (see `panel_key`) has no cached image are drawn: the anchors of the characters
     panels list, then the panels. `panels` (1-based numbers) are redrawn even when cached (their anchors are
     drawn only if missing), and `force` redraws every panel and anchor. `self_contained` writes index.html with
-    the images and fonts inlined, so that one file can be mailed or uploaded. The characters' anchors are shown as the cast under the title of the
-    first page when `layout.cast` is on.
+    the images and fonts inlined, so that one file can be mailed or uploaded. The characters' anchors are shown
+    as the cast under the title of the first page when `layout.cast` is on.
 
     A story longer than one page (`layout.rows`, `page_break`, `chapter`) is written as pages/page-NN.png,
     book.pdf and index.html; each page has its own key, and only pages whose key changed are drawn again.
