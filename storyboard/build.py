@@ -853,6 +853,7 @@ def variants(
     renderer: str | Renderer = DEFAULT_RENDERER,
     model: str | None = None,
     progress: BuildProgress | None = None,
+    cache: str | Path | None = None,
 ) -> VariantsResult:
     """Draw `count` candidate seeds for one panel into ``<out>/variants/panel-NN/seed-S.png``, plus a contact sheet.
 
@@ -879,7 +880,7 @@ def variants(
 
     with exclusive_lock(out, "variants run"):
         remove_temp_files(out)
-        cache = PanelCache(out / "cache")
+        cache = PanelCache(cache if cache is not None else out / "cache")
         keying = _Jobs(engine, story_path, cache, [])
         work = [keying.key(j, must_draw=not j.is_anchor) for j in anchors + candidates]
         missing = [k for k in work if not cache.has(k.key)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,10 +44,19 @@ class _Failed:
 
 
 class Worker:
-    """A Ray actor's body: one renderer, its model loaded on the first job and kept."""
+    """A Ray actor's body: one renderer, its model loaded on the first job and kept.
 
-    def __init__(self, engine: Renderer) -> None:
+    Ray caps a worker's OpenMP threads at its CPU share; `threads` is the driver's own setting (None: unset), so
+    torch, imported later in this process, splits its CPU work as a local build does, and draws the same pixels.
+    """
+
+    def __init__(self, engine: Renderer, threads: str | None = None) -> None:
         self.engine = engine
+        if "torch" not in sys.modules:
+            if threads is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
+            else:
+                os.environ["OMP_NUM_THREADS"] = threads
 
     def where(self) -> dict[str, Any]:
         import ray
@@ -104,7 +114,8 @@ class RayWorkers:
         # Each worker asks for its share, so Ray can place them all; on CPUs the share sets the worker's threads.
         share = {"num_gpus": min(1.0, gpus / count)} if gpus else {"num_cpus": cpus / count}
         actor = ray.remote(max_restarts=RESTARTS, max_task_retries=RESTARTS)(Worker)
-        self.actors = [actor.options(**share).remote(engine) for _ in range(count)]
+        threads = os.environ.get("OMP_NUM_THREADS")
+        self.actors = [actor.options(**share).remote(engine, threads) for _ in range(count)]
         places = ray.get([a.where.remote() for a in self.actors])
         self.names = [_worker_name(n, place, gpus > 0) for n, place in enumerate(places, 1)]
         self._engine = engine
