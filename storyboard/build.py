@@ -513,7 +513,15 @@ def _store_pictures(missing: list[_Keyed], pictures: Mapping[str, Image.Image], 
 
 def _as_drawn_by(engine: Renderer, story: Story) -> Story:
     """`story` as `engine` can draw it: a renderer that cannot read anchors draws no anchor portraits, and its
-    panels are keyed and drawn as with ``consistency: none``; the build says so once."""
+    panels are keyed and drawn as with ``consistency: none``; one that cannot apply LoRAs draws and keys its panels
+    without them. The build says so once."""
+    if not getattr(engine, "applies_loras", True) and (story.render.loras or any(
+            c.lora for c in story.characters.values())):
+        log.warning("the %s renderer cannot apply LoRAs; render.loras and the characters' lora are not used",
+                    engine.name)
+        story = story.model_copy(update={
+            "render": story.render.model_copy(update={"loras": []}),
+            "characters": {name: c.model_copy(update={"lora": None}) for name, c in story.characters.items()}})
     if getattr(engine, "reads_references", False) or story.render.consistency == "none" \
             or not anchored_characters(story):
         return story

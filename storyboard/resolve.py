@@ -163,7 +163,7 @@ def resolve_anchors(story: Story, *, model: str | None = None, story_dir: str | 
             steps=render.steps,
             guidance=render.guidance,
             scene=character.anchor.strip(),
-            options=tuple(sorted(render.pixel_options().items())),
+            options=tuple(sorted((render.pixel_options() | _loras(story, [name])).items())),
             runtime=tuple(sorted(render.runtime_options().items())),
             character=name,
             slug=file_slug(name, taken),
@@ -184,6 +184,7 @@ def resolve(story: Story, *, model: str | None = None) -> list[PanelJob]:
     for i, panel in enumerate(story.panels, start=1):
         references = tuple(panel.characters) if render.consistency != "none" else ()
         options = render.pixel_options() | (render.consistency_options() if references else {})
+        options |= _loras(story, panel.characters)
         jobs.append(PanelJob(
             index=i,
             prompt=final_prompt(story, i),
@@ -202,6 +203,13 @@ def resolve(story: Story, *, model: str | None = None) -> list[PanelJob]:
             references=references,
         ))
     return jobs
+
+
+def _loras(story: Story, characters: list[str]) -> dict[str, Any]:
+    """`{"loras": [...]}` for a job showing `characters`, or nothing: a job without a LoRA keeps the key it
+    always had."""
+    loras = story.render.loras_for([story.characters[name] for name in characters])
+    return {"loras": loras} if loras else {}
 
 
 def check_panel_number(number: int, count: int, story_path: object = None) -> int:

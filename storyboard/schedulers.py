@@ -15,6 +15,7 @@ class SchedulerSpec:
     label: str  # the A1111 sampler name, as written in PNG `parameters` chunks
     config: dict[str, Any] = field(default_factory=dict)  # overrides passed to `from_config`
     needs: str | None = None  # an extra Python package the class needs
+    flow_matching: bool = False  # for flow-matching models (FLUX, SD3); the others suit the DDPM family
 
 
 SCHEDULERS: dict[str, SchedulerSpec] = {
@@ -43,6 +44,9 @@ SCHEDULERS: dict[str, SchedulerSpec] = {
     "unipc": SchedulerSpec("UniPCMultistepScheduler", "UniPC"),
     "deis": SchedulerSpec("DEISMultistepScheduler", "DEIS"),
     "lcm": SchedulerSpec("LCMScheduler", "LCM"),
+    "flow_euler": SchedulerSpec("FlowMatchEulerDiscreteScheduler", "Euler", flow_matching=True),
+    "flow_euler_karras": SchedulerSpec("FlowMatchEulerDiscreteScheduler", "Euler Karras", {"use_karras_sigmas": True},
+                                       flow_matching=True),
 }
 
 DEFAULT_SCHEDULER = "dpmpp_2m_karras"

@@ -45,6 +45,15 @@ class Style(StoryModel):
     negative: str = Field("", description="Negative prompt for every panel.")
 
 
+class Lora(StoryModel):
+    """A LoRA: a local `.safetensors` file, or a hub id (with `weight_name` when it holds more than one file)."""
+
+    path: str = Field(min_length=1, description="A local .safetensors file or a Hugging Face hub id.")
+    weight: float = Field(1.0, ge=-10, le=10, description="How strongly it applies (1.0 as trained).")
+    weight_name: str | None = Field(None, min_length=1,
+                                    description="For a hub id: the file in the repository to use.")
+
+
 DEFAULT_ANCHOR = "full body, front view, standing, plain light background"
 
 
@@ -60,6 +69,10 @@ class Character(StoryModel):
     anchor: str = Field(DEFAULT_ANCHOR, description="How the anchor portrait is framed.")
     image: str | None = Field(None, min_length=1, description="Your own reference picture (a path relative to "
                                                               "the story file) instead of a drawn anchor.")
+    lora: str | None = Field(None, min_length=1, description="A LoRA of this character (local .safetensors file "
+                                                             "or hub id), applied only to panels that list them "
+                                                             "and to their anchor.")
+    lora_weight: float = Field(1.0, ge=-10, le=10, description="How strongly the character's LoRA applies.")
 
     @model_validator(mode="before")
     @classmethod
@@ -71,8 +84,24 @@ class Character(StoryModel):
     def _seed(cls, value: int | None) -> int | None:
         return None if value is None else _check_seed(value)
 
+    def lora_spec(self) -> Lora | None:
+        return Lora(path=self.lora, weight=self.lora_weight) if self.lora else None
+
+
+#: What `render.preset` sets, unless the story sets the field itself. Few-step models draw in 1-8 steps with
+#: little or no classifier-free guidance; the full-step defaults would waste minutes and burn the picture.
+PRESETS: dict[str, dict[str, Any]] = {
+    # SD-Turbo / SDXL-Turbo: adversarially distilled, no guidance (so no negative prompt), 1-4 steps.
+    "turbo": {"steps": 4, "guidance": 0.0, "scheduler": "euler_a"},
+    # LCM models and LCM-LoRAs: the LCM scheduler, 4-8 steps, guidance 1-2 (1 turns it off).
+    "lcm": {"steps": 4, "guidance": 1.0, "scheduler": "lcm"},
+}
+
 
 class Render(StoryModel):
+    preset: Literal["turbo", "lcm"] | None = Field(
+        None, description="Few-step models: turbo (SD-Turbo, SDXL-Turbo) or lcm (LCM models, LCM-LoRAs) set steps, "
+                          "guidance and scheduler; fields set in the story win.")
     model: str = Field(DEFAULT_MODEL, min_length=1,
                        description="Hugging Face hub id, local diffusers folder or checkpoint file.")
     width: StrictInt = 512
@@ -94,6 +123,8 @@ class Render(StoryModel):
     vae_slicing: StrictBool = Field(False, description="Decode one image at a time.")
     cpu_offload: StrictBool = Field(False, description="Keep each model part on the CPU until it is needed "
                                                        "(needs the accelerate package; 6-8 GB GPUs).")
+    loras: list[Lora] = Field(default_factory=list, description="LoRAs applied to every panel.")
+
     consistency: Literal["reference", "ip_adapter", "none"] = Field(
         "reference", description="How a panel that lists characters reads their anchor portraits: reference "
                                  "(its self-attention also attends to the anchors'), ip_adapter (the anchors as "
@@ -104,6 +135,13 @@ class Render(StoryModel):
     ip_adapter: str | None = Field(
         None, min_length=1, description="IP-Adapter weights for consistency: ip_adapter: a hub path "
                                         "(h94/IP-Adapter/models/ip-adapter_sd15.safetensors) or a local file.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, value: Any) -> Any:
+        if isinstance(value, dict) and value.get("preset") in PRESETS:
+            return {**PRESETS[value["preset"]], **value}
+        return value
 
     @field_validator("scheduler")
     @classmethod
@@ -125,6 +163,11 @@ class Render(StoryModel):
         return {"scheduler": self.scheduler, "config": self.config, "safety_checker": self.safety_checker,
                 "attention_slicing": self.attention_slicing, "vae_tiling": self.vae_tiling}
 
+    def loras_for(self, characters: list[Character]) -> list[dict[str, Any]]:
+        """The LoRAs a panel showing `characters` is drawn with: the story's, then each character's."""
+        specs = [*self.loras, *(c.lora_spec() for c in characters if c.lora)]
+        return [spec.model_dump(exclude_none=True) for spec in specs if spec is not None]
+
     def consistency_options(self) -> dict[str, Any]:
         """Settings that change the pixels of panels that read anchors, and only of those."""
         options: dict[str, Any] = {"consistency": self.consistency,
@@ -136,7 +179,9 @@ class Render(StoryModel):
     def runtime_options(self) -> dict[str, Any]:
         """Where and how to run; the renderer adds the device class and dtype these resolve to to its identity."""
         return {"device": self.device, "dtype": self.dtype, "vae_slicing": self.vae_slicing,
-                "cpu_offload": self.cpu_offload}
+                "cpu_offload": self.cpu_offload,
+                # A flow-matching model (FLUX, SD3) keeps its own scheduler unless the story chose one.
+                "scheduler_chosen": "scheduler" in self.model_fields_set}
 
     @field_validator("width", "height")
     @classmethod

@@ -164,3 +164,51 @@ def tiny_checkpoint(tiny_model, tmp_path_factory) -> Path:
     from tests.tiny_pipeline import save_single_file
 
     return save_single_file(tiny_model, tmp_path_factory.mktemp("checkpoints") / "tiny-sd.safetensors")
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl(tmp_path_factory) -> Path:
+    """A tiny random SDXL pipeline (two CLIP encoders)."""
+    from tests.tiny_pipeline import build_tiny_sdxl
+
+    return build_tiny_sdxl(tmp_path_factory.mktemp("models") / "tiny-sdxl")
+
+
+@pytest.fixture(scope="session")
+def tiny_flux(tmp_path_factory) -> Path:
+    """A tiny random FLUX.1-dev-like pipeline (CLIP + T5, guidance-distilled)."""
+    from tests.tiny_pipeline import build_tiny_flux
+
+    return build_tiny_flux(tmp_path_factory.mktemp("models") / "tiny-flux")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd3(tmp_path_factory) -> Path:
+    """A tiny random Stable Diffusion 3 pipeline (two CLIP encoders + T5, flow matching)."""
+    from tests.tiny_pipeline import build_tiny_sd3
+
+    return build_tiny_sd3(tmp_path_factory.mktemp("models") / "tiny-sd3")
+
+
+@pytest.fixture(scope="session")
+def tiny_kolors(tmp_path_factory) -> Path:
+    """A tiny random Kolors pipeline (ChatGLM text encoder with a sentencepiece tokenizer trained offline)."""
+    from tests.tiny_pipeline import build_tiny_kolors
+
+    return build_tiny_kolors(tmp_path_factory.mktemp("models") / "tiny-kolors")
+
+
+@pytest.fixture(scope="session")
+def tiny_lora(tiny_model, tmp_path_factory) -> Path:
+    """A random LoRA for the tiny SD pipeline, as one .safetensors file."""
+    from tests.tiny_pipeline import build_tiny_lora
+
+    return build_tiny_lora(tiny_model, tmp_path_factory.mktemp("loras") / "tiny-sd-lora.safetensors")
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_lora(tiny_sdxl, tmp_path_factory) -> Path:
+    """A random LoRA for the tiny SDXL pipeline."""
+    from tests.tiny_pipeline import build_tiny_lora
+
+    return build_tiny_lora(tiny_sdxl, tmp_path_factory.mktemp("loras") / "tiny-sdxl-lora.safetensors")

@@ -16,7 +16,8 @@ from PIL import Image
 from storyboard.build import BuildProgress, build
 from storyboard.cli import main
 from storyboard.render import DEFAULT_RENDERER, get_renderer
-from storyboard.render.diffusers import DiffusersRenderer, dropped_words, long_prompt_embeddings, probe_device
+from storyboard.render.diffusers import DiffusersRenderer, dropped_words, probe_device
+from storyboard.render.families import family_for
 from storyboard.resolve import resolve
 from storyboard.story import load_story
 
@@ -289,16 +290,22 @@ def test_long_prompts_are_encoded_in_chunks(write_story, tiny_model, tmp_path):
     assert renderer.loads == 1
 
     pipe = renderer.pipeline
-    embeds, negative = long_prompt_embeddings(pipe, head + LONG_TAIL, "blurry")
+    job = resolve(load_story(path), model=str(tiny_model))[0]
+    family = family_for(type(pipe).__name__)
+    args, cuts = family.text_args(pipe, job.__class__(**{**job.__dict__, "prompt": head + LONG_TAIL}))
+    embeds, negative = args["prompt_embeds"], args["negative_prompt_embeds"]
     hidden = pipe.text_encoder.config.hidden_size
     chunks = -(-len(pipe.tokenizer(head + LONG_TAIL, add_special_tokens=False).input_ids) // 75)
-    assert chunks >= 3
+    assert chunks >= 3 and cuts == []
     assert embeds.shape == negative.shape == (1, 77 * chunks, hidden)
-    assert long_prompt_embeddings(pipe, "a cat", "blurry") is None  # short prompts go through unchanged
+    # Short prompts go through the pipeline unchanged.
+    assert family.text_args(pipe, job.__class__(**{**job.__dict__, "prompt": "a cat"}))[0] == {
+        "prompt": "a cat", "negative_prompt": "blurry"}
 
 
 def test_truncation_warning_names_panel_and_dropped_words(tiny_model, story, caplog):
-    from storyboard.render.diffusers import _warn_truncation
+    from storyboard.render.diffusers import _report_cuts
+    from storyboard.render.families import Kolors
 
     renderer = DiffusersRenderer()
     jobs = resolve(load_story(story), model=str(tiny_model))
@@ -308,8 +315,10 @@ def test_truncation_warning_names_panel_and_dropped_words(tiny_model, story, cap
     assert dropped_words(tokenizer, text, 75) == LONG_TAIL
     assert dropped_words(tokenizer, "a cat", 75) == ""
     job = jobs[0].__class__(**{**jobs[0].__dict__, "prompt": text, "index": 7})
+    # A family that passes the prompt as text (as Kolors does) cuts at its window; the renderer says so once.
+    cuts = Kolors().text_args(renderer.pipeline, job)[1]
     with caplog.at_level(logging.WARNING, logger="storyboard"):
-        assert _warn_truncation(renderer.pipeline, job) == LONG_TAIL
+        assert _report_cuts(job, cuts) == LONG_TAIL
     assert f"panel 7: the prompt is longer than the 75 tokens {tiny_model} reads; dropped: '{LONG_TAIL}'" \
         in caplog.text
 

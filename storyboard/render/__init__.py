@@ -50,6 +50,9 @@ class Renderer(Protocol):
     #: Whether `render` uses the anchors of panels that list characters (`PanelJob.references`). A renderer that
     #: cannot draws those panels from their prompts alone, and the build says so once.
     reads_references: bool
+    #: Optional, True when absent: whether `render` applies the LoRAs of `job.options["loras"]`. A renderer that
+    #: cannot (a remote service) draws without them, and the build says so once.
+    applies_loras: bool
 
     def identity(self, job: PanelJob) -> dict[str, Any]:
         """What, beyond ``job.params()``, decides this renderer's pixels (its version, settings...).

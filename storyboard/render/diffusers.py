@@ -31,8 +31,11 @@ from typing import Any
 from storyboard.errors import BuildError, ModelNotFound, RenderError
 from storyboard.files import atomic_write_text, user_cache_dir
 from storyboard.render import Reference, Rendered, StepCallback
+from storyboard.render.families import Cut, Family, dropped_words, family_for
 from storyboard.resolve import PanelJob
 from storyboard.schedulers import LABELS_BY_CLASS, SCHEDULERS
+
+__all__ = ["DiffusersRenderer", "dropped_words", "locate", "probe_device"]
 
 VERSION = "1"
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
@@ -268,6 +271,7 @@ class DiffusersRenderer:
         self.loads = 0  # how many times a model was loaded; once per build at most
         self._loaded_for: tuple[Any, ...] | None = None
         self._schedulers: dict[str, Any] = {}
+        self._adapters: dict[Path, str] = {}  # LoRA file -> adapter name in the loaded pipeline
         self._identities: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._device: Any = None
         self._adapter: Any = None  # the IP-Adapter loaded into the pipeline, if any
@@ -278,7 +282,7 @@ class DiffusersRenderer:
 
     def identity(self, job: PanelJob) -> dict[str, Any]:
         options, runtime = dict(job.options), dict(job.runtime)
-        memo = (job.model, job.options, job.runtime)
+        memo = (job.model, json.dumps(job.options, sort_keys=True, default=str), job.runtime)
         if memo not in self._identities:
             scheduler = options.get("scheduler", "default")
             device = probe_device(runtime.get("device", "auto"))
@@ -292,6 +296,9 @@ class DiffusersRenderer:
                 # the commit the panels are drawn with, so the next build reuses them instead of drawing them again.
                 download(source.name)
                 source = locate(job.model)
+            config = options.get("config")
+            config_source = _locate_config(config) if config and source.kind == "file" else None
+            scheduler = effective_scheduler(job, family_for(_pipeline_class_name(config_source or source)))
             identity: dict[str, Any] = {
                 "renderer": self.name,
                 "version": VERSION,
@@ -303,9 +310,11 @@ class DiffusersRenderer:
                 "device": device,
                 "dtype": resolve_dtype(runtime.get("dtype", "auto"), device),
             }
-            config = options.get("config")
-            if config and source and source.kind == "file":
-                identity["config"] = model_identity(_locate_config(config))
+            if config_source is not None:
+                identity["config"] = model_identity(config_source)
+            if options.get("loras"):
+                identity["loras"] = [{"sha256": file_sha256(lora_file(spec)), "weight": spec["weight"]}
+                                     for spec in options["loras"]]
             if options.get("consistency") == "ip_adapter":
                 from storyboard.render.ip_adapter import adapter_identity
 
@@ -319,14 +328,25 @@ class DiffusersRenderer:
                references: Mapping[str, Reference] | None = None) -> Iterator[Rendered]:
         if not jobs:
             return
+        source = locate(jobs[0].model)
+        config = dict(jobs[0].options).get("config")
+        expected = _pipeline_class_name(_locate_config(config) if config and source.kind == "file" else source)
         for job in jobs:  # problems the story can fix, before the (slow) model load
-            _check_scheduler(dict(job.options).get("scheduler", "default"))
+            _check_scheduler(job, family_for(expected), expected)
+            for spec in dict(job.options).get("loras", []):
+                lora_file(spec)
         from storyboard.render.reference import RecordedSteps
 
         self._prepared_anchors, self._recorded_steps = {}, RecordedSteps()
         try:
             pipe = self._load(jobs[0])
+            loaded = type(pipe).__name__
+            family = family_for(loaded)
+            for job in jobs:
+                _check_scheduler(job, family, loaded)
             _check_sizes(pipe, jobs)
+            for note in family.notes(pipe, list(jobs)):
+                log.warning("%s", note)
             for job in jobs:
                 yield self._draw(pipe, job, on_step, [references[name] for name in job.references]
                                  if references else [])
@@ -339,22 +359,18 @@ class DiffusersRenderer:
               references: Sequence[Reference] = ()) -> Rendered:
         import torch
 
-        self._use_scheduler(pipe, dict(job.options).get("scheduler", "default"))
+        family = family_for(type(pipe).__name__)
+        self._use_scheduler(pipe, effective_scheduler(job, family))
+        self._use_loras(pipe, job)
         generator_device = "cpu" if self._device.type == "mps" else self._device
         generator = torch.Generator(device=generator_device).manual_seed(job.seed)
         accepted = _call_parameters(pipe)
+        text, cuts = family.text_args(pipe, job)
         args: dict[str, Any] = {
-            "prompt": job.prompt, "negative_prompt": job.negative_prompt, "width": job.width, "height": job.height,
-            "num_inference_steps": job.steps, "guidance_scale": job.guidance, "generator": generator,
-            "num_images_per_prompt": 1, "output_type": "pil",
+            **text, "width": job.width, "height": job.height, "num_inference_steps": job.steps,
+            "guidance_scale": job.guidance, "generator": generator, "num_images_per_prompt": 1, "output_type": "pil",
         }
-        embeds = long_prompt_embeddings(pipe, job.prompt, job.negative_prompt)
-        if embeds is not None and {"prompt_embeds", "negative_prompt_embeds"} <= accepted:
-            del args["prompt"], args["negative_prompt"]
-            args["prompt_embeds"], args["negative_prompt_embeds"] = embeds
-            lost = ""
-        else:
-            lost = _warn_truncation(pipe, job)
+        lost = _report_cuts(job, cuts)
         if on_step is not None:
             if "callback_on_step_end" in accepted:
                 def step_end(p: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -367,13 +383,53 @@ class DiffusersRenderer:
                 args["callback_steps"] = 1
         reading, extra = self._consistency(pipe, job, references, generator_device)
         args.update(extra)
-        with torch.inference_mode(), reading:
+        with torch.inference_mode(), _quiet_libraries(), reading:
             output = pipe(**{k: v for k, v in args.items() if k in accepted})
         info: dict[str, Any] = {"dropped_words": lost} if lost else {}
         flags = getattr(output, "nsfw_content_detected", None)
         if flags and flags[0]:
             info["nsfw"] = True
         return Rendered(job, output.images[0], info)
+
+    def _use_loras(self, pipe: Any, job: PanelJob) -> None:
+        """Activate exactly the LoRAs `job` lists, at its weights; each file is loaded once per pipeline."""
+        weights: dict[str, float] = {}
+        for spec in dict(job.options).get("loras", []):
+            path = lora_file(spec)
+            if path not in self._adapters:
+                self._adapters[path] = self._load_lora(pipe, path, spec, job.model)
+            name = self._adapters[path]
+            weights[name] = weights.get(name, 0.0) + float(spec["weight"])
+        if not self._adapters:
+            return
+        with _quiet_libraries():
+            if weights:
+                pipe.enable_lora()
+                pipe.set_adapters(list(weights), list(weights.values()))
+            else:
+                pipe.disable_lora()
+
+    def _load_lora(self, pipe: Any, path: Path, spec: dict[str, Any], model: str) -> str:
+        shown = spec["path"] + (f" ({spec['weight_name']})" if spec.get("weight_name") else "")
+        if not hasattr(pipe, "load_lora_weights"):
+            raise RenderError(f"LoRA {shown!r}: {type(pipe).__name__} ({model!r}) cannot load LoRAs")
+        if importlib.util.find_spec("peft") is None:
+            raise RenderError("LoRAs need the peft package: pip install peft")
+        name = f"lora{len(self._adapters) + 1}"
+        try:
+            with _quiet_libraries():
+                pipe.load_lora_weights(str(path), adapter_name=name)
+        except Exception as exc:
+            if "size mismatch" in str(exc):
+                raise RenderError(f"LoRA {shown!r} does not fit {model!r}: its layers have other sizes than the "
+                                  f"model's (a LoRA for another model family?)") from None
+            raise RenderError(f"LoRA {shown!r} does not fit {model!r} ({type(exc).__name__}: "
+                              f"{_first_line(exc)[:300]})") from None
+        loaded = {n for names in pipe.get_list_adapters().values() for n in names}
+        if name not in loaded:
+            raise RenderError(f"LoRA {shown!r} does not fit {model!r}: none of its weights names a layer of "
+                              f"{type(pipe).__name__} (a LoRA for another model family?)")
+        return name
 
     def _consistency(self, pipe: Any, job: PanelJob, references: Sequence[Reference],
                      generator_device: Any) -> tuple[contextlib.AbstractContextManager[None], dict[str, Any]]:
@@ -441,6 +497,7 @@ class DiffusersRenderer:
         pipe.set_progress_bar_config(disable=True)
         self.pipeline, self._loaded_for, self._device, self._adapter = pipe, wanted, device, None
         self._schedulers = {"default": pipe.scheduler}
+        self._adapters = {}
         self.loads += 1
         return pipe
 
@@ -462,7 +519,8 @@ class DiffusersRenderer:
 
             spec = SCHEDULERS[name]
             cls = getattr(diffusers, spec.cls)
-            self._schedulers[name] = cls.from_config(self._schedulers["default"].config, **spec.config)
+            with _quiet_libraries():
+                self._schedulers[name] = cls.from_config(self._schedulers["default"].config, **spec.config)
         pipe.scheduler = self._schedulers[name]
 
 
@@ -473,19 +531,71 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def _check_scheduler(name: str) -> None:
+def effective_scheduler(job: PanelJob, family: Family) -> str:
+    """The scheduler `job` is drawn with: the story's, except that a flow-matching model whose story left the
+    (DDPM-family) default alone keeps its own."""
+    name = dict(job.options).get("scheduler", "default")
+    if family.flow_matching and not dict(job.runtime).get("scheduler_chosen", True) \
+            and not SCHEDULERS[name].flow_matching:
+        return "default"
+    return name
+
+
+def _check_scheduler(job: PanelJob, family: Family, pipeline_class: str) -> None:
+    name = effective_scheduler(job, family)
+    if pipeline_class:  # unknown before loading a bare checkpoint file; checked again once it is loaded
+        family.check_scheduler(name, pipeline_class)
     spec = SCHEDULERS[name]
     if spec.needs and importlib.util.find_spec(spec.needs) is None:
         raise RenderError(f"scheduler {name!r} needs the {spec.needs} package: pip install {spec.needs}")
 
 
+def _pipeline_class_name(source: ModelSource) -> str:
+    """The pipeline class a folder or cached hub model names, read from its model_index.json ('' if unknown)."""
+    if source.path is None or source.kind == "file":
+        return ""
+    return str(_read_model_index(source.path).get("_class_name", ""))
+
+
+def _report_cuts(job: PanelJob, cuts: list[Cut]) -> str:
+    """Say once, in our words, which words the model never reads; return those of the prompt."""
+    for cut in cuts:
+        log.warning("panel %d: the %s is longer than the %d tokens %s reads; dropped: %r",
+                    job.index, cut.label, cut.limit, job.model, cut.words)
+    return next((cut.words for cut in cuts if cut.label == "prompt"), "")
+
+
+def lora_file(spec: dict[str, Any]) -> Path:
+    """The local file of a LoRA: the file named, the weights file in a folder, or the hub file in the cache
+    (downloaded first unless HF_HUB_OFFLINE=1). Never imports torch."""
+    name, weight_name = spec["path"], spec.get("weight_name")
+    shown = name + (f" ({weight_name})" if weight_name else "")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        path = path / (weight_name or "pytorch_lora_weights.safetensors")
+    if path.is_file():
+        return path.resolve()
+    looks_local = (name.lower().endswith(CHECKPOINT_SUFFIXES) or path.is_absolute() or name.startswith((".", "~"))
+                   or "\\" in name or not _HUB_ID.match(name) or "/" not in name)
+    if looks_local:
+        raise ModelNotFound(f"LoRA {shown!r} not found: no such file ({path.resolve()})")
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(name, weight_name or "pytorch_lora_weights.safetensors"))
+    except Exception as exc:
+        names, root = _causes(exc)
+        if hub_offline() or "LocalEntryNotFoundError" in names:
+            raise ModelNotFound(f"LoRA {shown!r} is not in the Hugging Face cache ({hub_cache_dir()}) and "
+                                f"HF_HUB_OFFLINE=1 forbids downloading it; download it with `hf download {name}` "
+                                f"or give a local .safetensors file") from None
+        raise ModelNotFound(f"cannot download LoRA {shown!r} from the Hugging Face hub ({type(root).__name__}: "
+                            f"{_first_line(root)}); check the id and weight_name") from None
+
+
 def _check_sizes(pipe: Any, jobs: Sequence[PanelJob]) -> None:
     """Refuse sizes the model cannot draw before the first panel, not in the middle of the build."""
-    multiple = int(getattr(pipe, "vae_scale_factor", 8) or 8)
-    transformer = getattr(pipe, "transformer", None)
-    patch = getattr(getattr(transformer, "config", None), "patch_size", None)
-    if isinstance(patch, int) and patch > 1:
-        multiple *= patch
+    multiple = family_for(type(pipe).__name__).size_multiple(pipe)
     for job in jobs:
         for label, value in (("width", job.width), ("height", job.height)):
             if value % multiple:
@@ -510,24 +620,25 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 
 class _quiet_libraries:
-    """Silence transformers/diffusers chatter (missing torchvision, progress bars) while loading."""
+    """Silence library chatter (missing torchvision, CLIP truncation, progress bars, deprecations) while loading
+    and drawing: what the user should hear, storyboard says itself, once, in its own words."""
 
     def __enter__(self) -> None:
         self.warnings = warnings.catch_warnings()
         self.warnings.__enter__()
-        # torch_dtype= is what every diffusers release understands; newer ones warn that dtype= is the new name.
-        warnings.simplefilter("ignore", FutureWarning)
-        self.loggers = [logging.getLogger(n) for n in ("transformers", "diffusers")]
+        warnings.simplefilter("ignore")
+        # Even their errors: a failure that matters is raised, and storyboard reports it as one line.
+        self.loggers = [logging.getLogger(n) for n in ("transformers", "diffusers", "peft")]
         self.levels = [lg.level for lg in self.loggers]
         for lg in self.loggers:
-            lg.setLevel(logging.ERROR)
+            lg.setLevel(logging.CRITICAL)
         try:
             from diffusers.utils import logging as dlog
             from transformers.utils import logging as tlog
 
             self.restore = (dlog.get_verbosity(), tlog.get_verbosity())
-            dlog.set_verbosity_error()
-            tlog.set_verbosity_error()
+            dlog.set_verbosity(logging.CRITICAL)
+            tlog.set_verbosity(logging.CRITICAL)
             dlog.disable_progress_bar()
             tlog.disable_progress_bar()
         except ImportError:
@@ -663,97 +774,15 @@ def _load_error(source: ModelSource, exc: BaseException) -> RenderError:
     return ModelNotFound(f"cannot load model {source.name!r} ({type(exc).__name__}: {_first_line(exc)}); {hint}")
 
 
-# --------------------------------------------------------------------------- prompts longer than CLIP reads
-
-
-def _single_clip_encoder(pipe: Any) -> bool:
-    """SD 1.x/2.x style: one CLIP tokenizer and text encoder (SDXL and Kolors have others)."""
-    tokenizer, encoder = getattr(pipe, "tokenizer", None), getattr(pipe, "text_encoder", None)
-    return (tokenizer is not None and encoder is not None and getattr(pipe, "tokenizer_2", None) is None
-            and getattr(pipe, "text_encoder_2", None) is None and "CLIP" in type(encoder).__name__
-            and getattr(tokenizer, "bos_token_id", None) is not None)
-
-
-def _token_ids(tokenizer: Any, text: str) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=False, truncation=False, verbose=False).input_ids)
-
-
-def long_prompt_embeddings(pipe: Any, prompt: str, negative: str) -> tuple[Any, Any] | None:
-    """Text embeddings for prompts longer than CLIP's window, as the A1111 web UI makes them.
-
-    The tokens are split into chunks of `model_max_length - 2` (75), each chunk is encoded on its own between BOS
-    and EOS, and the results are concatenated; the negative prompt is padded with empty chunks to the same length.
-    Returns None when both prompts fit, so short prompts go through the pipeline unchanged.
-    """
-    if not _single_clip_encoder(pipe):
-        return None
-    tokenizer = pipe.tokenizer
-    window = int(tokenizer.model_max_length)
-    size = window - 2
-    ids, neg_ids = _token_ids(tokenizer, prompt), _token_ids(tokenizer, negative)
-    if max(len(ids), len(neg_ids)) <= size:
-        return None
-    count = max(-(-len(ids) // size), -(-len(neg_ids) // size))
-    return _encode_chunks(pipe, ids, count), _encode_chunks(pipe, neg_ids, count)
-
-
 def anchor_embeddings(pipe: Any, prompt: str) -> tuple[Any, Any]:
     """The conditional text embeddings of an anchor's prompt (and the pooled ones of pipelines that use them),
     encoded as the panel's own prompt is: in chunks when it is longer than CLIP's window."""
     import torch
 
-    long = long_prompt_embeddings(pipe, prompt, "")
+    long = family_for(type(pipe).__name__).chunked(pipe, prompt, "")
     if long is not None:
-        return long[0], None
+        return long["prompt_embeds"], long.get("pooled_prompt_embeds")
     with torch.inference_mode(), _quiet_libraries():
         out = pipe.encode_prompt(prompt=prompt, device=pipe._execution_device, num_images_per_prompt=1,
                                  do_classifier_free_guidance=False)
     return out[0], (out[2] if len(out) > 2 else None)
-
-
-def _encode_chunks(pipe: Any, ids: list[int], count: int) -> Any:
-    import torch
-
-    tokenizer, encoder = pipe.tokenizer, pipe.text_encoder
-    size = int(tokenizer.model_max_length) - 2
-    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    device = pipe._execution_device
-    use_mask = bool(getattr(encoder.config, "use_attention_mask", False))
-    parts = []
-    for c in range(count):
-        chunk = ids[c * size:(c + 1) * size]
-        row = [bos, *chunk, eos] + [pad] * (size - len(chunk))
-        mask = [1] * (len(chunk) + 2) + [0] * (size - len(chunk))
-        tokens = torch.tensor([row], device=device)
-        with torch.inference_mode():
-            out = encoder(tokens, attention_mask=torch.tensor([mask], device=device) if use_mask else None)
-        parts.append(out[0])
-    return torch.cat(parts, dim=1).to(dtype=encoder.dtype, device=device)
-
-
-def dropped_words(tokenizer: Any, text: str, limit: int) -> str:
-    """The end of `text` that a tokenizer reading `limit` tokens never sees ('' when all of it fits)."""
-    ids = _token_ids(tokenizer, text)
-    if len(ids) <= limit:
-        return ""
-    return tokenizer.decode(ids[limit:]).strip()
-
-
-def _warn_truncation(pipe: Any, job: PanelJob) -> str:
-    """Log the words a pipeline without long-prompt support will cut off; return those of the prompt."""
-    tokenizer = getattr(pipe, "tokenizer", None)
-    if tokenizer is None or not getattr(tokenizer, "model_max_length", None):
-        return ""
-    specials = 2 if getattr(tokenizer, "bos_token_id", None) is not None else 1
-    limit = int(tokenizer.model_max_length) - specials
-    if limit > 100_000:  # tokenizers without a real limit report a huge number
-        return ""
-    dropped = ""
-    for label, text in (("prompt", job.prompt), ("negative prompt", job.negative_prompt)):
-        lost = dropped_words(tokenizer, text, limit) if text else ""
-        if lost:
-            log.warning("panel %d: the %s is longer than the %d tokens %s reads; dropped: %r",
-                        job.index, label, limit, job.model, lost)
-            dropped = dropped or (lost if label == "prompt" else "")
-    return dropped

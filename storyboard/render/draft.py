@@ -92,7 +92,10 @@ def draw_card(job: PanelJob) -> Image.Image:
     band = max(8, round(DRAFT_BAND * min(w, h)))  # the page keeps its speech bubbles off it
     draw.rectangle((0, 0, w, band), fill=accent)
     if job.is_anchor:  # a character's name may be in any script
-        FontChain(small.size).draw(draw, (pad, band / 2), f"DRAFT · {job.character.upper()}", "white", anchor="lm")
+        chain = FontChain(small.size)
+        ascent, descent = small.getmetrics()
+        chain.draw(draw, (pad, band / 2 + (ascent + descent) / 2), f"DRAFT · {job.character.upper()}", "white",
+                   anchor="ld")
     else:
         draw.text((pad, band / 2), f"DRAFT · PANEL {job.index}", font=small, fill="white", anchor="lm")
     if shot:

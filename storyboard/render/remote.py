@@ -32,6 +32,7 @@ class RemoteRenderer:
     version: ClassVar[str]
     service: ClassVar[str]  # what is in the key: "dashscope", "a1111"
     reads_references: ClassVar[bool] = False  # none of these services takes a character's reference picture
+    applies_loras: ClassVar[bool] = False  # nor a LoRA file from this machine
 
     def __init__(self, *, base_url: str | None = None, timeout: float = DEFAULT_TIMEOUT, retries: int = 3,
                  notify: Callable[[str], None] | None = None) -> None:
