@@ -116,7 +116,12 @@ class RayWorkers:
         actor = ray.remote(max_restarts=RESTARTS, max_task_retries=RESTARTS)(Worker)
         threads = os.environ.get("OMP_NUM_THREADS")
         self.actors = [actor.options(**share).remote(engine, threads) for _ in range(count)]
-        places = ray.get([a.where.remote() for a in self.actors])
+        try:
+            places = ray.get([a.where.remote() for a in self.actors])
+        except ray.exceptions.RayError as exc:
+            self.close()
+            reason = next((line.strip() for line in reversed(str(exc).splitlines()) if line.strip()), "")
+            raise BuildError(f"the Ray workers could not start: {reason}") from None
         self.names = [_worker_name(n, place, gpus > 0) for n, place in enumerate(places, 1)]
         self._engine = engine
         self.startup_seconds = time.perf_counter() - began
