@@ -13,7 +13,9 @@ import hashlib
 import json
 import logging
 import re
+import sys
 import threading
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,6 +57,9 @@ class BuildProgress:
     def step(self, job: PanelJob, step: int, total: int) -> None: ...
 
     def panel_done(self, job: PanelJob) -> None: ...
+
+    def cached(self, job: PanelJob, key: str) -> None:
+        """`job`'s image was just saved in the cache under `key` (a live page can show it at once)."""
 
     def composing(self) -> None: ...
 
@@ -242,6 +247,7 @@ def build(
     story_path: str | Path,
     out_dir: str | Path | None = None,
     *,
+    story: Story | None = None,
     renderer: str | Renderer = DEFAULT_RENDERER,
     model: str | None = None,
     progress: BuildProgress | None = None,
@@ -267,22 +273,46 @@ def build(
 
     A story longer than one page (`layout.rows`, `page_break`, `chapter`) is written as pages/page-NN.png,
     book.pdf and index.html; each page has its own key, and only pages whose key changed are drawn again.
+
+    `story` builds that in-memory story instead of the file's contents; `story_path` still places the default
+    output folder and the files the story names relative to itself. `renderer` may be an instance the caller
+    keeps (and its loaded model with it) across builds. The build holds the output folder's lock while it runs;
+    a caller that holds it already (a `storyboard.Session`) calls `build_in`.
     """
+    story = story if story is not None else load_story(story_path)
+    with exclusive_lock(output_folder(story_path, out_dir), "build"):
+        return build_in(story_path, out_dir, story=story, renderer=renderer, model=model, progress=progress,
+                        panels=panels, force=force, self_contained=self_contained, cache=cache, workers=workers)
+
+
+def build_in(
+    story_path: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    story: Story | None = None,
+    renderer: str | Renderer = DEFAULT_RENDERER,
+    model: str | None = None,
+    progress: BuildProgress | None = None,
+    panels: Iterable[int] = (),
+    force: bool = False,
+    self_contained: bool = False,
+    cache: str | Path | None = None,
+    workers: Workers | None = None,
+) -> BuildResult:
+    """`build`, for a caller that holds the output folder's lock (`storyboard.files.exclusive_lock`)."""
     progress = progress or BuildProgress()
     engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
-    story = load_story(story_path)
+    story = story if story is not None else load_story(story_path)
     one = _StoryBuild(story_path, out_dir, story, engine, model=model, panels=panels, force=force,
                       self_contained=self_contained, cache=cache)
-    with exclusive_lock(one.out, "build"):
-        one.prepare()
-        progress.start(one.jobs, [k.job for k in _distinct(one.to_draw)], engine.name)
-        warming: list[threading.Thread] = []
-        _draw([one], engine, workers or LocalWorkers(), progress, stop_at_first_error=True,
-              after_first=lambda: warming.append(_warm_page(story, one.panel_jobs, engine.name)))
-        for thread in warming:
-            thread.join()
-        return one.finish(progress)
-
+    one.prepare()
+    progress.start(one.jobs, [k.job for k in _distinct(one.to_draw)], engine.name)
+    warming: list[threading.Thread] = []
+    _draw([one], engine, workers or LocalWorkers(), progress, stop_at_first_error=True,
+          after_first=lambda: warming.append(_warm_page(story, one.panel_jobs, engine.name)))
+    for thread in warming:
+        thread.join()
+    return one.finish(progress)
 
 @dataclass
 class StoryOutcome:
@@ -383,7 +413,7 @@ class _StoryBuild:
                  model: str | None, panels: Iterable[int] = (), force: bool = False, self_contained: bool = False,
                  cache: str | Path | None = None) -> None:
         self.story_path, self.story, self.engine, self.self_contained = story_path, story, engine, self_contained
-        self.out = _out_folder(story_path, out_dir)
+        self.out = output_folder(story_path, out_dir)
         self.jobs = resolve_jobs(_as_drawn_by(engine, story), model=model, story_dir=Path(story_path).parent)
         self.panel_jobs = [job for job in self.jobs if not job.is_anchor]
         redraw = {check_panel_number(n, len(self.panel_jobs), story_path) for n in panels}
@@ -530,7 +560,8 @@ def _as_drawn_by(engine: Renderer, story: Story) -> Story:
     return story.model_copy(update={"render": story.render.model_copy(update={"consistency": "none"})})
 
 
-def _out_folder(story_path: str | Path, out_dir: str | Path | None) -> Path:
+def output_folder(story_path: str | Path, out_dir: str | Path | None) -> Path:
+    """The folder a build of `story_path` writes into: `out_dir`, or ``build/<story file name>``."""
     out = Path(out_dir) if out_dir is not None else default_out_dir(story_path)
     if out.exists() and not out.is_dir():
         raise BuildError(f"output folder {out} exists and is not a folder")
@@ -676,6 +707,8 @@ class _Storing:
             owner.cache.put(k.key, rendered.image, pnginfo)
             written.add(owner.cache.folder)
             self.stored.add((owner.cache.folder, k.key))
+        for owner in needing:
+            self.progress.cached(owner.keyed.job, task.key)
         if needing[0].build is not None:
             needing[0].build.drawn_keys.add(task.key)
         self.progress.panel_done(task.job)
@@ -861,16 +894,38 @@ def variants(
     renderer: str | Renderer = DEFAULT_RENDERER,
     model: str | None = None,
     progress: BuildProgress | None = None,
+    story: Story | None = None,
     cache: str | Path | None = None,
 ) -> VariantsResult:
     """Draw `count` candidate seeds for one panel into ``<out>/variants/panel-NN/seed-S.png``, plus a contact sheet.
 
     Candidates go through the same cache as builds, so after ``storyboard pick`` the next build reuses the chosen
-    one. The page, ``panels/`` and the manifest are left alone.
+    one. The page, ``panels/`` and the manifest are left alone. Holds the output folder's lock while it runs; a
+    caller that holds it already calls `variants_in`.
     """
+    story = story if story is not None else load_story(story_path)
+    with exclusive_lock(output_folder(story_path, out_dir), "variants run"):
+        return variants_in(story_path, panel, count, seed_start=seed_start, out_dir=out_dir, renderer=renderer,
+                           model=model, progress=progress, story=story, cache=cache)
+
+
+def variants_in(
+    story_path: str | Path,
+    panel: int,
+    count: int,
+    *,
+    seed_start: int | None = None,
+    out_dir: str | Path | None = None,
+    renderer: str | Renderer = DEFAULT_RENDERER,
+    model: str | None = None,
+    progress: BuildProgress | None = None,
+    story: Story | None = None,
+    cache: str | Path | None = None,
+) -> VariantsResult:
+    """`variants`, for a caller that holds the output folder's lock."""
     progress = progress or BuildProgress()
-    story = load_story(story_path)
-    out = _out_folder(story_path, out_dir)
+    story = story if story is not None else load_story(story_path)
+    out = output_folder(story_path, out_dir)
     engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
     jobs = resolve_jobs(_as_drawn_by(engine, story), model=model, story_dir=Path(story_path).parent)
     panel_jobs = [j for j in jobs if not j.is_anchor]
@@ -886,29 +941,39 @@ def variants(
     anchors = [j for j in jobs if j.character in job.references]
     context = _Context(story, str(story_path), _given_out(story_path, out_dir), model, variant=True)
 
-    with exclusive_lock(out, "variants run"):
-        remove_temp_files(out)
-        cache = PanelCache(cache if cache is not None else out / "cache")
-        keying = _Jobs(engine, story_path, cache, [])
-        work = [keying.key(j, must_draw=not j.is_anchor) for j in anchors + candidates]
-        missing = [k for k in work if not cache.has(k.key)]
-        _store_pictures(missing, keying.pictures, cache, context, engine.name)
-        to_draw = [k for k in missing if not k.job.image]
-        progress.start(candidates, [k.job for k in to_draw], engine.name)
-        anchors = keying.anchors()
-        _draw_owned({k.key: [_Owner(k, cache, context, anchors)] for k in _distinct(to_draw)}, engine, LocalWorkers(),
-                    progress)
+    remove_temp_files(out)
+    cache = PanelCache(cache if cache is not None else out / "cache")
+    keying = _Jobs(engine, story_path, cache, [])
+    work = [keying.key(j, must_draw=not j.is_anchor) for j in anchors + candidates]
+    missing = [k for k in work if not cache.has(k.key)]
+    _store_pictures(missing, keying.pictures, cache, context, engine.name)
+    to_draw = [k for k in missing if not k.job.image]
+    progress.start(candidates, [k.job for k in to_draw], engine.name)
+    read = keying.anchors()
+    _draw_owned({k.key: [_Owner(k, cache, context, read)] for k in _distinct(to_draw)}, engine, LocalWorkers(),
+                progress)
 
-        progress.composing()
-        folder = variants_dir(out, panel)
-        files = []
-        shown = [k for k in work if not k.job.is_anchor]
-        for k in shown:
-            files.append(folder / f"seed-{k.job.seed}.png")
-            _publish(cache, k, files[-1], context, engine.name)
-        sheet = contact_sheet(f"{story.title} · panel {panel}", [(cache.open(k.key), k.job.seed) for k in shown],
-                              job.seed)
-        atomic_save_png(folder / "contact-sheet.png", sheet)
+    progress.composing()
+    folder = variants_dir(out, panel)
+    files = []
+    shown = [k for k in work if not k.job.is_anchor]
+    for k in shown:
+        files.append(folder / f"seed-{k.job.seed}.png")
+        _publish(cache, k, files[-1], context, engine.name)
+    sheet = contact_sheet(f"{story.title} · panel {panel}", [(cache.open(k.key), k.job.seed) for k in shown],
+                          job.seed)
+    atomic_save_png(folder / "contact-sheet.png", sheet)
     return VariantsResult(panel, seeds, job.seed, files, folder / "contact-sheet.png",
                           sum(not k.job.is_anchor for k in to_draw), engine.name, [j.character for j in anchors],
                           sum(k.job.is_anchor for k in to_draw))
+
+
+class _CallableModule(types.ModuleType):
+    """``storyboard.build`` names both this module and its `build` function. Once the module is imported, the
+    package attribute is the module (Python's import system sets it), so calling it builds, as the function does."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> BuildResult:
+        return build(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

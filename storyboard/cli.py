@@ -64,7 +64,7 @@ def out_option(command: Callable[..., None]) -> Callable[..., None]:
 
 
 def drawing_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--out, --cache, --renderer, --model, --base-url and --timeout, shared by the commands that draw panels."""
+    """--out, --renderer, --model, --base-url and --timeout, shared by the commands that draw panels."""
     command = click.option("--timeout", type=click.FloatRange(0, min_open=True), default=None, metavar="SECONDS",
                            help="Remote renderers: give up on a panel after this long, retries included "
                                 "[default: 600].")(command)
@@ -77,7 +77,11 @@ def drawing_options(command: Callable[..., None]) -> Callable[..., None]:
     command = click.option("--renderer", default=None, metavar="NAME", callback=_not_blank,
                            help="Renderer to draw panels with: diffusers (default), draft, dashscope, "
                                 "a1111.")(command)
-    command = out_option(command)
+    return out_option(command)
+
+
+def cache_option(command: Callable[..., None]) -> Callable[..., None]:
+    """--cache, a cache folder shared by the commands that draw into one."""
     return click.option("--cache", default=None, type=click.Path(file_okay=False), envvar="STORYBOARD_CACHE",
                         callback=_not_blank,
                         help="A cache folder to share between stories, users and machines [default: "
@@ -110,6 +114,7 @@ def _ray_address(ctx: click.Context, param: click.Parameter, value: str | None) 
 @cli.command()
 @click.argument("stories", nargs=-1, required=True, metavar="STORY...", type=click.Path(path_type=str))
 @drawing_options
+@cache_option
 @click.option("--panel", "panels", type=int, multiple=True, metavar="N",
               help="Redraw panel N even if a cached image exists (repeatable; one story only).")
 @click.option("--force", is_flag=True, help="Redraw every panel, ignoring cached images.")
@@ -231,6 +236,29 @@ def _report_batch(batch: Any) -> None:
         raise click.exceptions.Exit(1)
 
 
+@cli.command(short_help="Serve a live page that redraws as you edit the story.")
+@click.argument("story", type=click.Path(dir_okay=True, path_type=str))
+@drawing_options
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 lets anyone on the network drive it.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0: any free port).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
+def serve(story: str, out_dir: str | None, renderer: str | None, model: str | None, base_url: str | None,
+          timeout: float | None, host: str, port: int, open_browser: bool) -> None:
+    """Build STORY, serve its page on http://HOST:PORT/ and rebuild it on every save.
+
+    The renderer and its model stay loaded between builds, so an edit redraws only the panels it changed; the
+    page updates in place, shows each panel's progress, and offers redraw, variants and pick for every panel.
+    Ctrl-C stops it.
+    """
+    from storyboard.serve.server import serve as run_server
+
+    run_server(story, out_dir, host=host, port=port, open_browser=open_browser,
+               renderer=_renderer(renderer, base_url, timeout), model=model, say=lambda line: click.echo(line),
+               warn=lambda line: click.echo(line, err=True))
+
+
 @cli.command(short_help="Download a Stable Diffusion model from the Hugging Face hub.")
 @click.argument("model")
 def download(model: str) -> None:
@@ -285,6 +313,7 @@ def _current_params(provenance: Any) -> dict[str, Any] | None:
 @click.option("--seed-start", type=int, default=None, metavar="S",
               help="First seed to try [default: the panel's current seed].")
 @drawing_options
+@cache_option
 def variants(story: str, panel: int, count: int, seed_start: int | None, out_dir: str | None, cache: str | None,
              renderer: str | None, model: str | None, base_url: str | None, timeout: float | None) -> None:
     """Draw K candidate seeds for panel N of STORY, with a contact sheet; the page is left as it is.

@@ -109,5 +109,9 @@ class BuildError(StoryboardError):
     """The build could not write its outputs."""
 
 
+class BuildCancelled(BuildError):
+    """A build was stopped on request (a newer save of the story arrived); every finished panel is kept."""
+
+
 class CheckError(StoryboardError):
     """A built page cannot be scored: no build yet, a file of it missing, or a model that is not a CLIP."""

@@ -48,11 +48,12 @@ class SmallRenderer:
                references: Mapping[str, Reference] | None = None) -> Iterator[Rendered]:
         for job in jobs:
             self.identity(job)  # the model must be there to draw
-            if self.delay:
-                time.sleep(self.delay)
+            for step in range(1, job.steps + 1):  # the delay is spread over the steps, like a denoising loop
+                if self.delay:
+                    time.sleep(self.delay / job.steps)
+                if on_step:
+                    on_step(job, step, job.steps)
             image = draw(job, [references[name].image for name in job.references] if references else [])
-            if on_step:
-                on_step(job, job.steps, job.steps)
             self.drawn.append(job)
             if self.log:
                 with open(self.log, "a", encoding="utf-8") as f:

@@ -234,9 +234,6 @@ def test_identity_names_model_sampler_device_and_dtype(story, tiny_model, tmp_pa
     config = json.loads((copy / "scheduler" / "scheduler_config.json").read_text())
     config["beta_end"] = 0.02
     (copy / "scheduler" / "scheduler_config.json").write_text(json.dumps(config))
-    import storyboard.render.diffusers as module
-
-    module._folder_hashes.clear()
     after = DiffusersRenderer().identity(resolve(load_story(story), model=str(copy))[0])["folder_sha256"]
     assert before != after
 
@@ -491,3 +488,66 @@ def test_a_hub_model_is_fetched_before_its_panels_are_keyed(story, tmp_path):
     assert done.stderr == ("Error: cannot download 'nobody/model' from the Hugging Face hub (ConnectionRefusedError: "
                            "[Errno 111] Connection refused); check the network connection and the model id\n")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_long_lived_renderer_sees_models_change_on_disk(story, tiny_model, tmp_path, monkeypatch):
+    """What a server keeps for hours must not go stale: a folder saved again, a new hub snapshot, a new file."""
+    renderer = DiffusersRenderer()
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    job = resolve(load_story(story), model=str(folder))[0]
+    before = renderer.identity(job)["folder_sha256"]
+    assert renderer.identity(job)["folder_sha256"] == before
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # saved again in place
+    assert renderer.identity(job)["folder_sha256"] != before
+
+    cache = tmp_path / "hub"
+    repo = cache / "models--tiny--sd"
+    for commit in ("0123abcd", "4567cdef"):
+        (repo / "snapshots" / commit).mkdir(parents=True)
+        (repo / "snapshots" / commit / "model_index.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    hub_job = resolve(load_story(story), model="tiny/sd")[0]
+    assert renderer.identity(hub_job)["revision"] == "0123abcd"
+    (repo / "refs" / "main").write_text("4567cdef")  # `storyboard download` fetched a newer snapshot
+    assert renderer.identity(hub_job)["revision"] == "4567cdef"
+
+    checkpoint = tmp_path / "model.safetensors"
+    checkpoint.write_bytes(b"first")
+    file_job = resolve(load_story(story), model=str(checkpoint))[0]
+    first = renderer.identity(file_job)["sha256"]
+    checkpoint.write_bytes(b"second, longer")
+    assert renderer.identity(file_job)["sha256"] != first
+
+
+def test_switching_model_frees_the_old_pipeline_before_loading_the_new(story, tiny_model, tmp_path, monkeypatch):
+    import gc
+    import weakref
+
+    import storyboard.render.diffusers as module
+
+    other = tmp_path / "other-model"
+    shutil.copytree(tiny_model, other)
+    renderer = DiffusersRenderer()
+    build(story, tmp_path / "a", renderer=renderer, model=str(tiny_model))
+    old = weakref.ref(renderer.pipeline)
+    alive_at_load: list[bool] = []
+    load = module._load_pretrained
+
+    def watching_load(*args, **kwargs):
+        gc.collect()
+        alive_at_load.append(old() is not None)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(module, "_load_pretrained", watching_load)
+    build(story, tmp_path / "b", renderer=renderer, model=str(other))
+    assert alive_at_load == [False] and renderer.loads == 2
+
+    # The same folder saved again in place is loaded again too: its weights may have changed.
+    weights = other / "unet" / "diffusion_pytorch_model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    build(story, tmp_path / "b", renderer=renderer, model=str(other))
+    assert renderer.loads == 3

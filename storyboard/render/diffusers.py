@@ -148,29 +148,59 @@ def download(model: str) -> Path:
 # --------------------------------------------------------------------------- cheap fingerprints
 
 
-_folder_hashes: dict[Path, str] = {}
+_folder_hashes: dict[tuple[Path, tuple[tuple[str, int, int], ...]], str] = {}
 _file_hashes: dict[tuple[str, int, int], str] = {}
 
 
-def folder_fingerprint(folder: Path) -> str:
-    """sha256 over a diffusers folder: the contents of its *.json configs, and the names, sizes and modification
-    times of every other file (weights, tokenizer files). Computed once per process."""
-    if folder in _folder_hashes:
-        return _folder_hashes[folder]
-    digest = hashlib.sha256()
+def _folder_files(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """(relative name, size, mtime) of every file in a model folder, hidden ones left out: cheap, no reading."""
+    found = []
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
         if any(part.startswith(".") for part in rel.parts) or not path.is_file():
             continue
-        digest.update(rel.as_posix().encode() + b"\0")
-        if path.suffix == ".json":
-            digest.update(path.read_bytes())
+        stat = path.stat()
+        found.append((rel.as_posix(), stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """sha256 over a diffusers folder: the contents of its *.json configs, and the names, sizes and modification
+    times of every other file (weights, tokenizer files).
+
+    Remembered by the folder's file list with sizes and times, so a folder saved again in place (a fine-tune
+    written over the old weights, an edited config) gets a new fingerprint in a process that runs for hours.
+    """
+    files = _folder_files(folder)
+    if (folder, files) in _folder_hashes:
+        return _folder_hashes[folder, files]
+    digest = hashlib.sha256()
+    for rel, size, mtime_ns in files:
+        digest.update(rel.encode() + b"\0")
+        if rel.endswith(".json"):
+            digest.update((folder / rel).read_bytes())
         else:
-            stat = path.stat()
-            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+            digest.update(f"{size}:{mtime_ns}".encode())
         digest.update(b"\0")
-    _folder_hashes[folder] = digest.hexdigest()
-    return _folder_hashes[folder]
+    if len(_folder_hashes) > 64:
+        _folder_hashes.clear()
+    _folder_hashes[folder, files] = digest.hexdigest()
+    return _folder_hashes[folder, files]
+
+
+def model_stamp(model: str) -> tuple[Any, ...]:
+    """What changes when the model `model` names changes on disk, read cheaply (stat calls, the hub's ref file):
+    part of the memo key of identities, so a long-running process never keeps a stale one."""
+    path = Path(model).expanduser()
+    try:
+        if path.is_file():
+            stat = path.stat()
+            return ("file", str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if path.is_dir():
+            return ("folder", str(path.resolve()), _folder_files(path))
+    except OSError:
+        return ("gone", model)
+    return ("hub", cached_snapshot(model) if _HUB_ID.match(model) else None)
 
 
 def file_sha256(path: Path) -> str:
@@ -282,8 +312,16 @@ class DiffusersRenderer:
 
     def identity(self, job: PanelJob) -> dict[str, Any]:
         options, runtime = dict(job.options), dict(job.runtime)
-        memo = (job.model, json.dumps(job.options, sort_keys=True, default=str), job.runtime)
+        config = options.get("config")
+        # Keyed by the files as they are now: a folder saved again, a new hub snapshot, another checkpoint, LoRA or
+        # IP-Adapter file under the same name gives a new identity in a session that keeps this renderer for hours.
+        extra_files = [spec["path"] for spec in options.get("loras") or []] + [options.get("ip_adapter") or ""]
+        memo = (job.model, json.dumps(job.options, sort_keys=True, default=str), job.runtime,
+                model_stamp(job.model), config and model_stamp(config),
+                tuple(model_stamp(name) for name in extra_files if name))
         if memo not in self._identities:
+            if len(self._identities) > 256:
+                self._identities.clear()
             scheduler = options.get("scheduler", "default")
             device = probe_device(runtime.get("device", "auto"))
             # A model that cannot be found cannot be identified: raise, so that the build reuses the panels it
@@ -296,7 +334,6 @@ class DiffusersRenderer:
                 # the commit the panels are drawn with, so the next build reuses them instead of drawing them again.
                 download(source.name)
                 source = locate(job.model)
-            config = options.get("config")
             config_source = _locate_config(config) if config and source.kind == "file" else None
             scheduler = effective_scheduler(job, family_for(_pipeline_class_name(config_source or source)))
             identity: dict[str, Any] = {
@@ -464,10 +501,13 @@ class DiffusersRenderer:
 
     def _load(self, job: PanelJob) -> Any:
         options, runtime = dict(job.options), dict(job.runtime)
-        wanted = (job.model, options.get("config"), options.get("safety_checker", True),
+        identity = self.identity(job)
+        model = {k: v for k, v in identity.items() if k in ("model", "sha256", "folder_sha256", "revision", "config")}
+        wanted = (json.dumps(model, sort_keys=True), options.get("config"), options.get("safety_checker", True),
                   options.get("attention_slicing", False), options.get("vae_tiling", False), job.runtime)
         if self.pipeline is not None and self._loaded_for == wanted:
             return self.pipeline
+        self.unload()  # another model (or the same one saved again): free the old one before loading the new
         source = locate(job.model)
         if source.kind == "hub" and source.path is None and hub_offline():
             raise _not_cached(source.name)
@@ -500,6 +540,20 @@ class DiffusersRenderer:
         self._adapters = {}
         self.loads += 1
         return pipe
+
+    def unload(self) -> None:
+        """Let go of the loaded pipeline and give its memory back (GPU memory included)."""
+        if self.pipeline is None:
+            return
+        device = self._device
+        self.pipeline, self._loaded_for, self._schedulers, self._adapter = None, None, {}, None
+        import gc
+
+        gc.collect()
+        if device is not None and device.type == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
 
     def _torch_device(self, setting: str) -> Any:
         import torch
