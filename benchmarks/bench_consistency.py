@@ -1,8 +1,9 @@
 """The cost of reading character anchors: time per panel and peak memory, `consistency: reference` against `none`.
 
-Each side is its own process that loads the model, draws one panel to warm up, then times drawing the same N panels
-(each listing one character) with the renderer, anchors already drawn; the page is not composed. Peak memory is the
-child's maximum RSS (and, on CUDA, torch's peak allocated memory). The sides alternate and the best run is kept.
+One process loads the model, draws the anchors and one panel of each side to warm up, then times drawing the same N
+panels (each listing the characters) with the renderer, the two sides alternating, and keeps each side's best run;
+the page is not composed. Peak memory is measured with each side alone in its own process: the child's maximum RSS
+(and, on CUDA, torch's peak allocated memory).
 
     python benchmarks/bench_consistency.py                   # tiny random pipeline, 128x128, 4 steps (CPU is fine)
     python benchmarks/bench_consistency.py --real-size       # SD 1.5's UNet config, random weights (GPU)
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,18 +39,22 @@ from storyboard.render.diffusers import DiffusersRenderer
 from storyboard.resolve import resolve, resolve_anchors
 from storyboard.story import load_story
 
-story_path, out = sys.argv[1], Path(sys.argv[2])
-story = load_story(story_path)
+modes, runs = sys.argv[1].split(","), int(sys.argv[2])
+stories = {{mode: load_story(path) for mode, path in zip(modes, sys.argv[3:])}}
 renderer = DiffusersRenderer()
-anchor_jobs = resolve_anchors(story)
+anchor_jobs = resolve_anchors(stories[modes[-1]])
 # Draw the anchors (and load the model) once, outside the timing.
 drawn = {{job.character: Reference(job, r.image) for job, r in zip(anchor_jobs, renderer.render(anchor_jobs))}}
-jobs = resolve(story)
-list(renderer.render(jobs[:1], references=drawn))  # warm-up
-start = time.perf_counter()
-for done in renderer.render(jobs, references=drawn):
-    pass
-elapsed = time.perf_counter() - start
+jobs = {{mode: resolve(story) for mode, story in stories.items()}}
+for mode in modes:
+    list(renderer.render(jobs[mode][:1], references=drawn))  # warm-up
+best = {{}}
+for _ in range(runs):  # the modes alternate, so both see the same machine
+    for mode in modes:
+        start = time.perf_counter()
+        for done in renderer.render(jobs[mode], references=drawn):
+            pass
+        best[mode] = min(best.get(mode, 1e9), (time.perf_counter() - start) / len(jobs[mode]))
 peak_gpu = None
 try:
     import torch
@@ -56,8 +62,8 @@ try:
         peak_gpu = torch.cuda.max_memory_allocated() / 2**20
 except Exception:
     pass
-print(json.dumps({{"seconds": elapsed, "per_panel": elapsed / len(jobs),
-                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "gpu_mib": peak_gpu}}))
+print(json.dumps({{"per_panel": best, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "gpu_mib": peak_gpu}}))
 """
 
 NAMES = ["fox", "prince", "rose", "pilot"]
@@ -84,10 +90,10 @@ def story_text(model: str, mode: str, panels: int, size: int, steps: int, charac
         """).format(sheet=sheet, body=body)
 
 
-def run(story: Path, out: Path) -> dict[str, float]:
+def run(modes: list[str], stories: list[Path], runs: int) -> dict[str, Any]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT)), str(story), str(out)],
-                          capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run([sys.executable, "-c", CHILD.format(root=str(ROOT)), ",".join(modes), str(runs),
+                           *map(str, stories)], capture_output=True, text=True, env=env, check=False)
     if done.returncode:
         sys.exit(done.stderr)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -114,25 +120,21 @@ def main() -> None:
         model = str(build_tiny_pipeline(work / "model", real_size_unet=args.real_size))
     size = args.size or (512 if args.real_size or args.model else 128)
     steps = args.steps or (20 if args.real_size or args.model else 4)
-    best: dict[str, dict[str, float]] = {}
-    for run_number in range(args.runs):
-        for mode in ("none", "reference"):
-            story = work / f"{mode}.yaml"
-            story.write_text(story_text(model, mode, args.panels, size, steps, args.characters), encoding="utf-8")
-            result = run(story, work / f"out-{mode}-{run_number}")
-            if mode not in best or result["seconds"] < best[mode]["seconds"]:
-                best[mode] = result
-            print(f"run {run_number + 1} {mode:9} {result['per_panel']:.3f} s/panel, max RSS "
-                  f"{result['rss_mib']:.0f} MiB" + (f", GPU peak {result['gpu_mib']:.0f} MiB"
-                                                   if result["gpu_mib"] else ""), flush=True)
-    none, ref = best["none"], best["reference"]
-    print(f"\n{args.panels} panels, {size}x{size}, {steps} steps, {args.characters} character(s) per panel, "
+    stories = []
+    for mode in ("none", "reference"):
+        stories.append(work / f"{mode}.yaml")
+        stories[-1].write_text(story_text(model, mode, args.panels, size, steps, args.characters), encoding="utf-8")
+    # Time per panel: both modes in one process, alternating, best of --runs. Memory: each mode alone.
+    timing = run(["none", "reference"], stories, args.runs)["per_panel"]
+    memory = {mode: run([mode], [story], 1) for mode, story in zip(("none", "reference"), stories)}
+    print(f"{args.panels} panels, {size}x{size}, {steps} steps, {args.characters} character(s) per panel, "
           f"best of {args.runs}:")
-    print(f"  none       {none['per_panel']:.3f} s/panel   max RSS {none['rss_mib']:.0f} MiB")
-    print(f"  reference  {ref['per_panel']:.3f} s/panel   max RSS {ref['rss_mib']:.0f} MiB")
-    print(f"  ratio      {ref['per_panel'] / none['per_panel']:.2f}x time, "
-          f"{ref['rss_mib'] / none['rss_mib']:.2f}x RSS" +
-          (f", GPU peak {ref['gpu_mib']:.0f} / {none['gpu_mib']:.0f} MiB" if none["gpu_mib"] else ""))
+    for mode in ("none", "reference"):
+        gpu = memory[mode]["gpu_mib"]
+        print(f"  {mode:9}  {timing[mode]:.3f} s/panel   max RSS {memory[mode]['rss_mib']:.0f} MiB"
+              + (f"   GPU peak {gpu:.0f} MiB" if gpu else ""))
+    print(f"  ratio      {timing['reference'] / timing['none']:.2f}x time, "
+          f"{memory['reference']['rss_mib'] / memory['none']['rss_mib']:.2f}x RSS")
     if args.scores:
         scores(work, args.clip)
 

@@ -60,8 +60,8 @@ def test_anchors_are_drawn_once_listed_in_the_manifest_and_published(story, smal
     assert fox == {"name": "fox", "file": "characters/fox.png", "key": result.characters[0].key,
                    "seed": anchor_seed(result.story, "fox"), "prompt": "ink drawing, a small red fox, full body, "
                    "front view, standing, plain light background", "rendered": True}
-    assert prince["seed"] == 4242 and prince["prompt"] == "ink drawing, a boy with a yellow scarf, head and shoulders, " \
-                                                          "plain background"
+    assert prince["seed"] == 4242
+    assert prince["prompt"] == "ink drawing, a boy with a yellow scarf, head and shoulders, plain background"
     assert [p["characters"] for p in manifest["panels"]] == [[], ["fox"], ["prince", "fox"], ["prince"]]
     assert manifest["panels"][2]["references"] == {"prince": prince["key"], "fox": fox["key"]}
     assert "references" not in manifest["panels"][0]

@@ -151,8 +151,9 @@ def test_ip_adapter_weights_missing_offline_is_one_line(write_story, tiny_model,
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     path = write(tmp_path, "ip_adapter")
-    path.write_text(path.read_text().replace(
-        "consistency: ip_adapter", "consistency: ip_adapter\n  ip_adapter: h94/IP-Adapter/models/ip-adapter_sd15.safetensors"))
+    spec = "h94/IP-Adapter/models/ip-adapter_sd15.safetensors"
+    text = path.read_text()
+    path.write_text(text.replace("consistency: ip_adapter", f"consistency: ip_adapter\n  ip_adapter: {spec}"))
     assert main(["build", str(path), "--model", str(tiny_model), "--out", str(tmp_path / "out")]) == 1
     assert capsys.readouterr().err == (
         f"Error: IP-Adapter 'h94/IP-Adapter/models/ip-adapter_sd15.safetensors' is not in the Hugging Face cache "
