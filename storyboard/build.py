@@ -8,6 +8,7 @@ loses nothing that was finished and a rebuild draws only what changed. A build h
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -29,12 +30,13 @@ from storyboard.compose.book import Sheet, book_from_story, page_key_input, stor
 from storyboard.compose.page import CastMember, page_from_story
 from storyboard.compose.sheet import contact_sheet
 from storyboard.compose.write import BOOK_PDF, page_file, write_book
-from storyboard.errors import BuildError, RenderError, StoryError
+from storyboard.errors import BuildError, RenderError, StoryboardError, StoryError
 from storyboard.files import atomic_save_png, atomic_write_bytes, exclusive_lock, remove_temp_files
 from storyboard.provenance import PARAMETERS, STORYBOARD, a1111_parameters, is_complete_png, text_chunk, with_text
-from storyboard.render import DEFAULT_RENDERER, Reference, Renderer, get_renderer
+from storyboard.render import DEFAULT_RENDERER, Reference, Rendered, Renderer, get_renderer
 from storyboard.resolve import PanelJob, anchored_characters, check_panel_number, content_key, resolve_jobs
 from storyboard.story import MAX_SEED, Story, load_story
+from storyboard.workers import LocalWorkers, Task, Workers
 
 log = logging.getLogger("storyboard")
 
@@ -46,6 +48,9 @@ class BuildProgress:
     """
 
     def start(self, jobs: list[PanelJob], to_render: list[PanelJob], renderer: str) -> None: ...
+
+    def drawing_on(self, job: PanelJob, worker: str) -> None:
+        """`worker` ("local", or a Ray worker's name) began drawing `job`; `panel_started` follows."""
 
     def panel_started(self, job: PanelJob) -> None: ...
 
@@ -249,14 +254,22 @@ def build(
     panels: Iterable[int] = (),
     force: bool = False,
     self_contained: bool = False,
+    cache: str | Path | None = None,
+    workers: Workers | None = None,
 ) -> BuildResult:
     """Build the comic page for the story file at `story_path` into `out_dir` (default ``build/<stem>``).
 
-    Only jobs whose content key (see `panel_key`) has no cached image are drawn: the anchors of the characters
-    panels list, then the panels. `panels` (1-based numbers) are redrawn even when cached (their anchors are
-    drawn only if missing), and `force` redraws every panel and anchor. `self_contained` writes index.html with
-    the images and fonts inlined, so that one file can be mailed or uploaded. The characters' anchors are shown
-    as the cast under the title of the first page when `layout.cast` is on.
+    Only jobs whose content key (see `panel_key`) has no cached image are drawn, each distinct key once: the
+    anchors of the characters panels list, then the panels. `panels` (1-based numbers) are redrawn even when
+    cached (their anchors are drawn only if missing), and `force` redraws every panel and anchor.
+    `self_contained` writes index.html with the images and fonts inlined, so that one file can be mailed or
+    uploaded. The characters' anchors are shown as the cast under the title of the first page when
+    `layout.cast` is on.
+
+    `cache` is a cache folder to keep drawn images in instead of ``<out>/cache``; any number of builds may share
+    one (see `PanelCache`), and a build never deletes from it. `workers` decides where jobs are drawn: in this
+    process (`LocalWorkers`, the default) or on Ray (`storyboard.workers.ray_cluster.RayWorkers`); the pixels,
+    keys, cache and outputs are the same either way.
 
     A story longer than one page (`layout.rows`, `page_break`, `chapter`) is written as pages/page-NN.png,
     book.pdf and index.html; each page has its own key, and only pages whose key changed are drawn again.
@@ -269,7 +282,7 @@ def build(
     story = story if story is not None else load_story(story_path)
     with exclusive_lock(output_folder(story_path, out_dir), "build"):
         return build_in(story_path, out_dir, story=story, renderer=renderer, model=model, progress=progress,
-                        panels=panels, force=force, self_contained=self_contained)
+                        panels=panels, force=force, self_contained=self_contained, cache=cache, workers=workers)
 
 
 def build_in(
@@ -283,75 +296,204 @@ def build_in(
     panels: Iterable[int] = (),
     force: bool = False,
     self_contained: bool = False,
+    cache: str | Path | None = None,
+    workers: Workers | None = None,
 ) -> BuildResult:
     """`build`, for a caller that holds the output folder's lock (`storyboard.files.exclusive_lock`)."""
     progress = progress or BuildProgress()
-    story = story if story is not None else load_story(story_path)
-    out = output_folder(story_path, out_dir)
     engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
-    jobs = resolve_jobs(_as_drawn_by(engine, story), model=model, story_dir=Path(story_path).parent)
-    panel_jobs = [job for job in jobs if not job.is_anchor]
-    redraw = {check_panel_number(n, len(panel_jobs), story_path) for n in panels}
-    redo = {job.file for job in jobs if force or job.index in redraw and not job.is_anchor}
-    context = _Context(story, str(story_path), _given_out(story_path, out_dir), model)
-
-    remove_temp_files(out)
-    cache = PanelCache(out / "cache")
-    previous = _previous_manifest(out)
-    keying = _Jobs(engine, story_path, cache, _previous_identities(previous, engine.name))
-    keyed = [keying.key(job, must_draw=job.file in redo) for job in jobs]
-    missing = [k for k in keyed if k.job.file in redo and not k.job.image or not cache.has(k.key)]
-    _store_pictures(missing, keying.pictures, cache, context, engine.name)
-    to_draw = [k for k in missing if not k.job.image]
-    progress.start(jobs, [k.job for k in to_draw], engine.name)
+    story = story if story is not None else load_story(story_path)
+    one = _StoryBuild(story_path, out_dir, story, engine, model=model, panels=panels, force=force,
+                      self_contained=self_contained, cache=cache)
+    one.prepare()
+    progress.start(one.jobs, [k.job for k in _distinct(one.to_draw)], engine.name)
     warming: list[threading.Thread] = []
-    _render(engine, to_draw, cache, context, progress, keying.anchors(),
-            after_first=lambda: warming.append(_warm_page(story, panel_jobs, engine.name)))
+    _draw([one], engine, workers or LocalWorkers(), progress, stop_at_first_error=True,
+          after_first=lambda: warming.append(_warm_page(story, one.panel_jobs, engine.name)))
     for thread in warming:
         thread.join()
-    drawn = {k.job.file for k in missing}
+    return one.finish(progress)
 
-    progress.composing()
-    # What the renderer reported for each panel (e.g. a safety-checker flag) travels in the cached PNG.
-    results = [PanelResult(k.job, k.key, k.job.file in drawn,
-                           _publish(cache, k, out / k.job.file, context, engine.name), k.identity, k.references)
-               for k in keyed]
-    panel_results = [r for r in results if not r.job.is_anchor]
-    anchor_results = [r for r in results if r.job.is_anchor]
-    _remove_stale_panels(out, len(panel_jobs))
-    _remove_stale_characters(out, {r.job.file for r in anchor_results})
+@dataclass
+class StoryOutcome:
+    """One story of a batch: its build's result, or the error that stopped it."""
 
-    keys = {r.job.index: r.key for r in panel_results}
-    cast = [CastMember(r.job.character, cache.open(r.key), r.job.file, r.key) for r in anchor_results] \
-        if story.layout.cast else []
-    sheets = story_sheets(story)
-    book = len(sheets) > 1
-    for sheet in sheets:
-        for number in sheet.panels:
-            panel_results[number - 1].page = sheet.number
-    keys_of_pages = [content_key(page_key_input(story, panel_jobs, keys, renderer=engine.name,
-                                                version=__version__, self_contained=self_contained, sheet=sheet,
-                                                book=book, cast=cast))
-                     for sheet in sheets]
-    page_key = keys_of_pages[0] if not book else content_key(
-        {"pages": keys_of_pages, "self_contained": self_contained})
-    before = previous.get("page") if isinstance(previous.get("page"), dict) else {}
-    drawn_pages = {entry.get("number"): entry.get("key") for entry in before.get("pages") or []
-                   if isinstance(entry, dict)} if book else {}
-    stale = [sheet.number for sheet, key in zip(sheets, keys_of_pages)
-             if book and (drawn_pages.get(sheet.number) != key
-                          or not is_complete_png(out / page_file(sheet.number)))]
-    if page_key != before.get("key") or stale or not _page_complete(out, self_contained, len(sheets)):
-        images = {j.index: cache.open(keys[j.index]) for j in panel_jobs}
-        flagged = {r.job.index for r in panel_results if r.info.get("nsfw")}
-        write_book(out, book_from_story(story, panel_jobs, images, renderer=engine.name, version=__version__,
-                                        flagged=flagged, cast=cast, sheets=sheets),
-                   self_contained=self_contained, pngs=stale)
-    result = BuildResult(story, out, engine.name, panel_results, page_key, anchor_results,
-                         [(sheet, key) for sheet, key in zip(sheets, keys_of_pages)] if book else [])
-    _write_if_changed(out / "manifest.json",
-                      (json.dumps(manifest(result, story_path), ensure_ascii=False, indent=2) + "\n").encode())
-    return result
+    story_path: Path
+    out_dir: Path
+    result: BuildResult | None = None
+    error: StoryboardError | None = None
+
+
+@dataclass
+class BatchResult:
+    stories: list[StoryOutcome]
+    renderer: str
+    drawn: int = 0  # distinct images drawn, anchors included
+    duplicates: int = 0  # jobs that had the key of another job to draw in the batch, so were drawn once for both
+    copied: int = 0  # images another story's cache already held
+
+    @property
+    def failed(self) -> list[StoryOutcome]:
+        return [s for s in self.stories if s.error is not None]
+
+
+def build_many(
+    story_paths: Sequence[str | Path],
+    out_dir: str | Path | None = None,
+    *,
+    renderer: str | Renderer = DEFAULT_RENDERER,
+    model: str | None = None,
+    progress: BuildProgress | None = None,
+    force: bool = False,
+    self_contained: bool = False,
+    cache: str | Path | None = None,
+    workers: Workers | None = None,
+) -> BatchResult:
+    """Build several stories with one renderer (its model loaded once) into ``<out_dir>/<story file stem>/``
+    (default ``build/<stem>``), drawing each distinct key once: a panel two stories share (or one story has
+    twice) is drawn once and stored in each cache that needs it.
+
+    A story that fails (an invalid file, a panel that cannot be drawn) is reported in its `StoryOutcome` and does
+    not stop the others. Every story's output folder is locked while the batch runs.
+    """
+    progress = progress or BuildProgress()
+    engine = get_renderer(renderer) if isinstance(renderer, str) else renderer
+    outcomes = [StoryOutcome(Path(p), Path(out_dir) / Path(p).stem if out_dir is not None else default_out_dir(p))
+                for p in story_paths]
+    _check_distinct_folders(outcomes)
+    builds: list[tuple[StoryOutcome, _StoryBuild]] = []
+    with contextlib.ExitStack() as locks:
+        for outcome in outcomes:
+            held = contextlib.ExitStack()
+            try:
+                story = load_story(outcome.story_path)
+                one = _StoryBuild(outcome.story_path, outcome.out_dir, story, engine, model=model, force=force,
+                                  self_contained=self_contained, cache=cache)
+                held.enter_context(exclusive_lock(one.out, "build"))
+                one.prepare()
+            except StoryboardError as exc:
+                # The lock sees the failure, so a first build of the story leaves no empty folder behind.
+                held.__exit__(type(exc), exc, exc.__traceback__)
+                outcome.error = exc
+                continue
+            locks.enter_context(held)
+            builds.append((outcome, one))
+        ready = [one for _, one in builds]
+        jobs = [job for one in ready for job in one.jobs]
+        tasks = _distinct([k for one in ready for k in one.to_draw])
+        progress.start(jobs, [k.job for k in tasks], engine.name)
+        batch = BatchResult(outcomes, engine.name)
+        batch.copied = _draw(ready, engine, workers or LocalWorkers(), progress, stop_at_first_error=False)
+        batch.drawn = sum(len(one.drawn_keys) for one in ready)
+        batch.duplicates = sum(len(one.to_draw) for one in ready) - len(tasks)
+        for outcome, one in builds:
+            if one.error is None:
+                try:
+                    outcome.result = one.finish(progress)
+                except StoryboardError as exc:
+                    one.error = exc
+            outcome.error = one.error
+    return batch
+
+
+def _check_distinct_folders(outcomes: list[StoryOutcome]) -> None:
+    seen: dict[Path, Path] = {}
+    for outcome in outcomes:
+        other = seen.setdefault(outcome.out_dir.resolve(), outcome.story_path)
+        if other != outcome.story_path:
+            raise BuildError(f"{other} and {outcome.story_path} would both be built into {outcome.out_dir}; "
+                             "rename one, or build them apart")
+
+
+class _StoryBuild:
+    """One story's build in three steps: what it needs (`prepare`, under its output folder's lock), drawing
+    (`_draw`, shared by the stories of a batch) and publishing its pages (`finish`)."""
+
+    def __init__(self, story_path: str | Path, out_dir: str | Path | None, story: Story, engine: Renderer, *,
+                 model: str | None, panels: Iterable[int] = (), force: bool = False, self_contained: bool = False,
+                 cache: str | Path | None = None) -> None:
+        self.story_path, self.story, self.engine, self.self_contained = story_path, story, engine, self_contained
+        self.out = output_folder(story_path, out_dir)
+        self.jobs = resolve_jobs(_as_drawn_by(engine, story), model=model, story_dir=Path(story_path).parent)
+        self.panel_jobs = [job for job in self.jobs if not job.is_anchor]
+        redraw = {check_panel_number(n, len(self.panel_jobs), story_path) for n in panels}
+        self.redo = {job.file for job in self.jobs if force or job.index in redraw and not job.is_anchor}
+        self.context = _Context(story, str(story_path), _given_out(story_path, out_dir), model)
+        self.cache = PanelCache(cache if cache is not None else self.out / "cache")
+        self.keyed: list[_Keyed] = []
+        self.missing: list[_Keyed] = []
+        self.to_draw: list[_Keyed] = []
+        self.anchors: dict[str, _Keyed] = {}
+        self.previous: dict[str, Any] = {}
+        self.drawn_keys: set[str] = set()  # the keys this build drew (a key two stories share counts for one)
+        self.error: StoryboardError | None = None
+
+    def prepare(self) -> None:
+        """Key every job and store the characters' own pictures; what is left to draw is `to_draw`."""
+        remove_temp_files(self.out)
+        self.previous = _previous_manifest(self.out)
+        keying = _Jobs(self.engine, self.story_path, self.cache,
+                       _previous_identities(self.previous, self.engine.name))
+        self.keyed = [keying.key(job, must_draw=job.file in self.redo) for job in self.jobs]
+        self.missing = [k for k in self.keyed
+                        if k.job.file in self.redo and not k.job.image or not self.cache.has(k.key)]
+        _store_pictures(self.missing, keying.pictures, self.cache, self.context, self.engine.name)
+        self.to_draw = [k for k in self.missing if not k.job.image]
+        self.anchors = keying.anchors()
+
+    def forced(self, key: str) -> bool:
+        return any(k.key == key and k.job.file in self.redo for k in self.to_draw)
+
+    def finish(self, progress: BuildProgress) -> BuildResult:
+        """Publish the panels and anchors, compose the pages if their key changed, and write the manifest."""
+        progress.composing()
+        drawn: set[str] = set()
+        for k in self.missing:  # a key the build drew counts as drawn for the first job that has it
+            if k.key in self.drawn_keys and k.key not in drawn or k.job.image:
+                drawn.add(k.job.file)
+                drawn.add(k.key)
+        # What the renderer reported for each panel (e.g. a safety-checker flag) travels in the cached PNG.
+        results = [PanelResult(k.job, k.key, k.job.file in drawn,
+                               _publish(self.cache, k, self.out / k.job.file, self.context, self.engine.name),
+                               k.identity, k.references)
+                   for k in self.keyed]
+        panel_results = [r for r in results if not r.job.is_anchor]
+        anchor_results = [r for r in results if r.job.is_anchor]
+        _remove_stale_panels(self.out, len(self.panel_jobs))
+        _remove_stale_characters(self.out, {r.job.file for r in anchor_results})
+
+        keys = {r.job.index: r.key for r in panel_results}
+        cast = [CastMember(r.job.character, self.cache.open(r.key), r.job.file, r.key) for r in anchor_results] \
+            if self.story.layout.cast else []
+        story, out, renderer, self_contained = self.story, self.out, self.engine.name, self.self_contained
+        sheets = story_sheets(story)
+        book = len(sheets) > 1
+        for sheet in sheets:
+            for number in sheet.panels:
+                panel_results[number - 1].page = sheet.number
+        keys_of_pages = [content_key(page_key_input(story, self.panel_jobs, keys, renderer=renderer,
+                                                    version=__version__, self_contained=self_contained, sheet=sheet,
+                                                    book=book, cast=cast))
+                         for sheet in sheets]
+        page_key = keys_of_pages[0] if not book else content_key(
+            {"pages": keys_of_pages, "self_contained": self_contained})
+        before = self.previous.get("page") if isinstance(self.previous.get("page"), dict) else {}
+        drawn_pages = {entry.get("number"): entry.get("key") for entry in before.get("pages") or []
+                       if isinstance(entry, dict)} if book else {}
+        stale = [sheet.number for sheet, key in zip(sheets, keys_of_pages)
+                 if book and (drawn_pages.get(sheet.number) != key
+                              or not is_complete_png(out / page_file(sheet.number)))]
+        if page_key != before.get("key") or stale or not _page_complete(out, self_contained, len(sheets)):
+            images = {j.index: self.cache.open(keys[j.index]) for j in self.panel_jobs}
+            flagged = {r.job.index for r in panel_results if r.info.get("nsfw")}
+            write_book(out, book_from_story(story, self.panel_jobs, images, renderer=renderer, version=__version__,
+                                            flagged=flagged, cast=cast, sheets=sheets),
+                       self_contained=self_contained, pngs=stale)
+        result = BuildResult(story, out, renderer, panel_results, page_key, anchor_results,
+                             [(sheet, key) for sheet, key in zip(sheets, keys_of_pages)] if book else [])
+        _write_if_changed(out / "manifest.json",
+                          (json.dumps(manifest(result, self.story_path), ensure_ascii=False, indent=2) + "\n").encode())
+        return result
 
 
 def _read_picture(job: PanelJob, story_path: str | Path) -> tuple[str, Image.Image]:
@@ -461,47 +603,125 @@ def _page_complete(out: Path, self_contained: bool, pages: int = 1) -> bool:
     return drawn and (out / "index.html").is_file() and fonts
 
 
-def _render(engine: Renderer, work: list[_Keyed], cache: PanelCache, context: _Context, progress: BuildProgress,
-            anchors: Mapping[str, _Keyed] | None = None, after_first: Callable[[], object] = lambda: None) -> None:
-    """Draw each keyed job into the cache, saved with its provenance the moment it is done: the anchors first,
-    then the panels, which read their anchors from the cache (so a panel's pixels never depend on whether its
-    anchor was drawn by this build or an earlier one).
+def _distinct(keyed: Iterable[_Keyed]) -> list[_Keyed]:
+    """The first job of each key, in order."""
+    seen: dict[str, _Keyed] = {}
+    for k in keyed:
+        seen.setdefault(k.key, k)
+    return list(seen.values())
 
-    `anchors` holds every anchor the panels may read, keyed, by character name. `after_first` runs once the
-    first image is saved, when the model is loaded and the rest is drawing.
+
+@dataclass
+class _Owner:
+    """A job a build needs drawn, with the cache it goes into, what its provenance says, and the anchors it
+    may read."""
+
+    keyed: _Keyed
+    cache: PanelCache
+    context: _Context
+    anchors: Mapping[str, _Keyed]
+    build: _StoryBuild | None = None
+
+
+def _draw(builds: Sequence[_StoryBuild], engine: Renderer, workers: Workers, progress: BuildProgress, *,
+          stop_at_first_error: bool, after_first: Callable[[], object] = lambda: None) -> int:
+    """Draw what `builds` miss, each distinct key once, into every cache that needs it; return how many images
+    were copied from another build's cache instead of being drawn.
+
+    A failure is raised at once with `stop_at_first_error`; otherwise it becomes the `error` of every build
+    that needed the job, and the rest is drawn.
     """
-    anchors = anchors or {}
-    done = 0
+    owners: dict[str, list[_Owner]] = {}
+    for one in builds:
+        for k in one.to_draw:
+            owners.setdefault(k.key, []).append(_Owner(k, one.cache, one.context, one.anchors, one))
+    copied = 0
+    for key, needing in list(owners.items()):
+        holder = next((one for one in builds if one not in {o.build for o in needing}
+                       and any(k.key == key for k in one.keyed)), None)
+        if holder is not None and not any(o.build.forced(key) for o in needing if o.build):
+            for owner in needing:  # another story of the batch has it cached already
+                owner.cache.put_bytes(key, holder.cache.read_bytes(key))
+            del owners[key]
+            copied += 1
+    _draw_owned(owners, engine, workers, progress, stop_at_first_error, after_first)
+    return copied
 
-    def draw(batch: list[_Keyed], references: dict[str, Reference]) -> None:
-        nonlocal done
-        if not batch:
-            return
-        progress.panel_started(batch[0].job)
-        # Only panels that read anchors pass `references`, so a renderer that reads none needs no such argument.
-        extra = {"references": references} if references else {}
-        drawn = engine.render([k.job for k in batch], on_step=progress.step, **extra)
-        for position, rendered in enumerate(drawn):
-            k = batch[position]
-            if rendered.job != k.job:
-                raise RenderError(f"the {engine.name} renderer returned {rendered.job.label} out of order")
+
+def _draw_owned(owners: dict[str, list[_Owner]], engine: Renderer, workers: Workers, progress: BuildProgress,
+                stop_at_first_error: bool = True, after_first: Callable[[], object] = lambda: None) -> None:
+    first = [needing[0].keyed for needing in owners.values()]
+    # Anchors first, so that the panels reading them find them in the cache.
+    tasks = [Task(k.job, k.key, k.references) for k in sorted(first, key=lambda k: not k.job.is_anchor)]
+    workers.draw(engine, tasks, _Storing(owners, engine.name, progress, stop_at_first_error, after_first))
+
+
+class _Storing:
+    """The build's side of drawing (`storyboard.workers.Delivery`): workers hand each drawn image here, and only
+    here is it written, into the cache of every build that needs it, with its provenance."""
+
+    def __init__(self, owners: dict[str, list[_Owner]], renderer: str, progress: BuildProgress,
+                 stop_at_first_error: bool, after_first: Callable[[], object]) -> None:
+        self.owners, self.renderer, self.progress = owners, renderer, progress
+        self.stop_at_first_error, self.after_first = stop_at_first_error, after_first
+        self.stored: set[tuple[Path, str]] = set()
+        self.images: dict[tuple[Path, str], Image.Image] = {}
+        self.done_count = 0
+
+    def ready(self, task: Task) -> bool:
+        cache = self.owners[task.key][0].cache
+        return all(self._has(cache, key) for key in task.references.values())
+
+    def _has(self, cache: PanelCache, key: str) -> bool:
+        if (cache.folder, key) not in self.stored and cache.has(key):
+            self.stored.add((cache.folder, key))
+        return (cache.folder, key) in self.stored
+
+    def references(self, task: Task) -> dict[str, Reference]:
+        owner = self.owners[task.key][0]
+        found = {}
+        for name, key in task.references.items():
+            if (owner.cache.folder, key) not in self.images:
+                self.images[owner.cache.folder, key] = owner.cache.open(key)
+            found[name] = Reference(owner.anchors[name].job, self.images[owner.cache.folder, key])
+        return found
+
+    def started(self, task: Task, worker: str) -> None:
+        self.progress.drawing_on(task.job, worker)
+        self.progress.panel_started(task.job)
+
+    def step(self, job: PanelJob, step: int, total: int) -> None:
+        self.progress.step(job, step, total)
+
+    def done(self, task: Task, rendered: Rendered, worker: str) -> None:
+        needing = self.owners[task.key]
+        written: set[Path] = set()
+        for owner in needing:
+            if owner.cache.folder in written:  # a shared cache: once
+                continue
+            k = owner.keyed
             pnginfo = PngInfo()
-            pnginfo.add_text(PARAMETERS, a1111_parameters(k.job, k.identity, engine.name))
-            pnginfo.add_text(STORYBOARD, _record_text(context.record(k.job, k.key, engine.name, k.identity,
-                                                                     rendered.info, references=k.references)))
-            cache.put(k.key, rendered.image, pnginfo)
-            progress.cached(k.job, k.key)
-            progress.panel_done(k.job)
-            done += 1
-            if done == 1:
-                after_first()
-            if position + 1 < len(batch):
-                progress.panel_started(batch[position + 1].job)
+            pnginfo.add_text(PARAMETERS, a1111_parameters(k.job, k.identity, self.renderer))
+            pnginfo.add_text(STORYBOARD, _record_text(owner.context.record(k.job, k.key, self.renderer, k.identity,
+                                                                           rendered.info, references=k.references)))
+            owner.cache.put(k.key, rendered.image, pnginfo)
+            written.add(owner.cache.folder)
+            self.stored.add((owner.cache.folder, k.key))
+        for owner in needing:
+            self.progress.cached(owner.keyed.job, task.key)
+        if needing[0].build is not None:
+            needing[0].build.drawn_keys.add(task.key)
+        self.progress.panel_done(task.job)
+        self.done_count += 1
+        if self.done_count == 1:
+            self.after_first()
 
-    draw([k for k in work if k.job.is_anchor], {})
-    panels = [k for k in work if not k.job.is_anchor]
-    read = {name for k in panels for name in k.job.references}
-    draw(panels, {name: Reference(anchors[name].job, cache.open(anchors[name].key)) for name in sorted(read)})
+    def failed(self, task: Task, error: StoryboardError) -> None:
+        if self.stop_at_first_error:
+            raise error
+        for owner in self.owners[task.key]:
+            if owner.build is not None and owner.build.error is None:
+                owner.build.error = error
 
 
 def manifest(result: BuildResult, story_path: str | Path) -> dict[str, Any]:
@@ -675,6 +895,7 @@ def variants(
     model: str | None = None,
     progress: BuildProgress | None = None,
     story: Story | None = None,
+    cache: str | Path | None = None,
 ) -> VariantsResult:
     """Draw `count` candidate seeds for one panel into ``<out>/variants/panel-NN/seed-S.png``, plus a contact sheet.
 
@@ -685,7 +906,7 @@ def variants(
     story = story if story is not None else load_story(story_path)
     with exclusive_lock(output_folder(story_path, out_dir), "variants run"):
         return variants_in(story_path, panel, count, seed_start=seed_start, out_dir=out_dir, renderer=renderer,
-                           model=model, progress=progress, story=story)
+                           model=model, progress=progress, story=story, cache=cache)
 
 
 def variants_in(
@@ -699,6 +920,7 @@ def variants_in(
     model: str | None = None,
     progress: BuildProgress | None = None,
     story: Story | None = None,
+    cache: str | Path | None = None,
 ) -> VariantsResult:
     """`variants`, for a caller that holds the output folder's lock."""
     progress = progress or BuildProgress()
@@ -720,14 +942,16 @@ def variants_in(
     context = _Context(story, str(story_path), _given_out(story_path, out_dir), model, variant=True)
 
     remove_temp_files(out)
-    cache = PanelCache(out / "cache")
+    cache = PanelCache(cache if cache is not None else out / "cache")
     keying = _Jobs(engine, story_path, cache, [])
     work = [keying.key(j, must_draw=not j.is_anchor) for j in anchors + candidates]
     missing = [k for k in work if not cache.has(k.key)]
     _store_pictures(missing, keying.pictures, cache, context, engine.name)
     to_draw = [k for k in missing if not k.job.image]
     progress.start(candidates, [k.job for k in to_draw], engine.name)
-    _render(engine, to_draw, cache, context, progress, keying.anchors())
+    read = keying.anchors()
+    _draw_owned({k.key: [_Owner(k, cache, context, read)] for k in _distinct(to_draw)}, engine, LocalWorkers(),
+                progress)
 
     progress.composing()
     folder = variants_dir(out, panel)

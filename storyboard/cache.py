@@ -13,7 +13,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from storyboard.errors import BuildError
-from storyboard.files import atomic_save_png
+from storyboard.files import atomic_save_png, atomic_write_bytes
 from storyboard.provenance import is_complete_png
 
 
@@ -32,6 +32,11 @@ class PanelCache:
 
     def put(self, key: str, image: Image.Image, pnginfo: PngInfo | None = None) -> Path:
         atomic_save_png(self.path(key), image, pnginfo)
+        return self.path(key)
+
+    def put_bytes(self, key: str, data: bytes) -> Path:
+        """Store an image already encoded (one copied from another cache)."""
+        atomic_write_bytes(self.path(key), data)
         return self.path(key)
 
     def read_bytes(self, key: str) -> bytes:

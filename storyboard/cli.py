@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import shlex
 import sys
 from collections.abc import Callable, Iterator
@@ -79,6 +80,14 @@ def drawing_options(command: Callable[..., None]) -> Callable[..., None]:
     return out_option(command)
 
 
+def cache_option(command: Callable[..., None]) -> Callable[..., None]:
+    """--cache, a cache folder shared by the commands that draw into one."""
+    return click.option("--cache", default=None, type=click.Path(file_okay=False), envvar="STORYBOARD_CACHE",
+                        callback=_not_blank,
+                        help="A cache folder to share between stories, users and machines [default: "
+                             "<out>/cache; env: STORYBOARD_CACHE].")(command)
+
+
 def _renderer(name: str | None, base_url: str | None, timeout: float | None) -> Any:
     """The renderer to draw with, given only the options that were on the command line."""
     from storyboard.render import DEFAULT_RENDERER, get_renderer, renderer_options
@@ -91,35 +100,140 @@ def _renderer(name: str | None, base_url: str | None, timeout: float | None) -> 
     return get_renderer(name, **options)
 
 
+RAY_ADDRESS = re.compile(r"^(auto|local|ray://\S+|[\w.-]+:\d+)$")
+
+
+def _ray_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--ray` takes an optional address; a story file right after it is a story, not an address."""
+    if value is not None and not RAY_ADDRESS.match(value):
+        raise click.BadParameter(f"{value!r} is not a Ray address (auto, HOST:PORT or ray://HOST:PORT); to start a "
+                                 "local Ray instance put --ray after the stories", ctx, param)
+    return value
+
+
 @cli.command()
-@click.argument("story", type=click.Path(dir_okay=True, path_type=str))
+@click.argument("stories", nargs=-1, required=True, metavar="STORY...", type=click.Path(path_type=str))
 @drawing_options
+@cache_option
 @click.option("--panel", "panels", type=int, multiple=True, metavar="N",
-              help="Redraw panel N even if a cached image exists (repeatable).")
+              help="Redraw panel N even if a cached image exists (repeatable; one story only).")
 @click.option("--force", is_flag=True, help="Redraw every panel, ignoring cached images.")
 @click.option("--self-contained", is_flag=True, help="Inline the images into index.html: one file to mail or upload.")
-def build(story: str, out_dir: str | None, renderer: str | None, model: str | None, base_url: str | None,
-          timeout: float | None, panels: tuple[int, ...], force: bool, self_contained: bool) -> None:
-    """Render the panels of STORY and compose its page (HTML, PNG, PDF, manifest).
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              callback=_ray_address,
+              help="Draw on Ray workers: a local Ray instance over this machine, or the cluster at ADDRESS "
+                   "(auto, HOST:PORT, ray://HOST:PORT). Needs storyboard[ray].")
+@click.option("--workers", type=click.IntRange(1), default=None, metavar="N",
+              help="With --ray: how many workers [default: one per GPU Ray sees, one without a GPU].")
+def build(stories: tuple[str, ...], out_dir: str | None, cache: str | None, renderer: str | None, model: str | None,
+          base_url: str | None, timeout: float | None, panels: tuple[int, ...], force: bool, self_contained: bool,
+          ray_address: str | None, workers: int | None) -> None:
+    """Render the panels of each STORY and compose its page (HTML, PNG, PDF, manifest).
 
     Panels whose prompt, seed, size, model and settings are unchanged since an earlier build are reused from
-    the cache in the output folder; only the others are drawn.
+    the cache; only the others are drawn, each distinct one once. STORY may be a story file, a folder of them or
+    a quoted glob ('stories/*.yaml'); with several stories, --out is the folder their own folders go into.
     """
-    from storyboard.build import build as run_build
-
+    files, several = _story_files(stories)
+    if several and panels:
+        raise click.UsageError("--panel works on one story at a time")
+    if workers is not None and ray_address is None:
+        raise click.UsageError("--workers goes with --ray")
     engine = _renderer(renderer, base_url, timeout)
+    drawing = _workers(ray_address, workers)
     progress, shown = _progress()
-    with _keeping_finished_panels(), shown:
-        result = run_build(story, out_dir, renderer=engine, model=model, progress=progress,
-                           panels=panels, force=force, self_contained=self_contained)
-    anchors = (f"; character anchors: drawn {result.anchors_rendered}, "
-               f"reused {len(result.characters) - result.anchors_rendered}") if result.characters else ""
-    click.echo(f"rendered {result.rendered}, reused {result.reused}{anchors} ({result.renderer} renderer)")
+    try:
+        with _keeping_finished_panels(), shown:
+            if several:
+                from storyboard.build import build_many
+
+                batch = build_many(files, out_dir, renderer=engine, model=model, progress=progress, force=force,
+                                   self_contained=self_contained, cache=cache, workers=drawing)
+            else:
+                from storyboard.build import build as run_build
+
+                result = run_build(files[0], out_dir, renderer=engine, model=model, progress=progress,
+                                   panels=panels, force=force, self_contained=self_contained, cache=cache,
+                                   workers=drawing)
+    finally:
+        if drawing is not None:
+            drawing.close()
+    if several:
+        _report_batch(batch)
+        return
+    click.echo(f"rendered {result.rendered}, reused {result.reused}{_anchors(result)} ({result.renderer} renderer)")
     if result.pages:
         pages = f"pages/page-01.png … page-{len(result.pages):02d}.png ({len(result.pages)} pages)"
         click.echo(f"wrote {result.index_html}, {pages}, {result.pdf.name}, {result.manifest.name}")
     else:
         click.echo(f"wrote {result.index_html}, {result.page_png.name}, {result.page_pdf.name}, {result.manifest.name}")
+
+
+def _anchors(result: Any) -> str:
+    if not result.characters:
+        return ""
+    return (f"; character anchors: drawn {result.anchors_rendered}, "
+            f"reused {len(result.characters) - result.anchors_rendered}")
+
+
+def _story_files(arguments: tuple[str, ...]) -> tuple[list[str], bool]:
+    """The story files named by files, folders (their .yaml/.yml files) and globs; and whether that is a batch
+    (several arguments, or a folder or glob), whose --out is the parent of the stories' own folders."""
+    from glob import glob
+    from pathlib import Path
+
+    files: list[str] = []
+    several = len(arguments) > 1
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            what = f"{argument}: no story files (.yaml, .yml) in this folder"
+        elif any(c in argument for c in "*?[") and not path.exists():
+            found = sorted(p for p in glob(argument) if Path(p).is_file())
+            what = f"{argument} matches no file"
+        else:
+            files.append(argument) if argument not in files else None
+            continue
+        several = True
+        if not found:
+            raise StoryboardError(what)
+        files.extend(f for f in found if f not in files)
+    return files, several
+
+
+def _workers(ray_address: str | None, count: int | None) -> Any:
+    """Ray workers for --ray, or None to draw in this process."""
+    if ray_address is None:
+        return None
+    from storyboard.workers.ray_cluster import RayWorkers, import_ray
+
+    import_ray()  # says how to install it before anything is loaded
+    return RayWorkers(None if ray_address == "local" else ray_address, count)
+
+
+def _report_batch(batch: Any) -> None:
+    """A line per story (an `Error:` line on stderr for one that failed), then the total; exit 1 if any failed."""
+    for story in batch.stories:
+        if story.error is not None:
+            message = str(story.error)
+            shown = message if message.startswith(str(story.story_path)) else f"{story.story_path}: {message}"
+            click.echo(f"Error: {shown}", err=True)
+        else:
+            result = story.result
+            click.echo(f"{story.story_path}: rendered {result.rendered}, reused {result.reused}{_anchors(result)}"
+                       f" -> {story.out_dir}")
+    failed = len(batch.failed)
+    built = len(batch.stories) - failed
+    shared = [f"{batch.duplicates} duplicate{'s' if batch.duplicates != 1 else ''} drawn once"] \
+        if batch.duplicates else []
+    if batch.copied:
+        shared.append(f"{batch.copied} copied from another story's cache")
+    click.echo(f"{len(batch.stories)} stories: {built} built, {failed} failed; drew {batch.drawn} "
+               f"image{'s' if batch.drawn != 1 else ''}{' (' + ', '.join(shared) + ')' if shared else ''} "
+               f"({batch.renderer} renderer)")
+    if failed:
+        raise click.exceptions.Exit(1)
 
 
 @cli.command(short_help="Serve a live page that redraws as you edit the story.")
@@ -199,7 +313,8 @@ def _current_params(provenance: Any) -> dict[str, Any] | None:
 @click.option("--seed-start", type=int, default=None, metavar="S",
               help="First seed to try [default: the panel's current seed].")
 @drawing_options
-def variants(story: str, panel: int, count: int, seed_start: int | None, out_dir: str | None,
+@cache_option
+def variants(story: str, panel: int, count: int, seed_start: int | None, out_dir: str | None, cache: str | None,
              renderer: str | None, model: str | None, base_url: str | None, timeout: float | None) -> None:
     """Draw K candidate seeds for panel N of STORY, with a contact sheet; the page is left as it is.
 
@@ -212,7 +327,7 @@ def variants(story: str, panel: int, count: int, seed_start: int | None, out_dir
     progress, shown = _progress()
     with _keeping_finished_panels(), shown:
         result = run_variants(story, panel, count, seed_start=seed_start, out_dir=out_dir,
-                              renderer=engine, model=model, progress=progress)
+                              renderer=engine, model=model, progress=progress, cache=cache)
     seeds = f"seed {result.seeds[0]}" if len(result.seeds) == 1 else f"seeds {result.seeds[0]}-{result.seeds[-1]}"
     click.echo(f"rendered {result.rendered}, reused {result.reused} ({result.renderer} renderer)")
     click.echo(f"wrote {result.sheet} and {len(result.files)} candidate{'s' if len(result.files) > 1 else ''} "

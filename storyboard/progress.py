@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from storyboard.build import BuildProgress
 from storyboard.resolve import PanelJob
@@ -16,6 +16,7 @@ class PlainProgress(BuildProgress):
         self.stream = stream or sys.stderr
         self.total = 0
         self.done = 0
+        self.workers: dict[PanelJob, str] = {}  # who is drawing what, when that is not this process
 
     def _say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -30,16 +31,22 @@ class PlainProgress(BuildProgress):
                 what += f" and {anchors} character anchor{'s' if anchors > 1 else ''}"
             self._say(f"drawing {what} with the {renderer} renderer")
 
+    def drawing_on(self, job: PanelJob, worker: str) -> None:
+        if worker != "local":
+            self.workers[job] = worker
+
     def panel_done(self, job: PanelJob) -> None:
         self.done += 1
-        self._say(f"{job.label} done ({self.done}/{self.total})")
+        worker = self.workers.pop(job, None)
+        self._say(f"{job.label} done{f' on {worker}' if worker else ''} ({self.done}/{self.total})")
 
     def composing(self) -> None:
         self._say("composing the page")
 
 
 class RichProgress(BuildProgress):
-    """A bar over all panels and one over the denoising steps of the panel being drawn."""
+    """A bar over all panels and one over the denoising steps of the panel being drawn; on Ray, one line per
+    worker saying what it draws."""
 
     def __init__(self) -> None:
         from rich.console import Console
@@ -52,6 +59,8 @@ class RichProgress(BuildProgress):
         )
         self.panels = None
         self.steps = None
+        self.workers: dict[str, Any] = {}  # a line per Ray worker, by name
+        self.drawn_by: dict[PanelJob, str] = {}
 
     def __enter__(self) -> RichProgress:
         self.progress.start()
@@ -64,7 +73,17 @@ class RichProgress(BuildProgress):
         if to_render:
             self.panels = self.progress.add_task(f"panels ({renderer})", total=len(to_render))
 
+    def drawing_on(self, job: PanelJob, worker: str) -> None:
+        if worker == "local":
+            return
+        if worker not in self.workers:
+            self.workers[worker] = self.progress.add_task("", total=None)
+        self.progress.update(self.workers[worker], description=f"{worker}: {job.label}")
+        self.drawn_by[job] = worker
+
     def panel_started(self, job: PanelJob) -> None:
+        if self.workers:  # Ray workers report no steps; their lines show what each draws
+            return
         first = self.steps is None
         if self.steps is not None:
             self.progress.remove_task(self.steps)
@@ -79,8 +98,14 @@ class RichProgress(BuildProgress):
     def panel_done(self, job: PanelJob) -> None:
         if self.panels is not None:
             self.progress.advance(self.panels)
+        worker = self.drawn_by.pop(job, None)
+        if worker is not None:
+            self.progress.update(self.workers[worker], description=f"{worker}: idle")
 
     def composing(self) -> None:
+        for line in self.workers.values():
+            self.progress.remove_task(line)
+        self.workers.clear()
         if self.steps is not None:
             self.progress.remove_task(self.steps)
             self.steps = None

@@ -72,3 +72,38 @@ def draw(job: PanelJob, anchors: Sequence[Image.Image] = ()) -> Image.Image:
         strip = anchor.resize((job.width // 4, job.height // 4))
         image.paste(strip, (i * job.width // 4, job.height - job.height // 4))
     return image
+
+
+class WatchedRenderer(SmallRenderer):
+    """A `SmallRenderer` that writes ``<pid> <job>`` to `started` as it begins each job, so a test can kill the
+    process drawing it."""
+
+    def __init__(self, started: str, delay: float = 0.0, log: str | None = None) -> None:
+        super().__init__(log=log, delay=delay)
+        self.started = started
+
+    def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None,
+               references: Mapping[str, Reference] | None = None) -> Iterator[Rendered]:
+        for job in jobs:
+            with open(self.started, "a", encoding="utf-8") as f:
+                f.write(f"{os.getpid()} {job.label}\n")
+            yield from super().render([job], on_step, references)
+
+
+class WaitingRenderer:
+    """Draws nothing worth seeing: it only waits `delay` seconds per panel, to measure scheduling alone."""
+
+    name = "waiting"
+    reads_references = True
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def identity(self, job: PanelJob) -> dict[str, Any]:
+        return {"renderer": self.name, "delay": self.delay}
+
+    def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None,
+               references: Mapping[str, Reference] | None = None) -> Iterator[Rendered]:
+        for job in jobs:
+            time.sleep(self.delay)
+            yield Rendered(job, Image.new("RGB", (job.width, job.height), (job.index % 256, 0, 0)))

@@ -68,7 +68,7 @@ def test_cli_errors(minimal_story, args, expected, tmp_path):
 def test_usage_error_exits_2():
     result = run("build")
     assert result.returncode == 2
-    assert "Missing argument 'STORY'" in result.stderr
+    assert "Missing argument 'STORY...'" in result.stderr  # one or more stories
 
 
 def test_debug_shows_traceback(tmp_path):
