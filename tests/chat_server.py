@@ -12,14 +12,15 @@ serves both providers. Every request is recorded (path, headers, JSON body) for 
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from loopback import JsonHandler, LoopbackServer
 
 DASHSCOPE_PATH = "/api/v1/services/aigc/text-generation/generation"
 OPENAI_PATH = "/v1/chat/completions"
@@ -108,19 +109,10 @@ class Request:
         return self.body["messages"]
 
 
-class ChatServer:
+class ChatServer(LoopbackServer):
     def __init__(self) -> None:
         self.script: deque[Any] = deque()
-        self.requests: list[Request] = []
-        self.stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
+        super().__init__(_handler(self))
 
     @property
     def dashscope_url(self) -> str:
@@ -134,21 +126,10 @@ class ChatServer:
         self.script.extend(steps)
         return self
 
-    def start(self) -> ChatServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
 
 
 def _handler(chat: ChatServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
+    class Handler(JsonHandler):
         def do_POST(self) -> None:  # noqa: N802
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             try:
@@ -204,18 +185,6 @@ def _handler(chat: ChatServer) -> type[BaseHTTPRequestHandler]:
             if isinstance(step, Raw):
                 return self._send(step.status, step.body, step.content_type)
             raise TypeError(f"unknown script step {step!r}")
-
-        def _json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
-            self._send(status, json.dumps(data, ensure_ascii=False).encode("utf-8"), "application/json", headers)
-
-        def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
 
     return Handler
 

@@ -20,14 +20,15 @@ import base64
 import hashlib
 import io
 import json
-import threading
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from PIL import Image
+
+from loopback import JsonHandler, LoopbackServer
 
 SUBMIT_PATH = "/api/v1/services/aigc/text2image/image-synthesis"
 TASKS_PREFIX = "/api/v1/tasks/"
@@ -100,23 +101,14 @@ DASHSCOPE_ERRORS = {
 }
 
 
-class ImageServer:
+class ImageServer(LoopbackServer):
     def __init__(self, *, key: str = "", auth: tuple[str, str] | None = None, polls: int = 1) -> None:
         self.key = key  # DashScope: the API key it accepts
         self.auth = auth  # A1111: the user and password it requires, if any
         self.polls = polls  # DashScope: how many looks at a task answer RUNNING before it is done
         self.scripts: dict[str, deque[Any]] = defaultdict(deque)
-        self.requests: list[Request] = []
         self.tasks: dict[str, dict[str, Any]] = {}
-        self.stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
+        super().__init__(_handler(self))
 
     @property
     def root(self) -> str:
@@ -135,14 +127,6 @@ class ImageServer:
         """The requests that asked for a picture (DashScope submissions and A1111 txt2img calls)."""
         return [r for r in self.requests if r.path in (SUBMIT_PATH, TXT2IMG_PATH)]
 
-    def start(self) -> ImageServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
 
 
 def _png(colour: tuple[int, int, int], width: int, height: int) -> bytes:
@@ -152,11 +136,8 @@ def _png(colour: tuple[int, int, int], width: int, height: int) -> bytes:
 
 
 def _handler(server: ImageServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
 
         def do_GET(self) -> None:  # noqa: N802
             self._serve("GET")
@@ -286,17 +267,5 @@ def _handler(server: ImageServer) -> type[BaseHTTPRequestHandler]:
                              "info": json.dumps(info)})
 
         # ------------------------------------------------------------ the wire
-
-        def _json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
-            self._send(status, json.dumps(data, ensure_ascii=False).encode("utf-8"), "application/json", headers)
-
-        def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
 
     return Handler
