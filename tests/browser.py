@@ -18,6 +18,10 @@ from typing import Any
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
+MISSING = ("chromium is not installed: `sudo apt-get install chromium` (Debian/Ubuntu), or set STORYBOARD_CHROMIUM "
+           "to a Chrome/Chromium executable")
+
+
 def find_chromium() -> str | None:
     explicit = os.environ.get("STORYBOARD_CHROMIUM")
     if explicit:

@@ -134,6 +134,21 @@ def comic(tmp_path_factory):
     return light, mailed
 
 
+@pytest.fixture(scope="module")
+def chromium():
+    """A headless Chromium for the tests that look at pages; skipped without one (failed under CI=true)."""
+    from browser import MISSING, Chromium, find_chromium
+
+    executable = find_chromium()
+    if executable is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(MISSING + " (CI=true: the browser tests must run here)")
+        pytest.skip(MISSING)
+    browser = Chromium(executable)
+    yield browser
+    browser.close()
+
+
 def pytest_terminal_summary(terminalreporter):
     artifacts = ROOT / "build" / "test-artifacts"
     shots = sorted(artifacts.glob("*.png")) if artifacts.is_dir() else []

@@ -6,16 +6,12 @@ it. Screenshots are kept in build/test-artifacts/ (the path is printed at the en
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
-from browser import Chromium, find_chromium
 from conftest import ROOT
 
 ARTIFACTS = ROOT / "build" / "test-artifacts"
-MISSING = ("chromium is not installed: `sudo apt-get install chromium` (Debian/Ubuntu), or set STORYBOARD_CHROMIUM "
-           "to a Chrome/Chromium executable")
 
 PANELS_JS = """
 (async () => {
@@ -47,18 +43,6 @@ PANELS_JS = """
   };
 })()
 """
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    executable = find_chromium()
-    if executable is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(MISSING + " (CI=true: the browser tests must run here)")
-        pytest.skip(MISSING)
-    browser = Chromium(executable)
-    yield browser
-    browser.close()
 
 
 @pytest.fixture(scope="module")

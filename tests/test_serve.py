@@ -10,9 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from browser import Chromium, find_chromium
 from serve_process import ServeProcess
-from test_browser import MISSING
 
 from storyboard.files import exclusive_lock
 
@@ -161,18 +159,6 @@ def test_a_bad_address_is_one_line(story, tmp_path):
 
 
 # --------------------------------------------------------------------------- the live page in Chromium
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    executable = find_chromium()
-    if executable is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(MISSING + " (CI=true: the browser tests must run here)")
-        pytest.skip(MISSING)
-    browser = Chromium(executable)
-    yield browser
-    browser.close()
 
 
 WATCH_EVENTS = """
