@@ -3,9 +3,14 @@
 With $STORYBOARD_MODULES_OUT set, the top-level names of every module imported by the end are written there.
 """
 
+import faulthandler
 import os
+import signal
 import sys
 from pathlib import Path
+
+# A test that finds the process stuck sends SIGUSR1 for every thread's stack on stderr before killing it.
+faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

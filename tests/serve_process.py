@@ -79,8 +79,13 @@ class ServeProcess:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGUSR1)  # tests/run_storyboard.py: every thread's stack on stderr
+            time.sleep(1)
             self.process.kill()
-            raise
+            self.process.wait()
+            time.sleep(0.2)
+            raise AssertionError(f"serve did not stop within {timeout} s of Ctrl-C; its stderr:\n"
+                                 + "".join(self.stderr)) from None
 
     def close(self) -> None:
         if self.process.poll() is None:

@@ -121,7 +121,7 @@ class Builder:
     def _build(self, panels: set[int]) -> bool:
         self.bus.publish("build-started", redraw=sorted(panels))
         try:
-            result = self.session.build(progress=_Events(self.bus), panels=panels)
+            result = self.session.build(progress=_Events(self.bus, stopping=lambda: self._stopping), panels=panels)
         except BuildCancelled:
             with self._changed:  # the build that follows draws what this one was asked to redraw
                 self._redraw |= panels
@@ -138,7 +138,7 @@ class Builder:
         return True
 
     def _draw_variants(self, request: VariantsRequest) -> None:
-        events = _Events(self.bus, variants_of=request.panel)
+        events = _Events(self.bus, variants_of=request.panel, stopping=lambda: self._stopping)
         try:
             result = self.session.variants(request.panel, request.count, progress=events)
         except BuildCancelled:
@@ -158,11 +158,14 @@ class Builder:
 
 
 class _Events(BuildProgress):
-    """Build progress as events for the page."""
+    """Build progress as events for the page; a build or variants run stops at its next step once the builder is
+    stopping (the session's own cancel can miss a build that was about to start when the server was stopped)."""
 
-    def __init__(self, bus: EventBus, variants_of: int | None = None) -> None:
+    def __init__(self, bus: EventBus, variants_of: int | None = None,
+                 stopping: Callable[[], bool] = lambda: False) -> None:
         self.bus = bus
         self.variants_of = variants_of
+        self.stopping = stopping
 
     def start(self, jobs: list[PanelJob], to_render: list[PanelJob], renderer: str) -> None:
         if self.variants_of is None:
@@ -176,6 +179,8 @@ class _Events(BuildProgress):
         self.step(job, 0, job.steps)
 
     def step(self, job: PanelJob, step: int, total: int) -> None:
+        if self.stopping():
+            raise BuildCancelled("the server is stopping")
         if job.is_anchor:
             self.bus.publish("anchor-progress", character=job.character, step=step, total=total)
         elif self.variants_of is None:
