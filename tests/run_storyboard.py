@@ -11,6 +11,9 @@ from pathlib import Path
 
 # A test that finds the process stuck sends SIGUSR1 for every thread's stack on stderr before killing it.
 faulthandler.register(signal.SIGUSR1, all_threads=True)
+# Tests send SIGINT as a terminal's Ctrl-C. A runner started in the background by a non-interactive shell has SIGINT
+# ignored, and Python keeps an ignored SIGINT ignored in its children: restore what a terminal would give.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
