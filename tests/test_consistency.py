@@ -160,3 +160,33 @@ def test_ip_adapter_weights_missing_offline_is_one_line(write_story, tiny_model,
         f"({tmp_path}/empty-cache) and HF_HUB_OFFLINE=1 forbids downloading it; download it with `hf download "
         f"h94/IP-Adapter models/ip-adapter_sd15.safetensors --include 'models/image_encoder/*'`, or set "
         f"render.consistency: reference\n")
+
+
+def test_kept_anchor_passes_are_not_shared_between_panels_drawn_with_other_loras(tiny_model, tiny_lora, tmp_path):
+    # Panel 1 is drawn with the fox's LoRA switched on, panel 2 without it; both read the prince's anchor. The
+    # prince's passes recorded for panel 1 ran through the LoRA's weights and must not be reused for panel 2.
+    story = textwrap.dedent(f"""\
+        title: Two with a LoRA
+        characters:
+          fox:
+            description: a small red fox
+            lora: {tiny_lora}
+          prince: a boy with golden hair
+        render:
+          width: 64
+          height: 64
+          steps: 2
+          seed: 5
+        panels:
+          - prompt: the fox and the prince
+            characters: [fox, prince]
+          - prompt: the prince alone
+            characters: [prince]
+        """)
+    (tmp_path / "both.yaml").write_text(story, encoding="utf-8")
+    build(tmp_path / "both.yaml", tmp_path / "both", model=str(tiny_model))
+    alone = story.replace("  - prompt: the fox and the prince\n    characters: [fox, prince]\n", "")
+    (tmp_path / "alone.yaml").write_text(alone.replace("  - prompt: the prince alone", "  - seed: 6\n"
+                                                       "    prompt: the prince alone"), encoding="utf-8")
+    build(tmp_path / "alone.yaml", tmp_path / "alone", model=str(tiny_model))
+    assert panel(tmp_path / "alone", 1) == panel(tmp_path / "both", 2)

@@ -479,7 +479,8 @@ class DiffusersRenderer:
             from storyboard.render.reference import ReferenceReader
 
             reader = ReferenceReader(pipe, references, strength, lambda prompt: anchor_embeddings(pipe, prompt),
-                                     generator_device, self._prepared_anchors, self._recorded_steps)
+                                     generator_device, self._prepared_anchors, self._recorded_steps,
+                                     weights=json.dumps(options.get("loras") or [], sort_keys=True))
             return reader.reading(), {}
         if mode == "ip_adapter":
             return self._adapter_for(pipe, options["ip_adapter"]).reading([r.image for r in references], strength)

@@ -92,7 +92,7 @@ class ReferenceReader:
 
     def __init__(self, pipe: Any, references: Sequence[Reference], strength: float, encode: Any,
                  generator_device: Any, prepared: dict[Any, dict[str, Any]] | None = None,
-                 recorded: RecordedSteps | None = None) -> None:
+                 recorded: RecordedSteps | None = None, weights: str = "") -> None:
         unet = getattr(pipe, "unet", None)
         if unet is None or not hasattr(unet, "attn_processors"):
             raise RenderError(f"consistency: reference needs a UNet model (SD 1.x/2.x, SDXL, Kolors); "
@@ -102,16 +102,17 @@ class ReferenceReader:
             raise RenderError(f"consistency: reference cannot be used with the {type(pipe.scheduler).__name__} "
                               f"scheduler; choose another render.scheduler or set render.consistency: none")
         self.pipe, self.unet, self.strength = pipe, unet, strength
-        # An anchor's latents, noise and prompt embeddings do not depend on the panel: `prepared` keeps them for
-        # the other panels that read the same anchor (it holds one set per anchor, a few MB).
+        # An anchor's latents, noise and prompt embeddings do not depend on the panel, only on the weights the
+        # panel is drawn with (`weights` names them: the LoRAs switched on for it): `prepared` keeps them for the
+        # other panels that read the same anchor with the same weights (one set per anchor, a few MB).
         prepared = {} if prepared is None else prepared
         self.recorded = recorded or RecordedSteps(budget=0)
         self.anchors = []
         for reference in references:
-            if reference.job not in prepared:
-                prepared[reference.job] = {"job": reference.job,
-                                           **self._prepare(reference, encode, generator_device)}
-            self.anchors.append(prepared[reference.job])
+            key = (json.dumps(reference.job.to_dict(), sort_keys=True, default=str), weights)
+            if key not in prepared:
+                prepared[key] = {"job": key, **self._prepare(reference, encode, generator_device)}
+            self.anchors.append(prepared[key])
 
     def _prepare(self, reference: Reference, encode: Any, generator_device: Any) -> dict[str, Any]:
         """The anchor's clean latents, its fixed noise (from its own seed) and its prompt's embeddings."""
