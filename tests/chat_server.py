@@ -16,11 +16,11 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from loopback import JsonHandler, LoopbackServer
+from loopback import Drop, Fail, Hang, JsonHandler, LoopbackServer
 
 DASHSCOPE_PATH = "/api/v1/services/aigc/text-generation/generation"
 OPENAI_PATH = "/v1/chat/completions"
@@ -36,25 +36,6 @@ class Say:
 
 
 @dataclass
-class Fail:
-    """An HTTP error the way the real service sends it. `echo_auth` puts the request's Authorization header
-    into the error message, as a careless proxy might."""
-
-    status: int
-    code: str = ""
-    message: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    echo_auth: bool = False
-
-
-@dataclass
-class Hang:
-    """Accept the request and say nothing for `seconds` (or until the server stops), then hang up."""
-
-    seconds: float = 30.0
-
-
-@dataclass
 class Trickle:
     """Send the status line and headers, then one byte every `interval` seconds: never a complete reply."""
 
@@ -64,11 +45,6 @@ class Trickle:
 @dataclass
 class Cut:
     """Start a successful reply, then hang up halfway through its body."""
-
-
-@dataclass
-class Drop:
-    """Close the connection without answering."""
 
 
 @dataclass

@@ -22,13 +22,13 @@ import io
 import json
 import uuid
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from PIL import Image
 
-from loopback import JsonHandler, LoopbackServer
+from loopback import Drop, Fail, Hang, JsonHandler, LoopbackServer
 
 SUBMIT_PATH = "/api/v1/services/aigc/text2image/image-synthesis"
 TASKS_PREFIX = "/api/v1/tasks/"
@@ -49,30 +49,6 @@ CHECKPOINTS = [
 def expected_colour(prompt: str, seed: int) -> tuple[int, int, int]:
     digest = hashlib.sha256(f"{prompt}\0{seed}".encode()).digest()
     return digest[0], digest[1], digest[2]
-
-
-@dataclass
-class Fail:
-    """An HTTP error the way the service sends it; `echo_auth` puts the request's credentials into the message,
-    as a careless proxy might."""
-
-    status: int
-    code: str = ""
-    message: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-    echo_auth: bool = False
-
-
-@dataclass
-class Hang:
-    """Accept the request and say nothing for `seconds` (or until the server stops)."""
-
-    seconds: float = 30.0
-
-
-@dataclass
-class Drop:
-    """Close the connection without answering."""
 
 
 @dataclass

@@ -1,10 +1,11 @@
 """What the tests' fake servers share: a real HTTP server on 127.0.0.1 and a free port, in a background thread,
-and a request handler that answers JSON."""
+a request handler that answers JSON, and the script steps every fake service plays the same way."""
 
 from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -52,3 +53,27 @@ class JsonHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
+
+
+@dataclass
+class Fail:
+    """An HTTP error the way the real service sends it. `echo_auth` puts the request's credentials into the error
+    message, as a careless proxy might."""
+
+    status: int
+    code: str = ""
+    message: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    echo_auth: bool = False
+
+
+@dataclass
+class Hang:
+    """Accept the request and say nothing for `seconds` (or until the server stops), then hang up."""
+
+    seconds: float = 30.0
+
+
+@dataclass
+class Drop:
+    """Close the connection without answering."""
