@@ -213,17 +213,9 @@ class ReferenceReader:
 
 def _step_key(job: Any, scheduler: Any, t: Any, dtype: Any, extra: dict[str, Any]) -> Any:
     """Everything an anchor's pass depends on besides the pipeline, or None when that cannot be told cheaply."""
-    def small(value: Any) -> Any:
-        if hasattr(value, "numel"):
-            return tuple(value.flatten().tolist()) if value.numel() <= 256 else _UNKEYABLE
-        if isinstance(value, dict):
-            return tuple(sorted((k, small(v)) for k, v in value.items()))
-        if isinstance(value, (list, tuple)):
-            return tuple(small(v) for v in value)
-        return value if isinstance(value, (str, int, float, bool, type(None))) else _UNKEYABLE
-
-    conditioning = small(extra)
-    if _UNKEYABLE in _flatten(conditioning):
+    try:
+        conditioning = _small(extra)
+    except _Unkeyable:
         return None
     schedule = (type(scheduler).__name__, getattr(scheduler, "num_inference_steps", None),
                 getattr(scheduler, "step_index", None), json.dumps(dict(scheduler.config), sort_keys=True,
@@ -231,15 +223,23 @@ def _step_key(job: Any, scheduler: Any, t: Any, dtype: Any, extra: dict[str, Any
     return job, schedule, float(t.flatten()[0]), str(dtype), conditioning
 
 
-_UNKEYABLE = object()
+class _Unkeyable(Exception):
+    """A value too large (or of a kind) to put into a key cheaply."""
 
 
-def _flatten(value: Any) -> Iterator[Any]:
-    if isinstance(value, tuple):
-        for item in value:
-            yield from _flatten(item)
-    else:
-        yield value
+def _small(value: Any) -> Any:
+    """`value` (tensors of at most 256 numbers, dicts, lists, plain values) as a hashable tuple."""
+    if hasattr(value, "numel"):
+        if value.numel() > 256:
+            raise _Unkeyable
+        return tuple(value.flatten().tolist())
+    if isinstance(value, dict):
+        return tuple(sorted((k, _small(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_small(v) for v in value)
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    raise _Unkeyable
 
 
 def _last(value: Any) -> Any:
