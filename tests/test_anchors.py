@@ -116,7 +116,6 @@ def test_panel_option_draws_missing_anchors_and_equals_the_full_build(story, sma
     # A fresh folder: panel 3's anchors are drawn, and every other panel too (nothing is cached there).
     assert drawn(small_renderer)[:2] == ["fox (anchor)", "prince (anchor)"]
     assert result.panels[2].key == build(story, tmp_path / "full", renderer=small_renderer).panels[2].key
-    assert (tmp_path / "alone/panels/panel-03.png").read_bytes() != b""
     assert Image.open(tmp_path / "alone/panels/panel-03.png").tobytes() == \
         Image.open(tmp_path / "full/panels/panel-03.png").tobytes()
 
