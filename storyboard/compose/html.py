@@ -3,37 +3,16 @@
 from __future__ import annotations
 
 import base64
-import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import jinja2
 
 from storyboard.compose.fonts import FontSubset
 from storyboard.compose.layout import Box, PanelBox
 from storyboard.compose.page import CastMember, Page, PagePanel
 from storyboard.compose.text import is_hangul
 from storyboard.files import encode_png
-
-
-def templates_dir() -> Path:
-    """Templates ship inside the wheel as storyboard/templates; in a source checkout they sit at the top level."""
-    packaged = Path(__file__).resolve().parent.parent / "templates"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent.parent / "templates"
-
-
-@functools.cache
-def environment(autoescape: bool = True) -> jinja2.Environment:
-    """The templates' environment; without autoescaping for plain text such as the planner's prompts."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir()),
-        autoescape=autoescape,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+from storyboard.templates import environment
 
 
 FONTS_DIR = "fonts"  # beside index.html: the page's font subsets, when the page is not self-contained

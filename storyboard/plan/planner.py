@@ -236,7 +236,7 @@ def plan_messages(story: Story, request: Request, *, part: dict[str, int] | None
 
 
 def render(template: str, **context: Any) -> str:
-    from storyboard.compose.html import environment
+    from storyboard.templates import environment
 
     # Prompts are plain text for a model, not HTML: no autoescaping.
     return environment(autoescape=False).get_template(template).render(**context).strip() + "\n"

@@ -30,12 +30,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storyboard.build import MAX_VARIANTS
-from storyboard.compose.html import templates_dir
 from storyboard.errors import StoryboardError
 from storyboard.resolve import check_panel_number
 from storyboard.serve.builder import Builder
 from storyboard.serve.events import EventBus
 from storyboard.story import load_story
+from storyboard.templates import templates_dir
 
 TOKEN_HEADER = "x-storyboard-token"
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
