@@ -142,7 +142,7 @@ def main() -> None:
 def scores(work: Path, clip: str | None) -> None:
     """Build both stories (the page too) and score them with `storyboard check`."""
     sys.path.insert(0, str(ROOT))
-    from storyboard.build import build
+    from storyboard.building import build
     from storyboard.check import check
 
     if clip is None:

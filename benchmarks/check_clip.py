@@ -37,7 +37,7 @@ def vit_b32_shaped_clip(out: Path) -> Path:
 
 def main() -> None:
     runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 3
-    from storyboard.build import build
+    from storyboard.building import build
     from storyboard.check import Embedder, check
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from storyboard.build import build
+from storyboard.building import build
 from storyboard.compose.html import page_html
 from storyboard.compose.page import page_from_story
 from storyboard.compose.pdf import page_pdf

@@ -38,7 +38,7 @@ class DrawingClock:
     """Times the drawing phase: from `start` to the last `panel_done`."""
 
     def __init__(self) -> None:
-        from storyboard.build import BuildProgress
+        from storyboard.building import BuildProgress
 
         class Clock(BuildProgress):
             def start(inner, jobs, to_render, renderer):
@@ -64,7 +64,7 @@ def pixels(out: Path) -> list[bytes]:
 def overhead(work: Path, size: int, steps: int) -> None:
     import ray
 
-    from storyboard.build import build
+    from storyboard.building import build
     from storyboard.render.diffusers import DiffusersRenderer
     from storyboard.workers.ray_cluster import RayWorkers
     from tiny_pipeline import build_tiny_pipeline
@@ -105,7 +105,7 @@ def scaling(work: Path, panels: int, wait: float) -> None:
     import ray
 
     from small_renderers import WaitingRenderer
-    from storyboard.build import build
+    from storyboard.building import build
     from storyboard.workers.ray_cluster import RayWorkers
 
     ray.init(num_cpus=8, include_dashboard=False, logging_level="ERROR",

@@ -3,7 +3,7 @@
     import storyboard
     result = storyboard.build("story.yaml", renderer="draft")
 
-`build`, `variants`, their result types and `Session` are loaded on first use, so ``import storyboard`` stays
+`build`, `build_many`, `variants`, their result types and `Session` are loaded on first use, so ``import storyboard`` stays
 light (it never imports torch; the diffusers renderer does, when a panel has to be drawn).
 """
 
@@ -26,16 +26,27 @@ from storyboard.resolve import PanelJob, final_prompt, resolve  # noqa: E402
 from storyboard.story import Story, load_story  # noqa: E402
 
 if TYPE_CHECKING:
-    from storyboard.build import BuildProgress, BuildResult, PanelResult, VariantsResult, build, variants
+    from storyboard.building import (
+        BatchResult,
+        BuildProgress,
+        BuildResult,
+        PanelResult,
+        VariantsResult,
+        build,
+        build_many,
+        variants,
+    )
     from storyboard.session import Session
 
 _LAZY = {
-    "build": "storyboard.build",
-    "variants": "storyboard.build",
-    "BuildProgress": "storyboard.build",
-    "BuildResult": "storyboard.build",
-    "PanelResult": "storyboard.build",
-    "VariantsResult": "storyboard.build",
+    "build": "storyboard.building",
+    "build_many": "storyboard.building",
+    "variants": "storyboard.building",
+    "BatchResult": "storyboard.building",
+    "BuildProgress": "storyboard.building",
+    "BuildResult": "storyboard.building",
+    "PanelResult": "storyboard.building",
+    "VariantsResult": "storyboard.building",
     "Session": "storyboard.session",
 }
 
@@ -44,12 +55,12 @@ def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'storyboard' has no attribute {name!r}")
     value = getattr(importlib.import_module(_LAZY[name]), name)
-    # Importing the submodule storyboard.build set the package's `build` to that module; the function wins.
     globals()[name] = value
     return value
 
 
 __all__ = [
+    "BatchResult",
     "BuildCancelled",
     "BuildError",
     "BuildProgress",
@@ -66,6 +77,7 @@ __all__ = [
     "StoryboardError",
     "VariantsResult",
     "build",
+    "build_many",
     "final_prompt",
     "load_story",
     "resolve",

@@ -1,6 +1,6 @@
 """The panel cache: drawn images named by their content key, each written whole or not at all.
 
-A key is the sha256 of everything that decides an image's pixels (see `storyboard.build.panel_key`), so an image is
+A key is the sha256 of everything that decides an image's pixels (see `storyboard.building.panel_key`), so an image is
 valid for as long as its key is asked for, and any number of builds may share one folder: writes are atomic renames,
 and reading needs no lock.
 """

@@ -218,7 +218,7 @@ def _build_command(story_path: str | Path, out: Path) -> str:
 
 
 def _default_out(story_path: str | Path) -> Path:
-    from storyboard.build import default_out_dir
+    from storyboard.output import default_out_dir
 
     return default_out_dir(story_path)
 

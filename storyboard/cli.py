@@ -17,7 +17,7 @@ from storyboard.errors import StoryboardError
 from storyboard.plan.backend import DEFAULT_PROVIDER, PROVIDERS
 
 if TYPE_CHECKING:
-    from storyboard.build import BuildProgress
+    from storyboard.building import BuildProgress
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -145,12 +145,12 @@ def build(stories: tuple[str, ...], out_dir: str | None, cache: str | None, rend
     try:
         with _keeping_finished_panels(), shown:
             if several:
-                from storyboard.build import build_many
+                from storyboard.building import build_many
 
                 batch = build_many(files, out_dir, renderer=engine, model=model, progress=progress, force=force,
                                    self_contained=self_contained, cache=cache, workers=drawing)
             else:
-                from storyboard.build import build as run_build
+                from storyboard.building import build as run_build
 
                 result = run_build(files[0], out_dir, renderer=engine, model=model, progress=progress,
                                    panels=panels, force=force, self_contained=self_contained, cache=cache,
@@ -321,7 +321,7 @@ def variants(story: str, panel: int, count: int, seed_start: int | None, out_dir
     The seeds are consecutive, from --seed-start or else from the panel's current seed, so the first candidate
     is the picture the page shows now. Keep the one you like with `storyboard pick`.
     """
-    from storyboard.build import variants as run_variants
+    from storyboard.building import variants as run_variants
 
     engine = _renderer(renderer, base_url, timeout)
     progress, shown = _progress()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from storyboard.build import BuildProgress
+from storyboard.building import BuildProgress
 from storyboard.resolve import PanelJob
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from storyboard.compose.layout import panel_size
 from storyboard.errors import StoryError
+from storyboard.output import character_file, panel_file
 from storyboard.story import MAX_SEED, Story
 
 
@@ -56,9 +58,8 @@ class PanelJob:
 
     @property
     def file(self) -> str:
-        if self.is_anchor:
-            return f"characters/{self.slug}.png"
-        return f"panels/panel-{self.index:02d}.png"
+        """Where the job's image is published in the build folder (`storyboard.output` names it)."""
+        return character_file(self.slug) if self.is_anchor else panel_file(self.index)
 
     @property
     def label(self) -> str:
@@ -91,6 +92,20 @@ class PanelJob:
         if not data["references"]:
             del data["references"]
         return data
+
+
+@dataclass(frozen=True)
+class KeyedJob:
+    """A job with its content key: what a build asks workers to draw, and what it publishes.
+
+    `identity` is what the renderer said decides its pixels beyond ``job.params()``; `references` holds the keys
+    of the anchors the job reads, by character name (they are part of `key`).
+    """
+
+    job: PanelJob
+    key: str
+    identity: Mapping[str, Any] = field(default_factory=dict)
+    references: Mapping[str, str] = field(default_factory=dict)
 
 
 def join_prompt(*parts: str) -> str:

@@ -21,9 +21,19 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from storyboard.build import BuildProgress, BuildResult, VariantsResult, build_in, output_folder, variants_in
+from storyboard.building import (
+    BuildOptions,
+    BuildProgress,
+    BuildResult,
+    Drawing,
+    Target,
+    VariantsResult,
+    build_locked,
+    variants_locked,
+)
 from storyboard.errors import BuildCancelled, BuildError
 from storyboard.files import exclusive_lock
+from storyboard.output import OutputFolder
 from storyboard.render import DEFAULT_RENDERER, Renderer, get_renderer
 from storyboard.resolve import PanelJob
 from storyboard.story import Story
@@ -36,7 +46,7 @@ class Session:
                  renderer: str | Renderer = DEFAULT_RENDERER, model: str | None = None) -> None:
         self.story_path = Path(story_path)
         self.out_dir = out_dir
-        self.out = output_folder(story_path, out_dir)
+        self.out = OutputFolder.of(story_path, out_dir).root
         self.model = model
         self.renderer: Renderer = get_renderer(renderer) if isinstance(renderer, str) else renderer
         self._cancel = threading.Event()
@@ -73,17 +83,19 @@ class Session:
               panels: Iterable[int] = (), force: bool = False, self_contained: bool = False) -> BuildResult:
         """Build the story file (or the in-memory `story`) with the session's renderer; see `storyboard.build`."""
         with self._running():
-            return build_in(self.story_path, self.out_dir, story=story, renderer=self.renderer, model=self.model,
-                            progress=_Cancellable(progress or BuildProgress(), self._cancel), panels=panels,
-                            force=force, self_contained=self_contained)
+            options = BuildOptions(renderer=self.renderer, model=self.model, panels=panels, force=force,
+                                   self_contained=self_contained,
+                                   progress=_Cancellable(progress or BuildProgress(), self._cancel))
+            return build_locked(Target.of(self.story_path, self.out_dir, story), options)
 
     def variants(self, panel: int, count: int, *, seed_start: int | None = None, story: Story | None = None,
                  progress: BuildProgress | None = None) -> VariantsResult:
-        """Draw candidate seeds for one panel; see `storyboard.build.variants`."""
+        """Draw candidate seeds for one panel; see `storyboard.variants`."""
         with self._running():
-            return variants_in(self.story_path, panel, count, seed_start=seed_start, out_dir=self.out_dir,
-                               renderer=self.renderer, model=self.model, story=story,
-                               progress=_Cancellable(progress or BuildProgress(), self._cancel))
+            drawing = Drawing(renderer=self.renderer, model=self.model,
+                              progress=_Cancellable(progress or BuildProgress(), self._cancel))
+            return variants_locked(Target.of(self.story_path, self.out_dir, story), panel, count, drawing,
+                                   seed_start=seed_start)
 
     def _running(self) -> Any:
         session = self

@@ -124,7 +124,7 @@ panels:
 @pytest.fixture(scope="session")
 def comic(tmp_path_factory):
     """The COMIC story built once with the draft renderer: (light build folder, self-contained build folder)."""
-    from storyboard.build import build
+    from storyboard.building import build
 
     root = tmp_path_factory.mktemp("comic")
     story = root / "comic.yaml"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from storyboard.build import build, panel_key
+from storyboard.building import build, panel_key
 from storyboard.cli import main
 from storyboard.errors import StoryError
 from storyboard.resolve import anchor_seed, content_key, resolve, resolve_anchors

@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import ROOT
 from PIL import Image
 
-from storyboard.build import build, build_many
+from storyboard.building import build, build_many
 from storyboard.cli import main
 
 SAME = "  - prompt: the same lighthouse\n    seed: 7\n"

@@ -11,7 +11,7 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 
-from storyboard.build import build
+from storyboard.building import build
 from storyboard.compose.book import book_from_story, paginate, story_sheets
 from storyboard.compose.layout import DRAFT_HEADER
 from storyboard.resolve import resolve

@@ -165,7 +165,7 @@ BOOK_JS = """
 @pytest.fixture(scope="module")
 def book(tmp_path_factory):
     """A 24-panel right-to-left story on three pages of 4 × 2, built with the draft renderer."""
-    from storyboard.build import build
+    from storyboard.building import build
 
     root = tmp_path_factory.mktemp("book")
     lines = ["title: A book", "render: {width: 256, height: 256}", "layout: {columns: 4, rows: 2, direction: rtl}",

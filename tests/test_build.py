@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from storyboard import RenderError
-from storyboard.build import build
+from storyboard.building import build
 from storyboard.render import Rendered
 from storyboard.render.draft import DraftRenderer
 from storyboard.resolve import PanelJob

@@ -50,7 +50,7 @@ def tiny_clip(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def built(tmp_path_factory) -> tuple[Path, Path]:
     """(story file, build folder) of STORY built with the draft renderer; tests change copies of it."""
-    from storyboard.build import build
+    from storyboard.building import build
 
     root = tmp_path_factory.mktemp("check")
     story = root / "fox.yaml"

@@ -10,7 +10,7 @@ import pytest
 from conftest import storyboard_process
 from PIL import Image
 
-from storyboard.build import build
+from storyboard.building import build
 from storyboard.cli import main
 from storyboard.files import FolderBusy
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from storyboard.build import build, panel_key
+from storyboard.building import build, panel_key
 from storyboard.cli import main
 from storyboard.errors import ModelNotFound
 from storyboard.resolve import PanelJob

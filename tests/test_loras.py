@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from storyboard.build import build, panel_key
+from storyboard.building import build, panel_key
 from storyboard.cli import main
 from storyboard.render.diffusers import DiffusersRenderer
 from storyboard.resolve import resolve

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from storyboard.build import build
+from storyboard.building import build
 from storyboard.errors import RenderError
 from storyboard.render.diffusers import DiffusersRenderer
 

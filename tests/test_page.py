@@ -161,7 +161,7 @@ def test_bad_layout_fields_give_one_clear_line(write_story, capsys, yaml, messag
 
 
 def test_dialogue_edit_recomposes_without_redrawing(write_story):
-    from storyboard.build import build
+    from storyboard.building import build
 
     path = write_story("""
         title: T

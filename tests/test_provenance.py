@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from storyboard import __version__
-from storyboard.build import build
+from storyboard.building import build
 from storyboard.cli import main
 from storyboard.provenance import a1111_parameters, parse_parameters, with_text
 from storyboard.resolve import PanelJob

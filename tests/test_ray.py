@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from storyboard.build import BuildProgress, build, build_many
+from storyboard.building import BuildProgress, build, build_many
 from storyboard.files import exclusive_lock
 
 ray = pytest.importorskip("ray")

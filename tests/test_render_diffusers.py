@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from storyboard.build import BuildProgress, build
+from storyboard.building import BuildProgress, build
 from storyboard.cli import main
 from storyboard.render import DEFAULT_RENDERER, get_renderer
 from storyboard.render.diffusers import DiffusersRenderer, dropped_words, probe_device

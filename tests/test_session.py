@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, storyboard_process
 
 import storyboard
-from storyboard.build import BuildProgress
+from storyboard.building import BuildProgress
 from storyboard.errors import BuildCancelled
 from storyboard.story import load_story
 
@@ -28,7 +28,7 @@ def test_import_storyboard_gives_build_without_torch():
 
 
 def test_storyboard_build_is_callable_after_the_module_was_imported(minimal_story, tmp_path):
-    import storyboard.build  # noqa: F401 - what serve and the CLI do first
+    import storyboard.building  # noqa: F401 - what serve and the CLI do first
 
     result = storyboard.build(minimal_story, tmp_path / "out", renderer="draft")
     assert isinstance(result, storyboard.BuildResult) and result.rendered == 2

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from PIL import Image
 
-from storyboard.build import build, candidate_seeds, variants
+from storyboard.building import build, candidate_seeds, variants
 from storyboard.cli import main
 
 STORY = """\

@@ -57,7 +57,7 @@ class Renderer(Protocol):
     def identity(self, job: PanelJob) -> dict[str, Any]:
         """What, beyond ``job.params()``, decides this renderer's pixels (its version, settings...).
 
-        It goes into the panel's content key (see `storyboard.build.panel_key`), so it must be cheap and must not
+        It goes into the panel's content key (see `storyboard.building.panel_key`), so it must be cheap and must not
         load the model or import torch: a rebuild with nothing to draw calls it for every panel. JSON values
         only. Optional keys that provenance reads: ``"sampler"`` (an A1111-style name such as ``"Euler a"``) and
         ``"model_hash"`` (A1111's short hash). When the model cannot be identified (its folder was moved away)

@@ -29,8 +29,9 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from storyboard.build import MAX_VARIANTS
+from storyboard.building import MAX_VARIANTS
 from storyboard.errors import StoryboardError
+from storyboard.output import OutputFolder
 from storyboard.resolve import check_panel_number
 from storyboard.serve.builder import Builder
 from storyboard.serve.events import EventBus
@@ -98,7 +99,7 @@ class LiveSite:
 
     def live_page(self) -> str:
         try:
-            html = (self.out / "index.html").read_text(encoding="utf-8")
+            html = OutputFolder(self.out).index_html.read_text(encoding="utf-8")
         except OSError:
             html = PLACEHOLDER
         layer = templates_dir()

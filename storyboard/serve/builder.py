@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from storyboard.build import BuildProgress
+from storyboard.building import BuildProgress
 from storyboard.errors import BuildCancelled, StoryboardError
+from storyboard.output import OutputFolder, cache_file
 from storyboard.resolve import PanelJob
 from storyboard.serve.events import EventBus
 from storyboard.session import Session
@@ -150,11 +151,11 @@ class Builder:
             self.bus.publish("variants-failed", panel=request.panel,
                              error=f"Error: internal error ({type(exc).__name__}: {exc})")
             return
-        out = result.sheet.parent.parent.parent
+        out = OutputFolder(self.session.out)
         self.bus.publish("variants-done", panel=request.panel, current=result.current_seed,
-                         candidates=[{"seed": seed, "src": path.relative_to(out).as_posix()}
+                         candidates=[{"seed": seed, "src": out.relative(path)}
                                      for seed, path in zip(result.seeds, result.files)],
-                         sheet=result.sheet.relative_to(out).as_posix())
+                         sheet=out.relative(result.sheet))
 
 
 class _Events(BuildProgress):
@@ -189,7 +190,7 @@ class _Events(BuildProgress):
             self.bus.publish("variant-progress", panel=job.index, seed=job.seed, step=step, total=total)
 
     def cached(self, job: PanelJob, key: str) -> None:
-        src = f"cache/{key}.png"
+        src = cache_file(key)
         if job.is_anchor:
             self.bus.publish("anchor-done", character=job.character, src=src, key=key)
         elif self.variants_of is None:

@@ -8,43 +8,33 @@ not in the cache yet (`Delivery.ready`) waits until they are.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Protocol
 
 from storyboard.errors import RenderError, StoryboardError
 from storyboard.render import Reference, Rendered, Renderer
-from storyboard.resolve import PanelJob
-
-
-@dataclass(frozen=True)
-class Task:
-    """One job to draw: its content key, and the keys of the anchors it reads by character name."""
-
-    job: PanelJob
-    key: str
-    references: Mapping[str, str] = field(default_factory=dict)
+from storyboard.resolve import KeyedJob, PanelJob
 
 
 class Delivery(Protocol):
     """The build's side of drawing: what a job reads, and where a drawn job goes."""
 
-    def ready(self, task: Task) -> bool:
+    def ready(self, task: KeyedJob) -> bool:
         """Whether every anchor `task` reads is in the cache."""
 
-    def references(self, task: Task) -> dict[str, Reference]:
+    def references(self, task: KeyedJob) -> dict[str, Reference]:
         """The anchors `task` reads, by character name, read back from the cache."""
 
-    def started(self, task: Task, worker: str) -> None:
+    def started(self, task: KeyedJob, worker: str) -> None:
         """`worker` began drawing `task`."""
 
     def step(self, job: PanelJob, step: int, total: int) -> None:
         """A denoising step of `job` is done (local workers only)."""
 
-    def done(self, task: Task, rendered: Rendered, worker: str) -> None:
+    def done(self, task: KeyedJob, rendered: Rendered, worker: str) -> None:
         """`task` was drawn by `worker`: store it. Raising stops the drawing."""
 
-    def failed(self, task: Task, error: StoryboardError) -> None:
+    def failed(self, task: KeyedJob, error: StoryboardError) -> None:
         """`task` could not be drawn (nor can any job that reads it). Raising stops the drawing (a one-story
         build stops at its first error; a batch goes on with the other stories)."""
 
@@ -53,7 +43,7 @@ class Workers(Protocol):
     #: How progress names them: "local", "ray (4 workers)".
     name: str
 
-    def draw(self, engine: Renderer, tasks: Sequence[Task], delivery: Delivery) -> None:
+    def draw(self, engine: Renderer, tasks: Sequence[KeyedJob], delivery: Delivery) -> None:
         """Draw `tasks` (distinct keys, anchors before the panels that read them) with `engine`'s renderer,
         handing each to `delivery`. A `StoryboardError` drawing a job goes to `delivery.failed` and the others
         are still drawn; anything else (Ctrl-C, a bug) stops the drawing and propagates."""
@@ -67,7 +57,7 @@ class LocalWorkers:
 
     name = "local"
 
-    def draw(self, engine: Renderer, tasks: Sequence[Task], delivery: Delivery) -> None:
+    def draw(self, engine: Renderer, tasks: Sequence[KeyedJob], delivery: Delivery) -> None:
         failures = Failures(delivery)
         for batch in _batches(tasks):
             waiting = [t for t in batch if not delivery.ready(t)]
@@ -92,17 +82,17 @@ class Failures:
         self.delivery = delivery
         self.errors: dict[str, StoryboardError] = {}
 
-    def add(self, task: Task, error: StoryboardError) -> None:
+    def add(self, task: KeyedJob, error: StoryboardError) -> None:
         self.errors[task.key] = error
         self.delivery.failed(task, error)
 
-    def unreadable(self, task: Task) -> None:
+    def unreadable(self, task: KeyedJob) -> None:
         """`task` reads an anchor that is not in the cache."""
         error = next((self.errors[key] for key in task.references.values() if key in self.errors), None)
         self.add(task, error or RenderError(f"{task.job.label} cannot be drawn: an anchor it reads is missing"))
 
 
-def _draw_locally(engine: Renderer, batch: list[Task], references: dict[str, Reference],
+def _draw_locally(engine: Renderer, batch: list[KeyedJob], references: dict[str, Reference],
                   delivery: Delivery, failures: Failures) -> None:
     delivery.started(batch[0], "local")
     # Only panels that read anchors pass `references`, so a renderer that reads none needs no such argument.
@@ -122,11 +112,11 @@ def _draw_locally(engine: Renderer, batch: list[Task], references: dict[str, Ref
             failures.add(task, exc)
 
 
-def _batches(tasks: Sequence[Task]) -> list[list[Task]]:
+def _batches(tasks: Sequence[KeyedJob]) -> list[list[KeyedJob]]:
     """`tasks` in runs a renderer can draw in one call: anchors apart from panels (a panel reads its anchors from
     the cache, so they must be drawn before its call starts), and no two panels in a run reading different
     anchors under the same character name (two stories of a batch may both have a "fox")."""
-    runs: list[list[Task]] = []
+    runs: list[list[KeyedJob]] = []
     names: dict[str, str] = {}
     for task in tasks:
         run = runs[-1] if runs else None

@@ -19,8 +19,8 @@ from typing import Any
 
 from storyboard.errors import BuildError, RenderError, StoryboardError
 from storyboard.render import Reference, Rendered, Renderer
-from storyboard.resolve import PanelJob
-from storyboard.workers import Delivery, Failures, Task
+from storyboard.resolve import KeyedJob, PanelJob
+from storyboard.workers import Delivery, Failures
 
 #: How often Ray restarts a dead worker, and runs the task it was drawing again, before the task fails.
 RESTARTS = 3
@@ -126,7 +126,7 @@ class RayWorkers:
         self._engine = engine
         self.startup_seconds = time.perf_counter() - began
 
-    def draw(self, engine: Renderer, tasks: Sequence[Task], delivery: Delivery) -> None:
+    def draw(self, engine: Renderer, tasks: Sequence[KeyedJob], delivery: Delivery) -> None:
         if not tasks:
             return
         ray = import_ray()
@@ -134,7 +134,7 @@ class RayWorkers:
         failures = Failures(delivery)
         pending = list(tasks)
         free = list(range(len(self.actors)))
-        running: dict[Any, tuple[Task, int]] = {}
+        running: dict[Any, tuple[KeyedJob, int]] = {}
         try:
             while pending or running:
                 while free:
@@ -161,7 +161,7 @@ class RayWorkers:
             self.close()  # Ctrl-C or a bug: stop every worker, so nothing draws on for a build that is gone
             raise
 
-    def _next(self, pending: list[Task], delivery: Delivery, failures: Failures) -> Task | None:
+    def _next(self, pending: list[KeyedJob], delivery: Delivery, failures: Failures) -> KeyedJob | None:
         """The first pending task whose anchors are in the cache; tasks reading a failed anchor fail now."""
         for task in list(pending):
             if delivery.ready(task):
@@ -172,7 +172,7 @@ class RayWorkers:
                 failures.unreadable(task)
         return None
 
-    def _result(self, ray: Any, ref: Any, task: Task, worker: int) -> Rendered | _Failed:
+    def _result(self, ray: Any, ref: Any, task: KeyedJob, worker: int) -> Rendered | _Failed:
         from ray.exceptions import RayActorError, RayTaskError
 
         try:

@@ -1,0 +1,66 @@
+"""What a build is asked to do, as one value: the library's keyword arguments, gathered once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from storyboard.building.progress import BuildProgress
+from storyboard.output import OutputFolder, default_out_dir
+from storyboard.render import DEFAULT_RENDERER, Renderer, get_renderer
+from storyboard.story import Story, load_story
+from storyboard.workers import LocalWorkers, Workers
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which story is built, and into which folder.
+
+    `story` is the story to build (the file's contents unless the caller passes an in-memory one); `path` still
+    places the default output folder and the files the story names relative to itself. `given_out` is the
+    ``--out`` a user gave, when it is not the default folder (the PNGs' provenance records it).
+    """
+
+    path: str | Path  # as given: the manifest and the PNGs' provenance name it so
+    story: Story
+    out: OutputFolder
+    given_out: str | None = None
+
+    @property
+    def folder(self) -> Path:
+        """The story file's folder: the files the story names are relative to it."""
+        return Path(self.path).parent
+
+    @classmethod
+    def of(cls, story_path: str | Path, out_dir: str | Path | None = None, story: Story | None = None) -> Target:
+        story = story if story is not None else load_story(story_path)
+        out = OutputFolder.of(story_path, out_dir)
+        given = None if out_dir is None or Path(out_dir) == default_out_dir(story_path) else str(out_dir)
+        return cls(story_path, story, out, given)
+
+
+@dataclass
+class Drawing:
+    """How images are drawn and kept: by which renderer (a name, or an instance the caller keeps warm), with which
+    model (``--model``), where they are cached (default ``<out>/cache``; a shared folder is never pruned) and who
+    hears about it."""
+
+    renderer: str | Renderer = DEFAULT_RENDERER
+    model: str | None = None
+    cache: str | Path | None = None
+    progress: BuildProgress = field(default_factory=BuildProgress)
+
+    def engine(self) -> Renderer:
+        return get_renderer(self.renderer) if isinstance(self.renderer, str) else self.renderer
+
+
+@dataclass
+class BuildOptions(Drawing):
+    """A build's choices beyond `Drawing`: panels to redraw (1-based), `force` to redraw everything, an index.html
+    with everything inlined, and where jobs are drawn (this process, or Ray)."""
+
+    panels: Iterable[int] = ()
+    force: bool = False
+    self_contained: bool = False
+    workers: Workers = field(default_factory=LocalWorkers)

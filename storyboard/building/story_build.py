@@ -1,0 +1,94 @@
+"""One story's build in three steps: what it needs (`prepare`, under its output folder's lock), drawing
+(`storyboard.building.draw`, shared by the stories of a batch) and publishing (`finish`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from storyboard.building.keys import Keying, as_drawn_by
+from storyboard.building.manifest import manifest_bytes, previous_identities, previous_manifest, previous_page_keys
+from storyboard.building.options import Drawing, Target
+from storyboard.building.progress import BuildProgress
+from storyboard.building.publish import Pages, publish, remove_stale, store_pictures, write_if_changed
+from storyboard.building.record import Provenance
+from storyboard.building.results import BuildResult, PanelResult
+from storyboard.cache import PanelCache
+from storyboard.compose.book import story_sheets
+from storyboard.compose.page import CastMember
+from storyboard.errors import StoryboardError
+from storyboard.files import remove_temp_files
+from storyboard.render import Renderer
+from storyboard.resolve import KeyedJob, check_panel_number, resolve_jobs
+
+
+class StoryBuild:
+    """What one story's build needs drawn, and how it publishes its outputs once they are drawn."""
+
+    def __init__(self, target: Target, engine: Renderer, drawing: Drawing, *, panels: Any = (),
+                 force: bool = False, self_contained: bool = False) -> None:
+        self.target, self.engine, self.self_contained = target, engine, self_contained
+        self.story, self.story_path, self.out = target.story, target.path, target.out
+        self.jobs = resolve_jobs(as_drawn_by(engine, self.story), model=drawing.model,
+                                 story_dir=target.folder)
+        self.panel_jobs = [job for job in self.jobs if not job.is_anchor]
+        redraw = {check_panel_number(n, len(self.panel_jobs), target.path) for n in panels}
+        # The jobs to draw again even when cached, by file.
+        self.redo = {job.file for job in self.jobs if force or job.index in redraw and not job.is_anchor}
+        self.provenance = Provenance(self.story, str(target.path), target.given_out, drawing.model)
+        self.cache = PanelCache(drawing.cache if drawing.cache is not None else self.out.cache_dir)
+        self.keyed: list[KeyedJob] = []
+        self.missing: list[KeyedJob] = []
+        self.to_draw: list[KeyedJob] = []
+        self.anchors: dict[str, KeyedJob] = {}
+        self.previous: dict[str, Any] = {}
+        self.drawn_keys: set[str] = set()  # the keys this build drew (a key two stories share counts for one)
+        self.error: StoryboardError | None = None
+
+    def prepare(self) -> None:
+        """Key every job and store the characters' own pictures; what is left to draw is `to_draw`."""
+        remove_temp_files(self.out.root)
+        self.previous = previous_manifest(self.out)
+        keying = Keying(self.engine, self.story_path, self.cache, previous_identities(self.previous, self.engine.name))
+        self.keyed = [keying.key(job, must_draw=job.file in self.redo) for job in self.jobs]
+        self.missing = [k for k in self.keyed
+                        if k.job.file in self.redo and not k.job.image or not self.cache.has(k.key)]
+        store_pictures(self.missing, keying.pictures, self.cache, self.provenance, self.engine.name)
+        self.to_draw = [k for k in self.missing if not k.job.image]
+        self.anchors = keying.anchors()
+
+    def forced(self, key: str) -> bool:
+        return any(k.key == key and k.job.file in self.redo for k in self.to_draw)
+
+    def finish(self, progress: BuildProgress) -> BuildResult:
+        """Publish the panels and anchors, compose the pages if their key changed, and write the manifest."""
+        progress.composing()
+        results = self._publish()
+        panels = [r for r in results if not r.job.is_anchor]
+        anchors = [r for r in results if r.job.is_anchor]
+        remove_stale(self.out, len(self.panel_jobs), {r.job.file for r in anchors})
+        cast = [CastMember(r.job.character, self.cache.open(r.key), r.job.file, r.key) for r in anchors] \
+            if self.story.layout.cast else []
+        sheets = story_sheets(self.story)
+        for sheet in sheets:
+            for number in sheet.panels:
+                panels[number - 1].page = sheet.number
+        pages = Pages(self.story, self.panel_jobs, {r.job.index: r.key for r in panels}, self.engine.name,
+                      self.self_contained, cast, sheets)
+        pages.write(self.out, self.cache, previous_page_keys(self.previous),
+                    flagged={r.job.index for r in panels if r.info.get("nsfw")})
+        result = BuildResult(self.story, self.out.root, self.engine.name, panels, pages.key, anchors, pages.listed())
+        write_if_changed(self.out.manifest, manifest_bytes(result, str(self.story_path)))
+        return result
+
+    def _publish(self) -> list[PanelResult]:
+        """Every job's image copied from the cache to its file; a key the build drew counts as drawn for the first
+        job that has it. What the renderer reported (e.g. a safety-checker flag) travels in the cached PNG."""
+        drawn: set[str] = set()
+        for k in self.missing:
+            if k.key in self.drawn_keys and k.key not in drawn or k.job.image:
+                drawn.add(k.job.file)
+                drawn.add(k.key)
+        return [PanelResult(k.job, k.key, k.job.file in drawn,
+                            publish(self.cache, k, self.out / k.job.file, self.provenance, self.engine.name),
+                            dict(k.identity), dict(k.references))
+                for k in self.keyed]

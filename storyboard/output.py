@@ -1,0 +1,152 @@
+"""The one owner of a build folder's layout: every name a build writes under ``build/<story>/`` is spelled here.
+
+::
+
+    build/little_prince/
+        panels/panel-01.png …        one image per panel           OutputFolder.panel_file(n)
+        characters/<slug>.png         one anchor per character      OutputFolder.character_file(slug)
+        cache/<key>.png               every image drawn, by key     OutputFolder.cache_dir
+        page.png  page.pdf            a story on one page
+        pages/page-01.png …  book.pdf a story on several pages      OutputFolder.book_page_file(n)
+        index.html  fonts/            the HTML page and its font subsets
+        variants/panel-03/seed-S.png  candidates, and contact-sheet.png
+        manifest.json  .lock
+
+Names relative to the folder (what the manifest and the HTML page link to) are plain strings; paths are the folder
+joined with them. A second folder shape for a story would be a second class, not a second spelling.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from storyboard.errors import BuildError
+
+PANELS_DIR = "panels"
+CHARACTERS_DIR = "characters"
+CACHE_DIR = "cache"
+PAGES_DIR = "pages"
+FONTS_DIR = "fonts"
+VARIANTS_DIR = "variants"
+PAGE_PNG = "page.png"
+PAGE_PDF = "page.pdf"
+BOOK_PDF = "book.pdf"
+INDEX_HTML = "index.html"
+MANIFEST = "manifest.json"
+CONTACT_SHEET = "contact-sheet.png"
+#: Where a build writes, hence where a killed one may have left temporary files.
+SUBFOLDERS = (CACHE_DIR, PANELS_DIR, CHARACTERS_DIR, FONTS_DIR, VARIANTS_DIR, PAGES_DIR)
+
+_PANEL_FILE = re.compile(r"^panel-(\d+)\.png$")
+_PAGE_FILE = re.compile(r"^page-(\d+)\.png$")
+
+
+def panel_file(index: int) -> str:
+    """The file of panel `index` (1-based), relative to the build folder."""
+    return f"{PANELS_DIR}/panel-{index:02d}.png"
+
+
+def character_file(slug: str) -> str:
+    """The anchor portrait of the character whose file-safe name is `slug`, relative to the build folder."""
+    return f"{CHARACTERS_DIR}/{slug}.png"
+
+
+def book_page_file(number: int) -> str:
+    """The PNG of page `number` of a book, relative to the build folder."""
+    return f"{PAGES_DIR}/page-{number:02d}.png"
+
+
+def cache_file(key: str) -> str:
+    """The cached image of `key` in a build folder's own cache, relative to the build folder."""
+    return f"{CACHE_DIR}/{key}.png"
+
+
+def default_out_dir(story_path: str | Path) -> Path:
+    """Where a story is built unless told otherwise: ``build/<story file name without .yaml>``."""
+    return Path("build") / Path(story_path).stem
+
+
+@dataclass(frozen=True)
+class OutputFolder:
+    """A build folder: where each output of a story's build lies."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, story_path: str | Path, out_dir: str | Path | None = None) -> OutputFolder:
+        """The folder a build of `story_path` writes into: `out_dir`, or ``build/<story file name>``."""
+        root = Path(out_dir) if out_dir is not None else default_out_dir(story_path)
+        if root.exists() and not root.is_dir():
+            raise BuildError(f"output folder {root} exists and is not a folder")
+        return cls(root)
+
+    def __truediv__(self, relative: str) -> Path:
+        return self.root / relative
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / CACHE_DIR
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST
+
+    @property
+    def index_html(self) -> Path:
+        return self.root / INDEX_HTML
+
+    @property
+    def page_png(self) -> Path:
+        return self.root / PAGE_PNG
+
+    @property
+    def page_pdf(self) -> Path:
+        return self.root / PAGE_PDF
+
+    @property
+    def book_pdf(self) -> Path:
+        return self.root / BOOK_PDF
+
+    @property
+    def fonts_dir(self) -> Path:
+        return self.root / FONTS_DIR
+
+    def book_page(self, number: int) -> Path:
+        return self.root / book_page_file(number)
+
+    def variants_dir(self, panel: int) -> Path:
+        return self.root / VARIANTS_DIR / f"panel-{panel:02d}"
+
+    def variant(self, panel: int, seed: int) -> Path:
+        return self.variants_dir(panel) / f"seed-{seed}.png"
+
+    def contact_sheet(self, panel: int) -> Path:
+        return self.variants_dir(panel) / CONTACT_SHEET
+
+    def relative(self, path: Path) -> str:
+        """`path`, a file inside the folder, as the page and the manifest name it."""
+        return path.relative_to(self.root).as_posix()
+
+    def panels_after(self, count: int) -> Iterator[Path]:
+        """Panel files numbered above `count`: left by an earlier build of a longer story."""
+        return _numbered_after(self.root / PANELS_DIR, _PANEL_FILE, count)
+
+    def book_pages_after(self, count: int) -> Iterator[Path]:
+        """Book page files numbered above `count`: left by an earlier build of a longer book."""
+        return _numbered_after(self.root / PAGES_DIR, _PAGE_FILE, count)
+
+    def characters_besides(self, current: set[str]) -> Iterator[Path]:
+        """Anchor files other than `current` (names relative to the folder): characters no panel lists any more."""
+        for path in (self.root / CHARACTERS_DIR).glob("*.png"):
+            if character_file(path.stem) not in current:
+                yield path
+
+
+def _numbered_after(folder: Path, pattern: re.Pattern[str], count: int) -> Iterator[Path]:
+    for path in folder.glob("*.png"):
+        match = pattern.match(path.name)
+        if match and int(match.group(1)) > count:
+            yield path
