@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STORY ?= stories/little_prince.yaml
 
-.PHONY: install browser demo preview test clean
+.PHONY: install browser demo preview lint test clean
 
 install: $(VENV)/.installed
 
@@ -37,7 +37,12 @@ browser:
 		echo "    sudo apt-get install chromium    (or set STORYBOARD_CHROMIUM to a Chrome/Chromium executable)"; \
 	fi
 
-test: install browser
+# The layers of the package (import-linter's contracts in pyproject.toml) and ruff's checks.
+lint: install
+	$(BIN)/ruff check storyboard tests benchmarks
+	$(BIN)/lint-imports
+
+test: install browser lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 clean:
