@@ -14,7 +14,8 @@ from pathlib import Path
 
 from storyboard.building import build
 from storyboard.compose.html import page_html
-from storyboard.compose.page import page_from_story
+from storyboard.compose.page import story_page
+from storyboard.render.draft import DRAFT_HEADER
 from storyboard.compose.pdf import page_pdf
 from storyboard.compose.png import page_png
 from storyboard.resolve import resolve
@@ -34,7 +35,8 @@ def main(story_path: str) -> None:
         fonts._subset.cache_clear()  # the build above made them already; time them from scratch
         steps = []
         start = time.perf_counter()
-        page = page_from_story(story, jobs, images, renderer="draft", version="bench")
+        page = story_page(story, jobs, images, renderer="draft", version="bench", reserve_top=DRAFT_HEADER,
+                          credit_model=False)
         steps.append(("typeset + layout", time.perf_counter() - start))
         for name, step in [("page.png", lambda: page_png(page)), ("font subsets", lambda: page.fonts),
                            ("page.pdf", lambda: page_pdf(page)), ("index.html", lambda: page_html(page)),

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from storyboard.compose.layout import panel_size
+from storyboard.geometry import panel_size
 from storyboard.errors import StoryError
 from storyboard.output import character_file, panel_file
 from storyboard.story import MAX_SEED, Story

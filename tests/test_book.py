@@ -13,7 +13,7 @@ from PIL import Image
 
 from storyboard.building import build
 from storyboard.compose.book import book_from_story, paginate, story_sheets
-from storyboard.compose.layout import DRAFT_HEADER
+from storyboard.render.draft import DRAFT_HEADER
 from storyboard.resolve import resolve
 from storyboard.story import load_story
 
@@ -92,12 +92,12 @@ def test_draft_bubbles_leave_the_card_header_free(write_story):
     """))
     jobs = resolve(story)
     images = {j.index: Image.new("RGB", (j.width, j.height)) for j in jobs}
-    for renderer, free in (("draft", True), ("small", False)):
-        page = book_from_story(story, jobs, images, renderer=renderer, version="t").pages[0]
+    for reserve_top, free in ((DRAFT_HEADER, True), (0.0, False)):
+        page = book_from_story(story, jobs, images, renderer="draft", version="t", reserve_top=reserve_top).pages[0]
         box = page.layout.panels[0]
         tops = [b.box.y for b in box.bubbles if b.corner.startswith("top")] + [box.narration.y]
         header = box.image.y + DRAFT_HEADER * box.image.h
-        assert all(top >= header for top in tops) == free, (renderer, tops, header)
+        assert all(top >= header for top in tops) == free, (reserve_top, tops, header)
 
 
 # --------------------------------------------------------------------------- what a build writes

@@ -80,7 +80,7 @@ def build_locked(target: Target, options: BuildOptions) -> BuildResult:
     # The page's fonts are cut while the first panels are drawn (see `warm_page`).
     warming: list[threading.Thread] = []
     draw_missing([one], engine, options.workers, options.progress, stop_at_first_error=True,
-                 after_first=lambda: warming.append(warm_page(target.story, one.panel_jobs, engine.name)))
+                 after_first=lambda: warming.append(warm_page(target.story, one.panel_jobs, engine)))
     for thread in warming:
         thread.join()
     return one.finish(options.progress)

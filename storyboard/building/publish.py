@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -17,23 +18,24 @@ from storyboard import __version__
 from storyboard.building.record import Provenance
 from storyboard.cache import PanelCache
 from storyboard.compose.book import Sheet, book_from_story, page_key_input
-from storyboard.compose.page import CastMember, page_from_story
+from storyboard.compose.page import CastMember, story_page
 from storyboard.compose.write import write_book
 from storyboard.files import atomic_write_bytes
 from storyboard.output import OutputFolder
 from storyboard.provenance import STORYBOARD, is_complete_png, text_chunk, with_text
+from storyboard.render import Renderer
 from storyboard.resolve import KeyedJob, PanelJob, content_key
 from storyboard.story import Story
 
 
-def write_if_changed(path: Any, data: bytes) -> None:
+def write_if_changed(path: Path, data: bytes) -> None:
     """Write `data` atomically unless the file already holds it, so unchanged outputs keep their times."""
     if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return
     atomic_write_bytes(path, data)
 
 
-def publish(cache: PanelCache, keyed: KeyedJob, target: Any, provenance: Provenance, renderer: str) -> dict[str, Any]:
+def publish(cache: PanelCache, keyed: KeyedJob, target: Path, provenance: Provenance, renderer: str) -> dict[str, Any]:
     """Copy a cached image to `target`, atomically, unless it is already identical; return the renderer's info
     recorded when it was drawn.
 
@@ -67,12 +69,19 @@ def remove_stale(out: OutputFolder, panels: int, characters: set[str]) -> None:
         path.unlink(missing_ok=True)
 
 
+def page_marks(engine: Renderer) -> dict[str, Any]:
+    """How the page shows what `engine` drew: the strip at the top of each panel it draws its own marks on (its
+    `top_band`), and whether the footer names the model (its `credits_model`)."""
+    return {"reserve_top": getattr(engine, "top_band", 0.0), "credit_model": getattr(engine, "credits_model", True)}
+
+
 class Pages:
     """A story's pages: their keys, and composing them when a key changed or a file is missing."""
 
-    def __init__(self, story: Story, jobs: list[PanelJob], keys: dict[int, str], renderer: str,
+    def __init__(self, story: Story, jobs: list[PanelJob], keys: dict[int, str], engine: Renderer,
                  self_contained: bool, cast: list[CastMember], sheets: list[Sheet]) -> None:
-        self.story, self.jobs, self.keys, self.renderer = story, jobs, keys, renderer
+        renderer = engine.name
+        self.story, self.jobs, self.keys, self.renderer, self.engine = story, jobs, keys, renderer, engine
         self.self_contained, self.cast, self.sheets = self_contained, cast, sheets
         self.book = len(sheets) > 1
         self.page_keys = [content_key(page_key_input(story, jobs, keys, renderer=renderer, version=__version__,
@@ -95,7 +104,7 @@ class Pages:
         images = {j.index: cache.open(self.keys[j.index]) for j in self.jobs}
         write_book(out.root, book_from_story(self.story, self.jobs, images, renderer=self.renderer,
                                              version=__version__, flagged=flagged, cast=self.cast,
-                                             sheets=self.sheets),
+                                             sheets=self.sheets, **page_marks(self.engine)),
                    self_contained=self.self_contained, pngs=stale)
 
     def listed(self) -> list[tuple[Sheet, str]]:
@@ -112,7 +121,7 @@ def page_complete(out: OutputFolder, self_contained: bool, pages: int = 1) -> bo
     return drawn and out.index_html.is_file() and fonts
 
 
-def warm_page(story: Story, jobs: list[PanelJob], renderer: str) -> threading.Thread:
+def warm_page(story: Story, jobs: list[PanelJob], engine: Renderer) -> threading.Thread:
     """Cut the page's font subsets and import the PDF writer while panels are drawn: neither needs their pixels.
 
     Started once the model is loaded, so that it overlaps the drawing (which leaves the interpreter free while
@@ -124,7 +133,7 @@ def warm_page(story: Story, jobs: list[PanelJob], renderer: str) -> threading.Th
     def warm() -> None:
         try:
             blank = {job.index: Image.new("RGB", (job.width, job.height)) for job in jobs}
-            page_from_story(story, jobs, blank, renderer=renderer, version=__version__).fonts
+            story_page(story, jobs, blank, renderer=engine.name, version=__version__, **page_marks(engine)).fonts
             import fpdf  # noqa: F401
         except Exception:
             pass

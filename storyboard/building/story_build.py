@@ -72,7 +72,7 @@ class StoryBuild:
         for sheet in sheets:
             for number in sheet.panels:
                 panels[number - 1].page = sheet.number
-        pages = Pages(self.story, self.panel_jobs, {r.job.index: r.key for r in panels}, self.engine.name,
+        pages = Pages(self.story, self.panel_jobs, {r.job.index: r.key for r in panels}, self.engine,
                       self.self_contained, cast, sheets)
         pages.write(self.out, self.cache, previous_page_keys(self.previous),
                     flagged={r.job.index for r in panels if r.info.get("nsfw")})

@@ -15,7 +15,7 @@ from typing import Any
 from PIL import Image
 
 from storyboard.compose.fonts import FontSubset, page_subsets
-from storyboard.compose.layout import place
+from storyboard.geometry import place
 from storyboard.compose.page import CastMember, Page, story_footer, story_page
 from storyboard.resolve import PanelJob
 from storyboard.story import Story
@@ -89,24 +89,27 @@ class Book:
 
 def book_from_story(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Image.Image], *, renderer: str,
                     version: str, flagged: Collection[int] = (), cast: Sequence[CastMember] = (),
-                    sheets: Sequence[Sheet] | None = None) -> Book:
-    """Compose the pages of a resolved story (`sheets`: its pages, by default as `story_sheets` cuts them)."""
+                    sheets: Sequence[Sheet] | None = None, reserve_top: float = 0.0,
+                    credit_model: bool = True) -> Book:
+    """Compose the pages of a resolved story (`sheets`: its pages, by default as `story_sheets` cuts them); see
+    `story_page` for the rest."""
     sheets = list(sheets) if sheets is not None else story_sheets(story)
     by_index = {job.index: job for job in jobs}
     chapters = [(sheet.chapter, sheet.number) for sheet in sheets if sheet.chapter]
     if len(sheets) == 1:
         pages = [story_page(story, jobs, images, renderer=renderer, version=version, flagged=flagged, cast=cast,
-                            heading=sheets[0].chapter)]
+                            heading=sheets[0].chapter, reserve_top=reserve_top, credit_model=credit_model)]
         return Book(story.title, pages, chapters, story.language, pages[0].footer)
     pages = [
         story_page(story, [by_index[n] for n in sheet.panels], images, renderer=renderer, version=version,
                    flagged=flagged, cast=cast if sheet.number == 1 else (),
                    title=story.title if sheet.number == 1 else "", heading=sheet.chapter, number=sheet.number,
-                   book=True)
+                   book=True, reserve_top=reserve_top, credit_model=credit_model)
         for sheet in sheets
     ]
     _same_height(pages)
-    return Book(story.title, pages, chapters, story.language, story_footer(story, renderer, jobs[0].model))
+    return Book(story.title, pages, chapters, story.language,
+                story_footer(story, renderer, jobs[0].model if credit_model else ""))
 
 
 def page_key_input(story: Story, jobs: Sequence[PanelJob], keys: Mapping[int, str], *, renderer: str, version: str,

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyboard.compose.text import REGULAR_WEIGHT, coverage, font_paths
+from storyboard.text import REGULAR_WEIGHT, coverage, font_paths
 from storyboard.errors import BuildError
 from storyboard.files import atomic_write_bytes, user_cache_dir
 

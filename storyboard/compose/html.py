@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from storyboard.compose.fonts import FontSubset
-from storyboard.compose.layout import Box, PanelBox
+from storyboard.geometry import Box, PanelBox
 from storyboard.compose.page import CastMember, Page, PagePanel
-from storyboard.compose.text import is_hangul
+from storyboard.text import is_hangul
 from storyboard.files import encode_png
 from storyboard.templates import environment
 

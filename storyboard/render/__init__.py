@@ -53,6 +53,11 @@ class Renderer(Protocol):
     #: Optional, True when absent: whether `render` applies the LoRAs of `job.options["loras"]`. A renderer that
     #: cannot (a remote service) draws without them, and the build says so once.
     applies_loras: bool
+    #: Optional, 0 when absent: a strip at the top of each image (a share of its height) that the renderer draws its
+    #: own marks on (the draft card's header); the page keeps speech bubbles and narration off it.
+    top_band: float
+    #: Optional, True when absent: whether the images come from `job.model`, so that the page's footer names it.
+    credits_model: bool
 
     def identity(self, job: PanelJob) -> dict[str, Any]:
         """What, beyond ``job.params()``, decides this renderer's pixels (its version, settings...).

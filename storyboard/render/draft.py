@@ -14,8 +14,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from storyboard.compose.layout import DRAFT_BAND
-from storyboard.compose.text import FontChain, font, wrap
+from storyboard.text import FontChain, font, wrap
 from storyboard.render import Reference, Rendered, StepCallback
 from storyboard.resolve import PanelJob
 
@@ -58,8 +57,16 @@ def framing(prompt: str) -> tuple[str, tuple[float, float] | None] | None:
     return None
 
 
+DRAFT_BAND = 40 / 512  # the card's header band, as a share of the card's shorter side
+DRAFT_HEADER = 44 / 512  # what bubbles leave free at the top of a card: its band and a little air
+
+
 class DraftRenderer:
     name = "draft"
+    #: The page keeps speech bubbles off the card's header band (see `storyboard.render.Renderer`).
+    top_band = DRAFT_HEADER
+    #: The cards show the prompt, not a model's picture: the page's footer names no model.
+    credits_model = False
     reads_references = True  # a card is a plan, not a picture: it names its characters and needs no anchor pixels
 
     def identity(self, job: PanelJob) -> dict[str, Any]:

@@ -23,8 +23,6 @@ REFERENCE_CELL = 512  # text sizes are designed for a one-column panel this wide
 CAPTION_GAP = 12  # between a panel and its caption, in reference units
 BUBBLE_WIDTH = 0.46  # the widest a speech bubble gets, as a share of its panel's width
 NARRATION_WIDTH = BUBBLE_WIDTH  # it takes one of the corner slots the bubbles use
-DRAFT_BAND = 40 / 512  # the draft card's header band, as a share of the card's shorter side
-DRAFT_HEADER = 44 / 512  # what bubbles leave free at the top of a draft card: its band and a little air
 CAST_PORTRAIT = 112  # side of a cast portrait, in reference units
 
 Corner = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
@@ -143,9 +141,13 @@ class Measure(Protocol):
         that holds all its text (else the last)."""
         ...
 
-    # Asked only of pages that have them (`PageSpec.heading`, `PageSpec.cast`):
-    # def heading(self, width: int, unit: float) -> int
-    # def cast_name(self, n: int, width: int, unit: float) -> int
+    def heading(self, width: int, unit: float) -> int:
+        """The chapter heading's height; asked only of pages that start a chapter (`PageSpec.heading`)."""
+        ...
+
+    def cast_name(self, n: int, width: int, unit: float) -> int:
+        """The height of cast member `n`'s name; asked only of pages with a cast strip (`PageSpec.cast`)."""
+        ...
 
 
 class NoText:
@@ -165,6 +167,12 @@ class NoText:
 
     def bubbles(self, index: int, shapes: Sequence[Sequence[tuple[int, int]]], unit: float) -> list[tuple[int, int]]:
         return []
+
+    def heading(self, width: int, unit: float) -> int:
+        return 0
+
+    def cast_name(self, n: int, width: int, unit: float) -> int:
+        return 0
 
 
 def round8(value: float) -> int:
@@ -231,49 +239,92 @@ def _content_bottom(layout: PageLayout) -> int:
     return bottom
 
 
+@dataclass
+class _Cursor:
+    """Where the next block of a page goes while it is laid out at one scale."""
+
+    spec: PageSpec
+    measure: Measure
+    width: int
+    cw: float
+    ch: float
+    g: float
+    m: float
+    unit: float
+    y: float
+
+    @property
+    def gap(self) -> float:
+        return CAPTION_GAP * self.unit
+
+    @property
+    def content(self) -> Box:
+        return Box(round(self.m), round(self.m), self.width - 2 * round(self.m), 0)
+
+
 def _layout_at(spec: PageSpec, measure: Measure, slots: list[tuple[int, int]], columns: int, width: int,
                scale: float, fixed_h: int | None) -> PageLayout:
     rw, rh = spec.cell
-    cw, ch, g, m = rw * scale, rh * scale, spec.gutter * scale, spec.margin * scale
-    unit = cw / REFERENCE_CELL
-    gap = CAPTION_GAP * unit
-    grid_w = columns * cw + (columns - 1) * g
-    x0 = (width - grid_w) / 2
-    content = Box(round(m), round(m), width - 2 * round(m), 0)
-
-    y = m
-    title_h = measure.title(content.w, unit)
-    title = Box(content.x, round(y), content.w, title_h) if title_h else None
+    at = _Cursor(spec, measure, width, rw * scale, rh * scale, spec.gutter * scale, spec.margin * scale,
+                 rw * scale / REFERENCE_CELL, spec.margin * scale)
+    content = at.content
+    title_h = measure.title(content.w, at.unit)
+    title = Box(content.x, round(at.y), content.w, title_h) if title_h else None
     if title_h:
-        y += title_h + g
-    cast: list[CastBox] = []
-    if spec.cast:
-        side = round(CAST_PORTRAIT * unit)
-        step = side + round(g)
-        per_row = max(1, (content.w + round(g)) // step)
-        for start in range(0, spec.cast, per_row):
-            members = range(start, min(spec.cast, start + per_row))
-            left = round((width - (len(members) * step - round(g))) / 2)
-            name_h = max(measure.cast_name(n, side + round(g) * 3 // 4, unit) for n in members)  # type: ignore[attr-defined]
-            for k, n in enumerate(members):
-                image = Box(left + k * step, round(y), side, side)
-                name = Box(image.x - round(g) * 3 // 8, image.bottom + round(gap / 2), side + round(g) * 3 // 4,
-                           name_h) if name_h else None
-                cast.append(CastBox(image, name))
-            y += side + (name_h + gap / 2 if name_h else 0) + g
+        at.y += title_h + at.g
+    cast = _cast(at)
     heading = None
     if spec.heading:
-        heading_h = measure.heading(content.w, unit)  # type: ignore[attr-defined]
+        heading_h = measure.heading(content.w, at.unit)
         if heading_h:
-            heading = Box(content.x, round(y), content.w, heading_h)
-            y += heading_h + g
+            heading = Box(content.x, round(at.y), content.w, heading_h)
+            at.y += heading_h + at.g
+    panels = _rows(at, slots, columns)
+    footer_h = measure.footer(content.w, at.unit)
+    footer = None
+    if footer_h:
+        footer_y = fixed_h - round(at.m) - footer_h if fixed_h is not None else round(at.y + at.g)
+        footer = Box(content.x, max(round(at.y + at.g), footer_y), content.w, footer_h)
+        at.y += at.g + footer_h
+    height = fixed_h if fixed_h is not None else round(at.y + at.m)
+    return PageLayout(width=width, height=height, unit=at.unit, columns=columns, direction=spec.direction,
+                      captions=spec.captions, title=title, footer=footer, panels=tuple(panels),
+                      border=max(1, round(spec.border * at.unit)) if spec.border else 0, gutter=round(at.g),
+                      margin=round(at.m), heading=heading, cast=tuple(cast))
 
-    rows = max(r for r, _ in slots) + 1
+
+def _cast(at: _Cursor) -> list[CastBox]:
+    """The cast strip's portraits and names, rows of them centred under the title."""
+    cast: list[CastBox] = []
+    if not at.spec.cast:
+        return cast
+    g = round(at.g)
+    side = round(CAST_PORTRAIT * at.unit)
+    step = side + g
+    per_row = max(1, (at.content.w + g) // step)
+    for start in range(0, at.spec.cast, per_row):
+        members = range(start, min(at.spec.cast, start + per_row))
+        left = round((at.width - (len(members) * step - g)) / 2)
+        name_h = max(at.measure.cast_name(n, side + g * 3 // 4, at.unit) for n in members)
+        for k, _n in enumerate(members):
+            image = Box(left + k * step, round(at.y), side, side)
+            name = Box(image.x - g * 3 // 8, image.bottom + round(at.gap / 2), side + g * 3 // 4,
+                       name_h) if name_h else None
+            cast.append(CastBox(image, name))
+        at.y += side + (name_h + at.gap / 2 if name_h else 0) + at.g
+    return cast
+
+
+def _rows(at: _Cursor, slots: list[tuple[int, int]], columns: int) -> list[PanelBox]:
+    """The panels, row by row, each row's captions as tall as its tallest."""
+    spec, cw, g = at.spec, at.cw, at.g
+    x0 = (at.width - (columns * cw + (columns - 1) * g)) / 2
     panels: list[PanelBox] = []
-    for row in range(rows):
-        members = [(i, col) for i, (r, col) in enumerate(slots) if r == row]
+    for row in range(max(r for r, _ in slots) + 1):
         boxes: list[tuple[int, int, Box]] = []
-        for i, col in members:
+        for i, (r, col) in enumerate(slots):
+            if r != row:
+                continue
             span = spec.spans[i]
             left_col = col if spec.direction == "ltr" else columns - col - span
             left = x0 + left_col * (cw + g)
@@ -281,26 +332,15 @@ def _layout_at(spec: PageSpec, measure: Measure, slots: list[tuple[int, int]], c
             boxes.append((i, left_col, Box(round(left), 0, round(right) - round(left), 0)))
         band = 0
         if spec.captions in ("below", "above"):
-            band = max(measure.caption(i + 1, box.w, unit) for i, _, box in boxes)
-        top = y + (band + gap if band and spec.captions == "above" else 0)
-        image_top, image_bottom = round(top), round(top + ch)
+            band = max(at.measure.caption(i + 1, box.w, at.unit) for i, _, box in boxes)
+        top = at.y + (band + at.gap if band and spec.captions == "above" else 0)
+        image_top, image_bottom = round(top), round(top + at.ch)
         for i, left_col, box in boxes:
             image = Box(box.x, image_top, box.w, image_bottom - image_top)
-            panels.append(_panel(spec, measure, i, row, left_col, image, band, gap, unit))
-        y = top + ch + (band + gap if band and spec.captions == "below" else 0) + g
-    y -= g
-
-    footer_h = measure.footer(content.w, unit)
-    footer = None
-    if footer_h:
-        footer_y = fixed_h - round(m) - footer_h if fixed_h is not None else round(y + g)
-        footer = Box(content.x, max(round(y + g), footer_y), content.w, footer_h)
-        y += g + footer_h
-    height = fixed_h if fixed_h is not None else round(y + m)
-    return PageLayout(width=width, height=height, unit=unit, columns=columns, direction=spec.direction,
-                      captions=spec.captions, title=title, footer=footer, panels=tuple(panels),
-                      border=max(1, round(spec.border * unit)) if spec.border else 0, gutter=round(g),
-                      margin=round(m), heading=heading, cast=tuple(cast))
+            panels.append(_panel(spec, at.measure, i, row, left_col, image, band, at.gap, at.unit))
+        at.y = top + at.ch + (band + at.gap if band and spec.captions == "below" else 0) + g
+    at.y -= g
+    return panels
 
 
 def _panel(spec: PageSpec, measure: Measure, i: int, row: int, left_col: int, image: Box, band: int, gap: float,
