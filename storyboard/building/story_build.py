@@ -32,7 +32,7 @@ class StoryBuild:
                                  story_dir=target.folder)
         self.panel_jobs = [job for job in self.jobs if not job.is_anchor]
         redraw = {check_panel_number(n, len(self.panel_jobs), target.path) for n in panels}
-        # The jobs to draw again even when cached, by file.
+        # The jobs to draw again even when cached, named by their file (unique within a build).
         self.redo = {job.file for job in self.jobs if force or job.index in redraw and not job.is_anchor}
         self.provenance = Provenance(self.story, str(target.path), target.given_out, drawing.model)
         self.cache = PanelCache(drawing.cache if drawing.cache is not None else self.out.cache_dir)
@@ -81,14 +81,16 @@ class StoryBuild:
         return result
 
     def _publish(self) -> list[PanelResult]:
-        """Every job's image copied from the cache to its file; a key the build drew counts as drawn for the first
-        job that has it. What the renderer reported (e.g. a safety-checker flag) travels in the cached PNG."""
-        drawn: set[str] = set()
+        """Every job's image copied from the cache to its file. A key the build drew counts as drawn for the first
+        job that has it; a user's own picture stored now counts as drawn. What the renderer reported (e.g. a
+        safety-checker flag) travels in the cached PNG."""
+        drawn_files: set[str] = set()
+        credited: set[str] = set()  # keys already counted for a job
         for k in self.missing:
-            if k.key in self.drawn_keys and k.key not in drawn or k.job.image:
-                drawn.add(k.job.file)
-                drawn.add(k.key)
-        return [PanelResult(k.job, k.key, k.job.file in drawn,
+            if k.job.image or k.key in self.drawn_keys and k.key not in credited:
+                drawn_files.add(k.job.file)
+                credited.add(k.key)
+        return [PanelResult(k.job, k.key, k.job.file in drawn_files,
                             publish(self.cache, k, self.out / k.job.file, self.provenance, self.engine.name),
                             dict(k.identity), dict(k.references))
                 for k in self.keyed]
