@@ -14,9 +14,10 @@ from pathlib import Path
 
 from storyboard.build import build
 from storyboard.compose.html import page_html
-from storyboard.compose.page import page_from_story
+from storyboard.compose.page import story_page
 from storyboard.compose.pdf import page_pdf
 from storyboard.compose.png import page_png
+from storyboard.render.draft import DraftRenderer
 from storyboard.resolve import resolve
 from storyboard.story import load_story
 
@@ -34,7 +35,8 @@ def main(story_path: str) -> None:
         fonts._subset.cache_clear()  # the build above made them already; time them from scratch
         steps = []
         start = time.perf_counter()
-        page = page_from_story(story, jobs, images, renderer="draft", version="bench")
+        page = story_page(story, jobs, images, renderer="draft", version="bench", header=DraftRenderer.page_header,
+                          names_model=DraftRenderer.names_model)
         steps.append(("typeset + layout", time.perf_counter() - start))
         for name, step in [("page.png", lambda: page_png(page)), ("font subsets", lambda: page.fonts),
                            ("page.pdf", lambda: page_pdf(page)), ("index.html", lambda: page_html(page)),

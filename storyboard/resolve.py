@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from storyboard.compose.layout import panel_size
 from storyboard.errors import StoryError
+from storyboard.geometry import panel_size
 from storyboard.story import MAX_SEED, Story
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from storyboard.compose.layout import PRESETS, Box, PageSpec, page_layout, panel_size, place
+from storyboard.geometry import PRESETS, Box, PageSpec, page_layout, panel_size, place
 
 
 class FixedText:

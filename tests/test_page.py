@@ -7,10 +7,11 @@ import re
 import pytest
 from PIL import Image, ImageChops, ImageDraw
 
-from storyboard.compose.page import CastMember, page_from_story
-from storyboard.compose.text import FontChain
+from storyboard.compose.page import CastMember, story_page
+from storyboard.render.draft import DraftRenderer
 from storyboard.resolve import resolve
 from storyboard.story import load_story
+from storyboard.text import FontChain
 
 INK_LEVEL = 100
 
@@ -21,7 +22,8 @@ def comic_page(result):
     images = {j.index: Image.open(result.out_dir / j.file) for j in jobs}
     cast = [CastMember(c.job.character, Image.open(result.out_dir / c.job.file), c.job.file)
             for c in result.characters]
-    return page_from_story(story, jobs, images, renderer="draft", version="test", cast=cast)
+    return story_page(story, jobs, images, renderer="draft", version="test", cast=cast,
+                      header=DraftRenderer.page_header, names_model=DraftRenderer.names_model)
 
 
 def dark_pixels(image: Image.Image, box) -> int:
@@ -215,8 +217,8 @@ def test_cast_strip_under_the_title_in_png_pdf_and_html(write_story):
     story = cast_story(write_story)
     jobs = resolve(story)
     images = {j.index: Image.new("RGB", (j.width, j.height), (240, 240, 240)) for j in jobs}
-    plain = page_from_story(story, jobs, images, renderer="small", version="t")
-    page = page_from_story(story, jobs, images, renderer="small", version="t", cast=fake_cast())
+    plain = story_page(story, jobs, images, renderer="small", version="t")
+    page = story_page(story, jobs, images, renderer="small", version="t", cast=fake_cast())
     layout = page.layout
     assert len(layout.cast) == 2 and plain.layout.cast == ()
     for box in layout.cast:
@@ -248,24 +250,24 @@ def test_no_cast_or_cast_off_is_the_page_as_before(write_story):
     story = cast_story(write_story, cast_on=False)
     jobs = resolve(story)
     images = {j.index: Image.new("RGB", (j.width, j.height)) for j in jobs}
-    off = page_from_story(story, jobs, images, renderer="small", version="t", cast=fake_cast())
-    none = page_from_story(story, jobs, images, renderer="small", version="t")
+    off = story_page(story, jobs, images, renderer="small", version="t", cast=fake_cast())
+    none = story_page(story, jobs, images, renderer="small", version="t")
     assert off.layout == none.layout and off.cast == ()
     assert page_html(off) == page_html(none) and 'class="cast"' not in page_html(none)
 
 
 def test_the_cast_is_in_the_page_key(write_story):
-    from storyboard.compose.book import page_key_input, story_sheets
+    from storyboard.compose.book import book_pages, page_key_input
     from storyboard.compose.page import CastMember
     from storyboard.resolve import content_key
 
     story = cast_story(write_story)
     jobs = resolve(story)
-    (sheet,) = story_sheets(story)
+    (page,) = book_pages(story)
 
     def key(cast, s=story):
         return content_key(page_key_input(s, jobs, {j.index: "k" for j in jobs}, renderer="small", version="t",
-                                          self_contained=False, sheet=sheet, book=False, cast=cast))
+                                          self_contained=False, page=page, book=False, cast=cast))
 
     cast = fake_cast()
     assert key(()) != key(cast)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageChops, ImageDraw
 
-from storyboard.compose.text import NO_LINE_END, NO_LINE_START, FontChain, coverage, font, font_path, wrap
+from storyboard.text import NO_LINE_END, NO_LINE_START, FontChain, coverage, font, font_path, wrap
 
 
 def test_bundled_cjk_font_is_used():

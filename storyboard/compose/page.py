@@ -9,14 +9,10 @@ from dataclasses import dataclass
 from PIL import Image
 
 from storyboard.compose.fonts import FontSubset, page_subsets
-from storyboard.compose.layout import DRAFT_HEADER, PageLayout, PageSpec, page_layout
 from storyboard.compose.typeset import PageText
+from storyboard.geometry import PageLayout, PageSpec, page_layout
 from storyboard.resolve import PanelJob
 from storyboard.story import Story
-
-
-# A strip at the top of the panels a renderer draws (as a share of the panel's height) that bubbles leave free.
-RENDERER_HEADERS = {"draft": DRAFT_HEADER}
 
 
 @dataclass(frozen=True)
@@ -119,18 +115,17 @@ def make_page(
                 number=number)
 
 
-def page_from_story(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Image.Image], *,
-                    renderer: str, version: str, flagged: Collection[int] = (),
-                    cast: Sequence[CastMember] = ()) -> Page:
-    """The page of a resolved story, every panel on it; `flagged` holds the numbers of panels the safety checker
-    flagged, and `cast` the portraits shown under the title (when `layout.cast` is on)."""
-    return story_page(story, jobs, images, renderer=renderer, version=version, flagged=flagged, cast=cast)
-
-
 def story_page(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Image.Image], *, renderer: str,
                version: str, flagged: Collection[int] = (), cast: Sequence[CastMember] = (),
-               title: str | None = None, heading: str = "", number: int = 0, book: bool = False) -> Page:
-    """A page holding `jobs` (panels of `story`, in order): the whole story, or one page of its book."""
+               title: str | None = None, heading: str = "", number: int = 0, book: bool = False,
+               header: float = 0.0, names_model: bool = True) -> Page:
+    """A page holding `jobs` (panels of `story`, in order): the whole story, or one page of its book.
+
+    `flagged` holds the numbers of panels the safety checker flagged, and `cast` the portraits shown under the
+    title (when `layout.cast` is on). The renderer that drew the panels decides `header`, the share of each
+    panel's height at its top that it draws on itself and bubbles leave free, and `names_model`, whether the
+    footer names the model it drew with.
+    """
     layout = story.layout
     panels = [
         PagePanel(index=job.index, image=images[job.index], file=job.file, caption=job.caption,
@@ -138,7 +133,7 @@ def story_page(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Imag
                   span=panel.span, prompt=job.prompt, seed=job.seed, flagged=job.index in flagged)
         for job, panel in ((job, story.panels[job.index - 1]) for job in jobs)
     ]
-    footer = story_footer(story, renderer, jobs[0].model)
+    footer = story_footer(story, renderer, jobs[0].model, names_model)
     if footer and number:
         footer += f" · page {number}"
     return make_page(
@@ -148,14 +143,14 @@ def story_page(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Imag
         footer=footer, language=story.language,
         renderer=renderer, model=jobs[0].model, version=version, heading=heading,
         cast=tuple(cast) if layout.cast else (), number=number, keep_columns=book,
-        reserve_top=RENDERER_HEADERS.get(renderer, 0.0),
+        reserve_top=header,
     )
 
 
-def story_footer(story: Story, renderer: str, model: str) -> str:
+def story_footer(story: Story, renderer: str, model: str, names_model: bool = True) -> str:
     """The footer of the story's pages (without a page number): the credits and what drew the panels."""
     if not story.layout.footer:
         return ""
     parts = [story.layout.credits.strip()] if story.layout.credits.strip() else []
-    parts.append(f"drawn by the {renderer} renderer" + (f" with {model}" if renderer != "draft" else ""))
+    parts.append(f"drawn by the {renderer} renderer" + (f" with {model}" if names_model else ""))
     return " · ".join(parts)

@@ -15,10 +15,10 @@ from typing import Any
 from PIL import ImageColor
 
 from storyboard.compose.fonts import FontSubset
-from storyboard.compose.layout import Box
+from storyboard.geometry import Box
 from storyboard.compose.page import Page
 from storyboard.compose.png import BUBBLE, INK, MUTED, NARRATION, OVERLAY, bubble_shape, fit_image
-from storyboard.compose.text import FontChain
+from storyboard.text import FontChain
 from storyboard.compose.typeset import TextBlock
 
 POINTS_PER_PIXEL = 72 / 300  # the page is laid out at 300 dpi: an A4 page is 2480 pixels, 595 points wide

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageColor, ImageDraw
 
-from storyboard.compose.layout import Box, Bubble, PanelBox
+from storyboard.geometry import Box, Bubble, PanelBox
 from storyboard.compose.page import Page, PagePanel
-from storyboard.compose.text import FontChain
+from storyboard.text import FontChain
 from storyboard.compose.typeset import TextBlock
 
 INK = (25, 25, 30)

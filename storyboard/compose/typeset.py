@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from storyboard.compose.text import FontChain, wrap
+from storyboard.text import FontChain, wrap
 
 LINE_SPACING = 1.3
 # Font sizes and paddings in reference pixels (a one-column panel 512 pixels wide); scaled by the layout's unit.

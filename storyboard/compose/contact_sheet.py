@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
-from storyboard.compose.text import font
+from storyboard.text import font
 
 BACKGROUND = (255, 255, 255)
 INK = (25, 25, 30)

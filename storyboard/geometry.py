@@ -2,7 +2,8 @@
 
 One `PageLayout` drives the PNG, the PDF and the HTML page, so they agree. Everything is in page pixels (the pixels
 of page.png). Text sizes come in through a `Measure`, so this module stays pure: given the same spec and the same
-measurements it always returns the same boxes.
+measurements it always returns the same boxes. It sits below `resolve` (a panel is rendered at its box's size,
+`panel_size`) and `compose` (which draws into the boxes), so neither reaches into the other for it.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ REFERENCE_CELL = 512  # text sizes are designed for a one-column panel this wide
 CAPTION_GAP = 12  # between a panel and its caption, in reference units
 BUBBLE_WIDTH = 0.46  # the widest a speech bubble gets, as a share of its panel's width
 NARRATION_WIDTH = BUBBLE_WIDTH  # it takes one of the corner slots the bubbles use
-DRAFT_BAND = 40 / 512  # the draft card's header band, as a share of the card's shorter side
-DRAFT_HEADER = 44 / 512  # what bubbles leave free at the top of a draft card: its band and a little air
 CAST_PORTRAIT = 112  # side of a cast portrait, in reference units
 
 Corner = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
@@ -102,10 +101,6 @@ class PageLayout:
     heading: Box | None = None  # a chapter's title, above the first row
     cast: tuple[CastBox, ...] = ()  # portraits under the title
 
-    @property
-    def rows(self) -> int:
-        return max(p.row for p in self.panels) + 1
-
 
 @dataclass(frozen=True)
 class PageSpec:
@@ -124,7 +119,9 @@ class PageSpec:
     heading: bool = False  # the page starts a chapter: measure its heading
     cast: int = 0  # portraits in the cast strip under the title
     keep_columns: bool = False  # a page of a book: as many columns as its siblings, however few panels it holds
-    reserve_top: float = 0.0  # share of each panel's height at its top that bubbles and narration leave free
+    # Share of each panel's height at its top that bubbles and narration leave free: a strip the renderer draws
+    # there itself (the draft card's header band).
+    reserve_top: float = 0.0
 
 
 class Measure(Protocol):
@@ -143,9 +140,9 @@ class Measure(Protocol):
         that holds all its text (else the last)."""
         ...
 
-    # Asked only of pages that have them (`PageSpec.heading`, `PageSpec.cast`):
-    # def heading(self, width: int, unit: float) -> int
-    # def cast_name(self, n: int, width: int, unit: float) -> int
+    def heading(self, width: int, unit: float) -> int: ...  # asked only when `PageSpec.heading`
+
+    def cast_name(self, n: int, width: int, unit: float) -> int: ...  # asked only when `PageSpec.cast`
 
 
 class NoText:
@@ -165,6 +162,12 @@ class NoText:
 
     def bubbles(self, index: int, shapes: Sequence[Sequence[tuple[int, int]]], unit: float) -> list[tuple[int, int]]:
         return []
+
+    def heading(self, width: int, unit: float) -> int:
+        return 0
+
+    def cast_name(self, n: int, width: int, unit: float) -> int:
+        return 0
 
 
 def round8(value: float) -> int:
@@ -231,14 +234,25 @@ def _content_bottom(layout: PageLayout) -> int:
     return bottom
 
 
+@dataclass(frozen=True)
+class _Grid:
+    """The page's columns at one scale, in page pixels (unrounded, so every box rounds its own edges)."""
+
+    columns: int
+    x0: float  # left edge of the first column
+    cell_w: float
+    cell_h: float
+    gutter: float
+    unit: float
+    gap: float  # between a panel and its caption
+
+
 def _layout_at(spec: PageSpec, measure: Measure, slots: list[tuple[int, int]], columns: int, width: int,
                scale: float, fixed_h: int | None) -> PageLayout:
     rw, rh = spec.cell
     cw, ch, g, m = rw * scale, rh * scale, spec.gutter * scale, spec.margin * scale
     unit = cw / REFERENCE_CELL
-    gap = CAPTION_GAP * unit
-    grid_w = columns * cw + (columns - 1) * g
-    x0 = (width - grid_w) / 2
+    grid = _Grid(columns, (width - (columns * cw + (columns - 1) * g)) / 2, cw, ch, g, unit, CAPTION_GAP * unit)
     content = Box(round(m), round(m), width - 2 * round(m), 0)
 
     y = m
@@ -246,49 +260,14 @@ def _layout_at(spec: PageSpec, measure: Measure, slots: list[tuple[int, int]], c
     title = Box(content.x, round(y), content.w, title_h) if title_h else None
     if title_h:
         y += title_h + g
-    cast: list[CastBox] = []
-    if spec.cast:
-        side = round(CAST_PORTRAIT * unit)
-        step = side + round(g)
-        per_row = max(1, (content.w + round(g)) // step)
-        for start in range(0, spec.cast, per_row):
-            members = range(start, min(spec.cast, start + per_row))
-            left = round((width - (len(members) * step - round(g))) / 2)
-            name_h = max(measure.cast_name(n, side + round(g) * 3 // 4, unit) for n in members)  # type: ignore[attr-defined]
-            for k, n in enumerate(members):
-                image = Box(left + k * step, round(y), side, side)
-                name = Box(image.x - round(g) * 3 // 8, image.bottom + round(gap / 2), side + round(g) * 3 // 4,
-                           name_h) if name_h else None
-                cast.append(CastBox(image, name))
-            y += side + (name_h + gap / 2 if name_h else 0) + g
+    cast, y = _cast_strip(spec.cast, measure, grid, width, content, y)
     heading = None
     if spec.heading:
-        heading_h = measure.heading(content.w, unit)  # type: ignore[attr-defined]
+        heading_h = measure.heading(content.w, unit)
         if heading_h:
             heading = Box(content.x, round(y), content.w, heading_h)
             y += heading_h + g
-
-    rows = max(r for r, _ in slots) + 1
-    panels: list[PanelBox] = []
-    for row in range(rows):
-        members = [(i, col) for i, (r, col) in enumerate(slots) if r == row]
-        boxes: list[tuple[int, int, Box]] = []
-        for i, col in members:
-            span = spec.spans[i]
-            left_col = col if spec.direction == "ltr" else columns - col - span
-            left = x0 + left_col * (cw + g)
-            right = left + span * cw + (span - 1) * g
-            boxes.append((i, left_col, Box(round(left), 0, round(right) - round(left), 0)))
-        band = 0
-        if spec.captions in ("below", "above"):
-            band = max(measure.caption(i + 1, box.w, unit) for i, _, box in boxes)
-        top = y + (band + gap if band and spec.captions == "above" else 0)
-        image_top, image_bottom = round(top), round(top + ch)
-        for i, left_col, box in boxes:
-            image = Box(box.x, image_top, box.w, image_bottom - image_top)
-            panels.append(_panel(spec, measure, i, row, left_col, image, band, gap, unit))
-        y = top + ch + (band + gap if band and spec.captions == "below" else 0) + g
-    y -= g
+    panels, y = _rows(spec, measure, slots, grid, y)
 
     footer_h = measure.footer(content.w, unit)
     footer = None
@@ -301,6 +280,54 @@ def _layout_at(spec: PageSpec, measure: Measure, slots: list[tuple[int, int]], c
                       captions=spec.captions, title=title, footer=footer, panels=tuple(panels),
                       border=max(1, round(spec.border * unit)) if spec.border else 0, gutter=round(g),
                       margin=round(m), heading=heading, cast=tuple(cast))
+
+
+def _cast_strip(count: int, measure: Measure, grid: _Grid, width: int, content: Box,
+                y: float) -> tuple[list[CastBox], float]:
+    """`count` portraits in centred rows from `y`, each with its name under it; and the y below the strip."""
+    cast: list[CastBox] = []
+    if not count:
+        return cast, y
+    g, unit = grid.gutter, grid.unit
+    side = round(CAST_PORTRAIT * unit)
+    step = side + round(g)
+    per_row = max(1, (content.w + round(g)) // step)
+    for start in range(0, count, per_row):
+        members = range(start, min(count, start + per_row))
+        left = round((width - (len(members) * step - round(g))) / 2)
+        name_h = max(measure.cast_name(n, side + round(g) * 3 // 4, unit) for n in members)
+        for k, n in enumerate(members):
+            image = Box(left + k * step, round(y), side, side)
+            name = Box(image.x - round(g) * 3 // 8, image.bottom + round(grid.gap / 2), side + round(g) * 3 // 4,
+                       name_h) if name_h else None
+            cast.append(CastBox(image, name))
+        y += side + (name_h + grid.gap / 2 if name_h else 0) + g
+    return cast, y
+
+
+def _rows(spec: PageSpec, measure: Measure, slots: list[tuple[int, int]], grid: _Grid,
+          y: float) -> tuple[list[PanelBox], float]:
+    """The panels in rows from `y`, each row as tall as a panel plus its captions' band; and the y below them."""
+    g, unit, gap = grid.gutter, grid.unit, grid.gap
+    panels: list[PanelBox] = []
+    for row in range(max(r for r, _ in slots) + 1):
+        boxes: list[tuple[int, int, Box]] = []
+        for i, col in ((i, col) for i, (r, col) in enumerate(slots) if r == row):
+            span = spec.spans[i]
+            left_col = col if spec.direction == "ltr" else grid.columns - col - span
+            left = grid.x0 + left_col * (grid.cell_w + g)
+            right = left + span * grid.cell_w + (span - 1) * g
+            boxes.append((i, left_col, Box(round(left), 0, round(right) - round(left), 0)))
+        band = 0
+        if spec.captions in ("below", "above"):
+            band = max(measure.caption(i + 1, box.w, unit) for i, _, box in boxes)
+        top = y + (band + gap if band and spec.captions == "above" else 0)
+        image_top, image_bottom = round(top), round(top + grid.cell_h)
+        for i, left_col, box in boxes:
+            image = Box(box.x, image_top, box.w, image_bottom - image_top)
+            panels.append(_panel(spec, measure, i, row, left_col, image, band, gap, unit))
+        y = top + grid.cell_h + (band + gap if band and spec.captions == "below" else 0) + g
+    return panels, y - g
 
 
 def _panel(spec: PageSpec, measure: Measure, i: int, row: int, left_col: int, image: Box, band: int, gap: float,
