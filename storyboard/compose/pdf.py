@@ -54,7 +54,10 @@ def book_pdf(pages: Sequence[Page], fonts: Sequence[FontSubset], chapters: Seque
 
 
 class PdfPainter:
-    """Paints onto the current page of an fpdf2 document, in points (`POINTS_PER_PIXEL` to the page pixel)."""
+    """Paints onto the current page of an fpdf2 document, in points (`POINTS_PER_PIXEL` to the page pixel).
+
+    Made once per page: it fills the page with its background first, as the PNG's canvas starts filled with it.
+    """
 
     def __init__(self, pdf: Any, page: Page, families: dict[Path, str]) -> None:
         self.pdf, self.language, self.families = pdf, page.language, families
