@@ -15,9 +15,9 @@ from pathlib import Path
 from storyboard.building import build
 from storyboard.compose.html import page_html
 from storyboard.compose.page import story_page
-from storyboard.render.draft import DRAFT_HEADER
 from storyboard.compose.pdf import page_pdf
 from storyboard.compose.png import page_png
+from storyboard.render.draft import DraftRenderer
 from storyboard.resolve import resolve
 from storyboard.story import load_story
 
@@ -35,8 +35,8 @@ def main(story_path: str) -> None:
         fonts._subset.cache_clear()  # the build above made them already; time them from scratch
         steps = []
         start = time.perf_counter()
-        page = story_page(story, jobs, images, renderer="draft", version="bench", reserve_top=DRAFT_HEADER,
-                          credit_model=False)
+        page = story_page(story, jobs, images, renderer="draft", version="bench", header=DraftRenderer.page_header,
+                          names_model=DraftRenderer.names_model)
         steps.append(("typeset + layout", time.perf_counter() - start))
         for name, step in [("page.png", lambda: page_png(page)), ("font subsets", lambda: page.fonts),
                            ("page.pdf", lambda: page_pdf(page)), ("index.html", lambda: page_html(page)),

@@ -2,7 +2,8 @@
 
 One `PageLayout` drives the PNG, the PDF and the HTML page, so they agree. Everything is in page pixels (the pixels
 of page.png). Text sizes come in through a `Measure`, so this module stays pure: given the same spec and the same
-measurements it always returns the same boxes.
+measurements it always returns the same boxes. It sits below `resolve` (a panel is rendered at its box's size,
+`panel_size`) and `compose` (which draws into the boxes), so neither reaches into the other for it.
 """
 
 from __future__ import annotations
@@ -100,10 +101,6 @@ class PageLayout:
     heading: Box | None = None  # a chapter's title, above the first row
     cast: tuple[CastBox, ...] = ()  # portraits under the title
 
-    @property
-    def rows(self) -> int:
-        return max(p.row for p in self.panels) + 1
-
 
 @dataclass(frozen=True)
 class PageSpec:
@@ -122,7 +119,9 @@ class PageSpec:
     heading: bool = False  # the page starts a chapter: measure its heading
     cast: int = 0  # portraits in the cast strip under the title
     keep_columns: bool = False  # a page of a book: as many columns as its siblings, however few panels it holds
-    reserve_top: float = 0.0  # share of each panel's height at its top that bubbles and narration leave free
+    # Share of each panel's height at its top that bubbles and narration leave free: a strip the renderer draws
+    # there itself (the draft card's header band).
+    reserve_top: float = 0.0
 
 
 class Measure(Protocol):
@@ -141,13 +140,9 @@ class Measure(Protocol):
         that holds all its text (else the last)."""
         ...
 
-    def heading(self, width: int, unit: float) -> int:
-        """The chapter heading's height; asked only of pages that start a chapter (`PageSpec.heading`)."""
-        ...
+    def heading(self, width: int, unit: float) -> int: ...  # asked only when `PageSpec.heading`
 
-    def cast_name(self, n: int, width: int, unit: float) -> int:
-        """The height of cast member `n`'s name; asked only of pages with a cast strip (`PageSpec.cast`)."""
-        ...
+    def cast_name(self, n: int, width: int, unit: float) -> int: ...  # asked only when `PageSpec.cast`
 
 
 class NoText:
@@ -239,108 +234,100 @@ def _content_bottom(layout: PageLayout) -> int:
     return bottom
 
 
-@dataclass
-class _Cursor:
-    """Where the next block of a page goes while it is laid out at one scale."""
+@dataclass(frozen=True)
+class _Grid:
+    """The page's columns at one scale, in page pixels (unrounded, so every box rounds its own edges)."""
 
-    spec: PageSpec
-    measure: Measure
-    width: int
-    cw: float
-    ch: float
-    g: float
-    m: float
+    columns: int
+    x0: float  # left edge of the first column
+    cell_w: float
+    cell_h: float
+    gutter: float
     unit: float
-    y: float
-
-    @property
-    def gap(self) -> float:
-        return CAPTION_GAP * self.unit
-
-    @property
-    def content(self) -> Box:
-        return Box(round(self.m), round(self.m), self.width - 2 * round(self.m), 0)
+    gap: float  # between a panel and its caption
 
 
 def _layout_at(spec: PageSpec, measure: Measure, slots: list[tuple[int, int]], columns: int, width: int,
                scale: float, fixed_h: int | None) -> PageLayout:
     rw, rh = spec.cell
-    at = _Cursor(spec, measure, width, rw * scale, rh * scale, spec.gutter * scale, spec.margin * scale,
-                 rw * scale / REFERENCE_CELL, spec.margin * scale)
-    content = at.content
-    title_h = measure.title(content.w, at.unit)
-    title = Box(content.x, round(at.y), content.w, title_h) if title_h else None
+    cw, ch, g, m = rw * scale, rh * scale, spec.gutter * scale, spec.margin * scale
+    unit = cw / REFERENCE_CELL
+    grid = _Grid(columns, (width - (columns * cw + (columns - 1) * g)) / 2, cw, ch, g, unit, CAPTION_GAP * unit)
+    content = Box(round(m), round(m), width - 2 * round(m), 0)
+
+    y = m
+    title_h = measure.title(content.w, unit)
+    title = Box(content.x, round(y), content.w, title_h) if title_h else None
     if title_h:
-        at.y += title_h + at.g
-    cast = _cast(at)
+        y += title_h + g
+    cast, y = _cast_strip(spec.cast, measure, grid, width, content, y)
     heading = None
     if spec.heading:
-        heading_h = measure.heading(content.w, at.unit)
+        heading_h = measure.heading(content.w, unit)
         if heading_h:
-            heading = Box(content.x, round(at.y), content.w, heading_h)
-            at.y += heading_h + at.g
-    panels = _rows(at, slots, columns)
-    footer_h = measure.footer(content.w, at.unit)
+            heading = Box(content.x, round(y), content.w, heading_h)
+            y += heading_h + g
+    panels, y = _rows(spec, measure, slots, grid, y)
+
+    footer_h = measure.footer(content.w, unit)
     footer = None
     if footer_h:
-        footer_y = fixed_h - round(at.m) - footer_h if fixed_h is not None else round(at.y + at.g)
-        footer = Box(content.x, max(round(at.y + at.g), footer_y), content.w, footer_h)
-        at.y += at.g + footer_h
-    height = fixed_h if fixed_h is not None else round(at.y + at.m)
-    return PageLayout(width=width, height=height, unit=at.unit, columns=columns, direction=spec.direction,
+        footer_y = fixed_h - round(m) - footer_h if fixed_h is not None else round(y + g)
+        footer = Box(content.x, max(round(y + g), footer_y), content.w, footer_h)
+        y += g + footer_h
+    height = fixed_h if fixed_h is not None else round(y + m)
+    return PageLayout(width=width, height=height, unit=unit, columns=columns, direction=spec.direction,
                       captions=spec.captions, title=title, footer=footer, panels=tuple(panels),
-                      border=max(1, round(spec.border * at.unit)) if spec.border else 0, gutter=round(at.g),
-                      margin=round(at.m), heading=heading, cast=tuple(cast))
+                      border=max(1, round(spec.border * unit)) if spec.border else 0, gutter=round(g),
+                      margin=round(m), heading=heading, cast=tuple(cast))
 
 
-def _cast(at: _Cursor) -> list[CastBox]:
-    """The cast strip's portraits and names, rows of them centred under the title."""
+def _cast_strip(count: int, measure: Measure, grid: _Grid, width: int, content: Box,
+                y: float) -> tuple[list[CastBox], float]:
+    """`count` portraits in centred rows from `y`, each with its name under it; and the y below the strip."""
     cast: list[CastBox] = []
-    if not at.spec.cast:
-        return cast
-    g = round(at.g)
-    side = round(CAST_PORTRAIT * at.unit)
-    step = side + g
-    per_row = max(1, (at.content.w + g) // step)
-    for start in range(0, at.spec.cast, per_row):
-        members = range(start, min(at.spec.cast, start + per_row))
-        left = round((at.width - (len(members) * step - g)) / 2)
-        name_h = max(at.measure.cast_name(n, side + g * 3 // 4, at.unit) for n in members)
-        for k, _n in enumerate(members):
-            image = Box(left + k * step, round(at.y), side, side)
-            name = Box(image.x - g * 3 // 8, image.bottom + round(at.gap / 2), side + g * 3 // 4,
+    if not count:
+        return cast, y
+    g, unit = grid.gutter, grid.unit
+    side = round(CAST_PORTRAIT * unit)
+    step = side + round(g)
+    per_row = max(1, (content.w + round(g)) // step)
+    for start in range(0, count, per_row):
+        members = range(start, min(count, start + per_row))
+        left = round((width - (len(members) * step - round(g))) / 2)
+        name_h = max(measure.cast_name(n, side + round(g) * 3 // 4, unit) for n in members)
+        for k, n in enumerate(members):
+            image = Box(left + k * step, round(y), side, side)
+            name = Box(image.x - round(g) * 3 // 8, image.bottom + round(grid.gap / 2), side + round(g) * 3 // 4,
                        name_h) if name_h else None
             cast.append(CastBox(image, name))
-        at.y += side + (name_h + at.gap / 2 if name_h else 0) + at.g
-    return cast
+        y += side + (name_h + grid.gap / 2 if name_h else 0) + g
+    return cast, y
 
 
-def _rows(at: _Cursor, slots: list[tuple[int, int]], columns: int) -> list[PanelBox]:
-    """The panels, row by row, each row's captions as tall as its tallest."""
-    spec, cw, g = at.spec, at.cw, at.g
-    x0 = (at.width - (columns * cw + (columns - 1) * g)) / 2
+def _rows(spec: PageSpec, measure: Measure, slots: list[tuple[int, int]], grid: _Grid,
+          y: float) -> tuple[list[PanelBox], float]:
+    """The panels in rows from `y`, each row as tall as a panel plus its captions' band; and the y below them."""
+    g, unit, gap = grid.gutter, grid.unit, grid.gap
     panels: list[PanelBox] = []
     for row in range(max(r for r, _ in slots) + 1):
         boxes: list[tuple[int, int, Box]] = []
-        for i, (r, col) in enumerate(slots):
-            if r != row:
-                continue
+        for i, col in ((i, col) for i, (r, col) in enumerate(slots) if r == row):
             span = spec.spans[i]
-            left_col = col if spec.direction == "ltr" else columns - col - span
-            left = x0 + left_col * (cw + g)
-            right = left + span * cw + (span - 1) * g
+            left_col = col if spec.direction == "ltr" else grid.columns - col - span
+            left = grid.x0 + left_col * (grid.cell_w + g)
+            right = left + span * grid.cell_w + (span - 1) * g
             boxes.append((i, left_col, Box(round(left), 0, round(right) - round(left), 0)))
         band = 0
         if spec.captions in ("below", "above"):
-            band = max(at.measure.caption(i + 1, box.w, at.unit) for i, _, box in boxes)
-        top = at.y + (band + at.gap if band and spec.captions == "above" else 0)
-        image_top, image_bottom = round(top), round(top + at.ch)
+            band = max(measure.caption(i + 1, box.w, unit) for i, _, box in boxes)
+        top = y + (band + gap if band and spec.captions == "above" else 0)
+        image_top, image_bottom = round(top), round(top + grid.cell_h)
         for i, left_col, box in boxes:
             image = Box(box.x, image_top, box.w, image_bottom - image_top)
-            panels.append(_panel(spec, at.measure, i, row, left_col, image, band, at.gap, at.unit))
-        at.y = top + at.ch + (band + at.gap if band and spec.captions == "below" else 0) + g
-    at.y -= g
-    return panels
+            panels.append(_panel(spec, measure, i, row, left_col, image, band, gap, unit))
+        y = top + grid.cell_h + (band + gap if band and spec.captions == "below" else 0) + g
+    return panels, y - g
 
 
 def _panel(spec: PageSpec, measure: Measure, i: int, row: int, left_col: int, image: Box, band: int, gap: float,

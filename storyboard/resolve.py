@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from storyboard.geometry import panel_size
 from storyboard.errors import StoryError
+from storyboard.geometry import panel_size
 from storyboard.output import character_file, panel_file
 from storyboard.story import MAX_SEED, Story
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from storyboard.building import build
-from storyboard.compose.book import book_from_story, paginate, story_sheets
-from storyboard.render.draft import DRAFT_HEADER
+from storyboard.compose.book import book_from_story, book_pages, paginate
+from storyboard.render.draft import DraftRenderer
 from storyboard.resolve import resolve
 from storyboard.story import load_story
 
@@ -62,7 +62,7 @@ def test_page_break_and_chapter_start_new_pages():
 def test_story_fields_page_break_and_chapter(write_story):
     story = load_story(write_story(long_story(6, {3: "page_break: true", 5: "chapter: The storm"},
                                               layout="{columns: 2}")))
-    assert [(s.panels, s.chapter) for s in story_sheets(story)] == [((1, 2), ""), ((3, 4), ""), ((5, 6), "The storm")]
+    assert [(s.panels, s.chapter) for s in book_pages(story)] == [((1, 2), ""), ((3, 4), ""), ((5, 6), "The storm")]
 
 
 def test_rtl_pages_read_right_to_left(write_story, small_renderer):
@@ -92,12 +92,13 @@ def test_draft_bubbles_leave_the_card_header_free(write_story):
     """))
     jobs = resolve(story)
     images = {j.index: Image.new("RGB", (j.width, j.height)) for j in jobs}
-    for reserve_top, free in ((DRAFT_HEADER, True), (0.0, False)):
-        page = book_from_story(story, jobs, images, renderer="draft", version="t", reserve_top=reserve_top).pages[0]
+    share = DraftRenderer.page_header
+    for header, free in ((share, True), (0.0, False)):
+        page = book_from_story(story, jobs, images, renderer="draft", version="t", header=header).pages[0]
         box = page.layout.panels[0]
         tops = [b.box.y for b in box.bubbles if b.corner.startswith("top")] + [box.narration.y]
-        header = box.image.y + DRAFT_HEADER * box.image.h
-        assert all(top >= header for top in tops) == free, (reserve_top, tops, header)
+        strip = box.image.y + share * box.image.h
+        assert all(top >= strip for top in tops) == free, (header, tops, strip)
 
 
 # --------------------------------------------------------------------------- what a build writes

@@ -8,10 +8,10 @@ import pytest
 from PIL import Image, ImageChops, ImageDraw
 
 from storyboard.compose.page import CastMember, story_page
-from storyboard.render.draft import DRAFT_HEADER
-from storyboard.text import FontChain
+from storyboard.render.draft import DraftRenderer
 from storyboard.resolve import resolve
 from storyboard.story import load_story
+from storyboard.text import FontChain
 
 INK_LEVEL = 100
 
@@ -22,8 +22,8 @@ def comic_page(result):
     images = {j.index: Image.open(result.out_dir / j.file) for j in jobs}
     cast = [CastMember(c.job.character, Image.open(result.out_dir / c.job.file), c.job.file)
             for c in result.characters]
-    return story_page(story, jobs, images, renderer="draft", version="test", cast=cast, reserve_top=DRAFT_HEADER,
-                      credit_model=False)
+    return story_page(story, jobs, images, renderer="draft", version="test", cast=cast,
+                      header=DraftRenderer.page_header, names_model=DraftRenderer.names_model)
 
 
 def dark_pixels(image: Image.Image, box) -> int:
@@ -257,17 +257,17 @@ def test_no_cast_or_cast_off_is_the_page_as_before(write_story):
 
 
 def test_the_cast_is_in_the_page_key(write_story):
-    from storyboard.compose.book import page_key_input, story_sheets
+    from storyboard.compose.book import book_pages, page_key_input
     from storyboard.compose.page import CastMember
     from storyboard.resolve import content_key
 
     story = cast_story(write_story)
     jobs = resolve(story)
-    (sheet,) = story_sheets(story)
+    (page,) = book_pages(story)
 
     def key(cast, s=story):
         return content_key(page_key_input(s, jobs, {j.index: "k" for j in jobs}, renderer="small", version="t",
-                                          self_contained=False, sheet=sheet, book=False, cast=cast))
+                                          self_contained=False, page=page, book=False, cast=cast))
 
     cast = fake_cast()
     assert key(()) != key(cast)

@@ -17,7 +17,7 @@ from PIL import Image
 from storyboard import __version__
 from storyboard.building.record import Provenance
 from storyboard.cache import PanelCache
-from storyboard.compose.book import Sheet, book_from_story, page_key_input
+from storyboard.compose.book import BookPage, book_from_story, page_key_input
 from storyboard.compose.page import CastMember, story_page
 from storyboard.compose.write import write_book
 from storyboard.files import atomic_write_bytes
@@ -71,23 +71,23 @@ def remove_stale(out: OutputFolder, panels: int, characters: set[str]) -> None:
 
 def page_marks(engine: Renderer) -> dict[str, Any]:
     """How the page shows what `engine` drew: the strip at the top of each panel it draws its own marks on (its
-    `top_band`), and whether the footer names the model (its `credits_model`)."""
-    return {"reserve_top": getattr(engine, "top_band", 0.0), "credit_model": getattr(engine, "credits_model", True)}
+    `page_header`), and whether the footer names the model (its `names_model`)."""
+    return {"header": getattr(engine, "page_header", 0.0), "names_model": getattr(engine, "names_model", True)}
 
 
 class Pages:
     """A story's pages: their keys, and composing them when a key changed or a file is missing."""
 
     def __init__(self, story: Story, jobs: list[PanelJob], keys: dict[int, str], engine: Renderer,
-                 self_contained: bool, cast: list[CastMember], sheets: list[Sheet]) -> None:
+                 self_contained: bool, cast: list[CastMember], pages: list[BookPage]) -> None:
         renderer = engine.name
         self.story, self.jobs, self.keys, self.renderer, self.engine = story, jobs, keys, renderer, engine
-        self.self_contained, self.cast, self.sheets = self_contained, cast, sheets
-        self.book = len(sheets) > 1
+        self.self_contained, self.cast, self.pages = self_contained, cast, pages
+        self.book = len(pages) > 1
         self.page_keys = [content_key(page_key_input(story, jobs, keys, renderer=renderer, version=__version__,
-                                                     self_contained=self_contained, sheet=sheet, book=self.book,
+                                                     self_contained=self_contained, page=page, book=self.book,
                                                      cast=cast))
-                          for sheet in sheets]
+                          for page in pages]
         self.key = self.page_keys[0] if not self.book else content_key(
             {"pages": self.page_keys, "self_contained": self_contained})
 
@@ -96,20 +96,20 @@ class Pages:
         """Compose and write the pages unless the last build (`previous`: its page key and book page keys) wrote
         these same pages and they are all there."""
         before, drawn_pages = previous
-        stale = [sheet.number for sheet, key in zip(self.sheets, self.page_keys)
-                 if self.book and (drawn_pages.get(sheet.number) != key
-                                   or not is_complete_png(out.book_page(sheet.number)))]
-        if self.key == before and not stale and page_complete(out, self.self_contained, len(self.sheets)):
+        stale = [page.number for page, key in zip(self.pages, self.page_keys)
+                 if self.book and (drawn_pages.get(page.number) != key
+                                   or not is_complete_png(out.book_page(page.number)))]
+        if self.key == before and not stale and page_complete(out, self.self_contained, len(self.pages)):
             return
         images = {j.index: cache.open(self.keys[j.index]) for j in self.jobs}
         write_book(out.root, book_from_story(self.story, self.jobs, images, renderer=self.renderer,
                                              version=__version__, flagged=flagged, cast=self.cast,
-                                             sheets=self.sheets, **page_marks(self.engine)),
+                                             pages=self.pages, **page_marks(self.engine)),
                    self_contained=self.self_contained, pngs=stale)
 
-    def listed(self) -> list[tuple[Sheet, str]]:
+    def listed(self) -> list[tuple[BookPage, str]]:
         """A book's pages with their keys, for the result and the manifest; [] for a story on one page."""
-        return list(zip(self.sheets, self.page_keys)) if self.book else []
+        return list(zip(self.pages, self.page_keys)) if self.book else []
 
 
 def page_complete(out: OutputFolder, self_contained: bool, pages: int = 1) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from storyboard.compose.book import Sheet
+from storyboard.compose.book import BookPage
 from storyboard.output import OutputFolder
 from storyboard.resolve import PanelJob
 from storyboard.story import Story
@@ -31,7 +31,7 @@ class BuildResult:
     panels: list[PanelResult]
     page_key: str = ""
     characters: list[PanelResult] = field(default_factory=list)  # the anchors, in the story's order
-    pages: list[tuple[Sheet, str]] = field(default_factory=list)  # a book's pages and their keys; [] for one page
+    pages: list[tuple[BookPage, str]] = field(default_factory=list)  # a book's pages and their keys; [] for one page
 
     @property
     def folder(self) -> OutputFolder:

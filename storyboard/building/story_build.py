@@ -13,7 +13,7 @@ from storyboard.building.publish import Pages, publish, remove_stale, store_pict
 from storyboard.building.record import Provenance
 from storyboard.building.results import BuildResult, PanelResult
 from storyboard.cache import PanelCache
-from storyboard.compose.book import story_sheets
+from storyboard.compose.book import book_pages
 from storyboard.compose.page import CastMember
 from storyboard.errors import StoryboardError
 from storyboard.files import remove_temp_files
@@ -68,12 +68,12 @@ class StoryBuild:
         remove_stale(self.out, len(self.panel_jobs), {r.job.file for r in anchors})
         cast = [CastMember(r.job.character, self.cache.open(r.key), r.job.file, r.key) for r in anchors] \
             if self.story.layout.cast else []
-        sheets = story_sheets(self.story)
-        for sheet in sheets:
-            for number in sheet.panels:
-                panels[number - 1].page = sheet.number
+        book = book_pages(self.story)
+        for page in book:
+            for number in page.panels:
+                panels[number - 1].page = page.number
         pages = Pages(self.story, self.panel_jobs, {r.job.index: r.key for r in panels}, self.engine,
-                      self.self_contained, cast, sheets)
+                      self.self_contained, cast, book)
         pages.write(self.out, self.cache, previous_page_keys(self.previous),
                     flagged={r.job.index for r in panels if r.info.get("nsfw")})
         result = BuildResult(self.story, self.out.root, self.engine.name, panels, pages.key, anchors, pages.listed())

@@ -12,7 +12,7 @@ from storyboard.building.progress import BuildProgress
 from storyboard.building.publish import publish, store_pictures
 from storyboard.building.record import Provenance
 from storyboard.cache import PanelCache
-from storyboard.compose.sheet import contact_sheet
+from storyboard.compose.contact_sheet import contact_sheet
 from storyboard.errors import BuildError
 from storyboard.files import atomic_save_png, exclusive_lock, remove_temp_files
 from storyboard.render import DEFAULT_RENDERER, Renderer

@@ -15,14 +15,14 @@ from typing import Any
 from PIL import Image
 
 from storyboard.compose.fonts import FontSubset, page_subsets
-from storyboard.geometry import place
 from storyboard.compose.page import CastMember, Page, story_footer, story_page
+from storyboard.geometry import place
 from storyboard.resolve import PanelJob
 from storyboard.story import Story
 
 
 @dataclass(frozen=True)
-class Sheet:
+class BookPage:
     """One page of a book, before it is composed: its number and the panels on it."""
 
     number: int  # 1-based
@@ -31,7 +31,7 @@ class Sheet:
 
 
 def paginate(spans: Sequence[int], columns: int, rows: int | None = None,
-             breaks: Collection[int] = (), chapters: Mapping[int, str] | None = None) -> list[Sheet]:
+             breaks: Collection[int] = (), chapters: Mapping[int, str] | None = None) -> list[BookPage]:
     """Cut panels (their `spans`, in reading order) into pages of `rows` rows of `columns` columns.
 
     A panel too wide for what is left of a row moves to the next row (`layout.place`), and to the next page when
@@ -39,7 +39,7 @@ def paginate(spans: Sequence[int], columns: int, rows: int | None = None,
     chapter title), whose title heads the page. Without `rows` a page holds every panel up to the next break.
     """
     chapters = dict(chapters or {})
-    sheets: list[Sheet] = []
+    pages: list[BookPage] = []
     current: list[int] = []
     chapter = chapters.get(1, "")
     for number, _ in enumerate(spans, start=1):
@@ -48,15 +48,15 @@ def paginate(spans: Sequence[int], columns: int, rows: int | None = None,
             slots = place([spans[n - 1] for n in (*current, number)], columns)
             starts_page = slots[-1][0] >= rows
         if starts_page:
-            sheets.append(Sheet(len(sheets) + 1, tuple(current), chapter))
+            pages.append(BookPage(len(pages) + 1, tuple(current), chapter))
             current, chapter = [], chapters.get(number, "")
         current.append(number)
     if current:
-        sheets.append(Sheet(len(sheets) + 1, tuple(current), chapter))
-    return sheets
+        pages.append(BookPage(len(pages) + 1, tuple(current), chapter))
+    return pages
 
 
-def story_sheets(story: Story) -> list[Sheet]:
+def book_pages(story: Story) -> list[BookPage]:
     """The pages of `story`'s panels, as its `layout:` and the panels' `page_break` and `chapter` place them."""
     panels = story.panels
     return paginate([p.span for p in panels], story.layout.columns, story.layout.rows,
@@ -89,31 +89,30 @@ class Book:
 
 def book_from_story(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Image.Image], *, renderer: str,
                     version: str, flagged: Collection[int] = (), cast: Sequence[CastMember] = (),
-                    sheets: Sequence[Sheet] | None = None, reserve_top: float = 0.0,
-                    credit_model: bool = True) -> Book:
-    """Compose the pages of a resolved story (`sheets`: its pages, by default as `story_sheets` cuts them); see
-    `story_page` for the rest."""
-    sheets = list(sheets) if sheets is not None else story_sheets(story)
+                    pages: Sequence[BookPage] | None = None, header: float = 0.0, names_model: bool = True) -> Book:
+    """Compose the pages of a resolved story (`pages`: by default as `book_pages` cuts them); `header` and
+    `names_model` as for `story_page`."""
+    pages = list(pages) if pages is not None else book_pages(story)
     by_index = {job.index: job for job in jobs}
-    chapters = [(sheet.chapter, sheet.number) for sheet in sheets if sheet.chapter]
-    if len(sheets) == 1:
-        pages = [story_page(story, jobs, images, renderer=renderer, version=version, flagged=flagged, cast=cast,
-                            heading=sheets[0].chapter, reserve_top=reserve_top, credit_model=credit_model)]
-        return Book(story.title, pages, chapters, story.language, pages[0].footer)
-    pages = [
-        story_page(story, [by_index[n] for n in sheet.panels], images, renderer=renderer, version=version,
-                   flagged=flagged, cast=cast if sheet.number == 1 else (),
-                   title=story.title if sheet.number == 1 else "", heading=sheet.chapter, number=sheet.number,
-                   book=True, reserve_top=reserve_top, credit_model=credit_model)
-        for sheet in sheets
+    chapters = [(page.chapter, page.number) for page in pages if page.chapter]
+    drawn_by: dict[str, Any] = dict(renderer=renderer, version=version, flagged=flagged, header=header,
+                                    names_model=names_model)
+    if len(pages) == 1:
+        composed = [story_page(story, jobs, images, cast=cast, heading=pages[0].chapter, **drawn_by)]
+        return Book(story.title, composed, chapters, story.language, composed[0].footer)
+    composed = [
+        story_page(story, [by_index[n] for n in page.panels], images, cast=cast if page.number == 1 else (),
+                   title=story.title if page.number == 1 else "", heading=page.chapter, number=page.number,
+                   book=True, **drawn_by)
+        for page in pages
     ]
-    _same_height(pages)
-    return Book(story.title, pages, chapters, story.language,
-                story_footer(story, renderer, jobs[0].model if credit_model else ""))
+    _same_height(composed)
+    return Book(story.title, composed, chapters, story.language,
+                story_footer(story, renderer, jobs[0].model, names_model))
 
 
 def page_key_input(story: Story, jobs: Sequence[PanelJob], keys: Mapping[int, str], *, renderer: str, version: str,
-                   self_contained: bool, sheet: Sheet, book: bool, cast: Sequence[CastMember] = (),
+                   self_contained: bool, page: BookPage, book: bool, cast: Sequence[CastMember] = (),
                    ) -> dict[str, Any]:
     """What decides the pixels of a page: hashed into its page key, which the manifest keeps so that a rebuild
     composes only pages whose key changed.
@@ -123,7 +122,7 @@ def page_key_input(story: Story, jobs: Sequence[PanelJob], keys: Mapping[int, st
     its number and only its own panels in it, and not `self_contained`, which changes its HTML only.
     """
     panels = story.panels
-    numbers = sheet.panels
+    numbers = page.panels
     data: dict[str, Any] = {
         "storyboard": version, "title": story.title, "language": story.language,
         "layout": story.layout.page_key_input(), "renderer": renderer, "model": jobs[0].model,
@@ -131,12 +130,12 @@ def page_key_input(story: Story, jobs: Sequence[PanelJob], keys: Mapping[int, st
                     [d.model_dump() for d in panels[n - 1].dialogue], panels[n - 1].span] for n in numbers],
     }
     if book:
-        data["page"] = sheet.number
+        data["page"] = page.number
     else:
         data["self_contained"] = self_contained
-    if sheet.chapter:
-        data["chapter"] = sheet.chapter
-    if cast and story.layout.cast and sheet.number == 1:
+    if page.chapter:
+        data["chapter"] = page.chapter
+    if cast and story.layout.cast and page.number == 1:
         data["cast"] = [[member.name, member.file, member.key] for member in cast]
     return data
 

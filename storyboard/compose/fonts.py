@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyboard.text import REGULAR_WEIGHT, coverage, font_paths
 from storyboard.errors import BuildError
 from storyboard.files import atomic_write_bytes, user_cache_dir
+from storyboard.text import REGULAR_WEIGHT, coverage, font_paths
 
 # Part of the cache key of stored subsets: change it when the way subsets are cut changes.
 SUBSET_FORMAT = f"1|{REGULAR_WEIGHT}"
@@ -63,7 +63,8 @@ def _subset(path: Path, chars: frozenset[str], family: str) -> FontSubset:
     key = hashlib.sha256(f"{SUBSET_FORMAT}|{path}|{stat.st_size}|{stat.st_mtime_ns}|{text}".encode()).hexdigest()
     stored = user_cache_dir() / "fonts" / key
     try:
-        return FontSubset(path, family, stored.with_suffix(".otf").read_bytes(), stored.with_suffix(".woff").read_bytes())
+        return FontSubset(path, family, stored.with_suffix(".otf").read_bytes(),
+                          stored.with_suffix(".woff").read_bytes())
     except OSError:
         pass
     data, woff = _cut(path, text)

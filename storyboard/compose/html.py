@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from storyboard.compose.fonts import FontSubset
-from storyboard.geometry import Box, PanelBox
 from storyboard.compose.page import CastMember, Page, PagePanel
-from storyboard.text import is_hangul
 from storyboard.files import encode_png
+from storyboard.geometry import Box, PanelBox
 from storyboard.templates import environment
-
+from storyboard.text import is_hangul
 
 FONTS_DIR = "fonts"  # beside index.html: the page's font subsets, when the page is not self-contained
 
@@ -31,16 +29,17 @@ def book_html(pages: Sequence[Page], fonts: Sequence[FontSubset], self_contained
     layout = first.layout
     faces = [dict(family=f.family, src=("data:font/woff;base64," + base64.b64encode(f.woff).decode("ascii"))
                   if self_contained else f"{FONTS_DIR}/{f.file_name}") for f in fonts]
-    sheets = [dict(number=page.number, heading=page.heading, columns=page.layout.columns,
-                   cast=[_cast_member(member, self_contained) for member in page.cast],
-                   panels=[_panel(page, panel, box, self_contained)
-                           for panel, box in zip(page.panels, page.layout.panels)])
-              for page in pages]
+    shown = [dict(number=page.number, heading=page.heading, columns=page.layout.columns,
+                  cast=[_cast_member(member, self_contained) for member in page.cast],
+                  panels=[_panel(page, panel, box, self_contained)
+                          for panel, box in zip(page.panels, page.layout.panels)])
+             for page in pages]
     return environment().get_template("page.html.j2").render(
         fonts=faces,
         title=first.title, language=first.language, columns=layout.columns, direction=layout.direction,
-        captions=layout.captions, background=first.background, border=layout.border, footer=pages[0].footer if footer is None else footer,
-        version=first.version, renderer=first.renderer, model=first.model, pages=sheets, book=len(pages) > 1,
+        captions=layout.captions, background=first.background, border=layout.border,
+        footer=first.footer if footer is None else footer,
+        version=first.version, renderer=first.renderer, model=first.model, pages=shown, book=len(pages) > 1,
         cast=any(page.cast for page in pages), chapters=any(page.heading for page in pages),
         self_contained=self_contained,
     )

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from PIL import Image
 
 from storyboard.compose.fonts import FontSubset, page_subsets
-from storyboard.geometry import PageLayout, PageSpec, page_layout
 from storyboard.compose.typeset import PageText
+from storyboard.geometry import PageLayout, PageSpec, page_layout
 from storyboard.resolve import PanelJob
 from storyboard.story import Story
 
@@ -118,13 +118,13 @@ def make_page(
 def story_page(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Image.Image], *, renderer: str,
                version: str, flagged: Collection[int] = (), cast: Sequence[CastMember] = (),
                title: str | None = None, heading: str = "", number: int = 0, book: bool = False,
-               reserve_top: float = 0.0, credit_model: bool = True) -> Page:
+               header: float = 0.0, names_model: bool = True) -> Page:
     """A page holding `jobs` (panels of `story`, in order): the whole story, or one page of its book.
 
     `flagged` holds the numbers of panels the safety checker flagged, and `cast` the portraits shown under the
-    title (when `layout.cast` is on). `reserve_top` is the strip at the top of each panel (a share of its height)
-    that the renderer draws its own marks on and bubbles keep off; `credit_model` says whether the footer names the
-    model (a renderer whose images do not come from one, such as the draft cards, does not).
+    title (when `layout.cast` is on). The renderer that drew the panels decides `header`, the share of each
+    panel's height at its top that it draws on itself and bubbles leave free, and `names_model`, whether the
+    footer names the model it drew with.
     """
     layout = story.layout
     panels = [
@@ -133,7 +133,7 @@ def story_page(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Imag
                   span=panel.span, prompt=job.prompt, seed=job.seed, flagged=job.index in flagged)
         for job, panel in ((job, story.panels[job.index - 1]) for job in jobs)
     ]
-    footer = story_footer(story, renderer, jobs[0].model if credit_model else "")
+    footer = story_footer(story, renderer, jobs[0].model, names_model)
     if footer and number:
         footer += f" · page {number}"
     return make_page(
@@ -143,15 +143,14 @@ def story_page(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Imag
         footer=footer, language=story.language,
         renderer=renderer, model=jobs[0].model, version=version, heading=heading,
         cast=tuple(cast) if layout.cast else (), number=number, keep_columns=book,
-        reserve_top=reserve_top,
+        reserve_top=header,
     )
 
 
-def story_footer(story: Story, renderer: str, model: str) -> str:
-    """The footer of the story's pages (without a page number): the credits and what drew the panels (with which
-    `model`, unless it is empty)."""
+def story_footer(story: Story, renderer: str, model: str, names_model: bool = True) -> str:
+    """The footer of the story's pages (without a page number): the credits and what drew the panels."""
     if not story.layout.footer:
         return ""
     parts = [story.layout.credits.strip()] if story.layout.credits.strip() else []
-    parts.append(f"drawn by the {renderer} renderer" + (f" with {model}" if model else ""))
+    parts.append(f"drawn by the {renderer} renderer" + (f" with {model}" if names_model else ""))
     return " · ".join(parts)

@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PIL import ImageColor
+from PIL import Image, ImageColor
 
 from storyboard.compose.fonts import FontSubset
-from storyboard.geometry import Box
 from storyboard.compose.page import Page
-from storyboard.compose.png import BUBBLE, INK, MUTED, NARRATION, OVERLAY, bubble_shape, fit_image
-from storyboard.text import FontChain
+from storyboard.compose.paint import BUBBLE, INK, Colour, bubble_shape, fit_image, paint_page
 from storyboard.compose.typeset import TextBlock
+from storyboard.geometry import Box, Bubble
+from storyboard.text import FontChain
 
 POINTS_PER_PIXEL = 72 / 300  # the page is laid out at 300 dpi: an A4 page is 2480 pixels, 595 points wide
 
@@ -49,18 +49,60 @@ def book_pdf(pages: Sequence[Page], fonts: Sequence[FontSubset], chapters: Seque
             pdf.add_page(format=(page.layout.width * k, page.layout.height * k))
             if (page.number or n) in starts:
                 pdf.start_section(starts[page.number or n])
-            _draw_page(pdf, page, families)
+            paint_page(page, PdfPainter(pdf, page, families))
         return bytes(pdf.output())
 
 
-def _draw_page(pdf: Any, page: Page, families: dict[Path, str]) -> None:
-    k = POINTS_PER_PIXEL
-    layout = page.layout
-    pdf.set_fill_color(*ImageColor.getrgb(page.background))
-    pdf.rect(0, 0, layout.width * k, layout.height * k, style="F")
+class PdfPainter:
+    """Paints onto the current page of an fpdf2 document, in points (`POINTS_PER_PIXEL` to the page pixel).
 
-    def text(block: TextBlock, box: Box, colour: tuple[int, int, int], align: str = "left") -> None:
-        chain = FontChain(block.size, page.language)
+    Made once per page: it fills the page with its background first, as the PNG's canvas starts filled with it.
+    """
+
+    def __init__(self, pdf: Any, page: Page, families: dict[Path, str]) -> None:
+        self.pdf, self.language, self.families = pdf, page.language, families
+        k = POINTS_PER_PIXEL
+        pdf.set_fill_color(*ImageColor.getrgb(page.background))
+        pdf.rect(0, 0, page.layout.width * k, page.layout.height * k, style="F")
+        pdf.set_draw_color(*INK)
+
+    def portrait(self, image: Image.Image, box: Box, line: int) -> None:
+        k = POINTS_PER_PIXEL
+        self.pdf.image(fit_image(image, box), box.x * k, box.y * k, box.w * k, box.h * k)
+        self.pdf.set_line_width(line * k)
+        self.pdf.rect(box.x * k, box.y * k, box.w * k, box.h * k)
+
+    def picture(self, image: Image.Image, box: Box, border: int, line: int) -> None:
+        pdf, k = self.pdf, POINTS_PER_PIXEL
+        pdf.image(fit_image(image, box), box.x * k, box.y * k, box.w * k, box.h * k)
+        if border:
+            b = border
+            pdf.set_line_width(b * k)
+            pdf.rect((box.x - b / 2) * k, (box.y - b / 2) * k, (box.w + b) * k, (box.h + b) * k)
+        pdf.set_line_width(line * k)
+
+    def box(self, box: Box, fill: Colour, line: int) -> None:
+        k = POINTS_PER_PIXEL
+        self.pdf.set_fill_color(*fill)
+        self.pdf.rect(box.x * k, box.y * k, box.w * k, box.h * k, style="DF")
+
+    def bubble(self, bubble: Bubble, line: int) -> None:
+        """The PNG's bubble: the tail, the rounded box over it, and the tail's opening cut back into the box."""
+        pdf, k, shape, b = self.pdf, POINTS_PER_PIXEL, bubble_shape(bubble, line), bubble.box
+        (x0, y0), (x1, y1) = shape.base
+        tip_x, tip_y = shape.tip
+        pdf.set_fill_color(*BUBBLE)
+        pdf.polygon([(x0 * k, shape.edge * k), (tip_x * k, tip_y * k), (x1 * k, shape.edge * k)], style="DF")
+        pdf.rect(b.x * k, b.y * k, b.w * k, b.h * k, style="DF", round_corners=True, corner_radius=shape.radius * k)
+        pdf.polygon([((x0 + line) * k, y0 * k), (tip_x * k, (tip_y - shape.inward * line) * k),
+                     ((x1 - line) * k, y1 * k)], style="F")
+        pdf.line(x0 * k, shape.edge * k, tip_x * k, tip_y * k)
+        pdf.line(x1 * k, shape.edge * k, tip_x * k, tip_y * k)
+
+    def text(self, block: TextBlock, box: Box, colour: Colour, align: str = "left") -> None:
+        """The PNG's lines as real text: each run of one font placed at its pixel position on the baseline."""
+        pdf, k = self.pdf, POINTS_PER_PIXEL
+        chain = FontChain(block.size, self.language)
         pdf.set_text_color(*colour)
         inner_w = box.w - 2 * block.pad_x
         top = box.y + block.pad_y + max(0, (box.h - block.height) // 2)
@@ -70,62 +112,9 @@ def _draw_page(pdf: Any, page: Page, families: dict[Path, str]) -> None:
                 x += (inner_w - chain.getlength(line)) / 2
             baseline = top + n * block.line_height + chain.ascent
             for run, fnt in chain.runs(line):
-                pdf.set_font(families[Path(fnt.path)], size=block.size * k)
+                pdf.set_font(self.families[Path(fnt.path)], size=block.size * k)
                 pdf.text(x * k, baseline * k, run)
                 x += fnt.getlength(run)
-
-    pdf.set_draw_color(*INK)
-    if layout.title:
-        text(page.text.used["title",], layout.title, INK, align="center")
-    for n, (member, box) in enumerate(zip(page.cast, layout.cast)):
-        image = box.image
-        pdf.image(fit_image(member.image, image), image.x * k, image.y * k, image.w * k, image.h * k)
-        pdf.set_line_width(max(1, round(2 * layout.unit)) * k)
-        pdf.rect(image.x * k, image.y * k, image.w * k, image.h * k)
-        if box.name:
-            text(page.text.used["cast", n], box.name, INK, align="center")
-    if layout.heading:
-        text(page.text.used["heading",], layout.heading, INK, align="center")
-    line = max(1, round(2.5 * layout.unit))
-    for panel, box in zip(page.panels, layout.panels):
-        image = box.image
-        pdf.image(fit_image(panel.image, image), image.x * k, image.y * k, image.w * k, image.h * k)
-        if layout.border:
-            b = layout.border
-            pdf.set_line_width(b * k)
-            pdf.rect((image.x - b / 2) * k, (image.y - b / 2) * k, (image.w + b) * k, (image.h + b) * k)
-        pdf.set_line_width(line * k)
-        if box.caption:
-            if layout.captions == "overlay":
-                pdf.set_fill_color(*OVERLAY)
-                _rect(pdf, box.caption, k)
-            text(page.text.used["caption", box.index], box.caption, INK)
-        if box.narration:
-            pdf.set_fill_color(*NARRATION)
-            _rect(pdf, box.narration, k)
-            text(page.text.used["narration", box.index], box.narration, INK)
-        for n, bubble in enumerate(box.bubbles):
-            shape = bubble_shape(bubble, line)
-            (x0, y0), (x1, y1) = shape.base
-            pdf.set_fill_color(*BUBBLE)
-            pdf.polygon([(x0 * k, shape.edge * k), (shape.tip[0] * k, shape.tip[1] * k), (x1 * k, shape.edge * k)],
-                        style="DF")
-            b = bubble.box
-            pdf.rect(b.x * k, b.y * k, b.w * k, b.h * k, style="DF", round_corners=True,
-                     corner_radius=shape.radius * k)
-            pdf.polygon([((x0 + line) * k, y0 * k), (shape.tip[0] * k, (shape.tip[1] - shape.inward * line) * k),
-                         ((x1 - line) * k, y1 * k)], style="F")
-            pdf.line(x0 * k, shape.edge * k, shape.tip[0] * k, shape.tip[1] * k)
-            pdf.line(x1 * k, shape.edge * k, shape.tip[0] * k, shape.tip[1] * k)
-            text(page.text.used["bubble", box.index, n], bubble.box, INK, align="center")
-    if layout.footer:
-        text(page.text.used["footer",], layout.footer, MUTED, align="center")
-
-
-
-
-def _rect(pdf: object, box: Box, k: float) -> None:
-    pdf.rect(box.x * k, box.y * k, box.w * k, box.h * k, style="DF")  # type: ignore[attr-defined]
 
 
 def _register_fonts(pdf: object, fonts: Sequence[FontSubset], tmp: Path) -> dict[Path, str]:

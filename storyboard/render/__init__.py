@@ -55,9 +55,9 @@ class Renderer(Protocol):
     applies_loras: bool
     #: Optional, 0 when absent: a strip at the top of each image (a share of its height) that the renderer draws its
     #: own marks on (the draft card's header); the page keeps speech bubbles and narration off it.
-    top_band: float
+    page_header: float
     #: Optional, True when absent: whether the images come from `job.model`, so that the page's footer names it.
-    credits_model: bool
+    names_model: bool
 
     def identity(self, job: PanelJob) -> dict[str, Any]:
         """What, beyond ``job.params()``, decides this renderer's pixels (its version, settings...).

@@ -14,9 +14,9 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from storyboard.text import FontChain, font, wrap
 from storyboard.render import Reference, Rendered, StepCallback
 from storyboard.resolve import PanelJob
+from storyboard.text import FontChain, font, wrap
 
 # 2: caption and prompt drawn with the CJK font chain (hangul was missing); 3: no caption (the page prints it)
 VERSION = "3"
@@ -25,6 +25,10 @@ PAPER = (246, 242, 232)
 INK = (40, 40, 48)
 MUTED = (112, 108, 100)
 SKETCH = (160, 170, 190)
+BAND = 40 / 512  # the header band, as a share of the card's shorter side
+# What the page leaves free of speech bubbles and narration at the top of a card, as a share of its height: the
+# band and a little air.
+PAGE_HEADER = 44 / 512
 ACCENTS = [(231, 111, 81), (42, 157, 143), (233, 196, 106), (38, 70, 83), (244, 162, 97), (106, 76, 147)]
 
 # (pattern, label, visible part of a standing figure: top and bottom in head-heights, or None for a tiny figure)
@@ -57,17 +61,11 @@ def framing(prompt: str) -> tuple[str, tuple[float, float] | None] | None:
     return None
 
 
-DRAFT_BAND = 40 / 512  # the card's header band, as a share of the card's shorter side
-DRAFT_HEADER = 44 / 512  # what bubbles leave free at the top of a card: its band and a little air
-
-
 class DraftRenderer:
     name = "draft"
-    #: The page keeps speech bubbles off the card's header band (see `storyboard.render.Renderer`).
-    top_band = DRAFT_HEADER
-    #: The cards show the prompt, not a model's picture: the page's footer names no model.
-    credits_model = False
     reads_references = True  # a card is a plan, not a picture: it names its characters and needs no anchor pixels
+    page_header = PAGE_HEADER  # the page keeps its speech bubbles off the card's header band
+    names_model = False  # no model draws a card: the page's footer names none
 
     def identity(self, job: PanelJob) -> dict[str, Any]:
         # A card shows the panel number and the panel's own prompt, so they decide its pixels too.
@@ -96,7 +94,7 @@ def draw_card(job: PanelJob) -> Image.Image:
 
     # Header band: draft marker and panel number on the left, framing on the right.
     small = font(max(6, round(18 * unit)))
-    band = max(8, round(DRAFT_BAND * min(w, h)))  # the page keeps its speech bubbles off it
+    band = max(8, round(BAND * min(w, h)))  # the page keeps its speech bubbles off it (PAGE_HEADER)
     draw.rectangle((0, 0, w, band), fill=accent)
     if job.is_anchor:  # a character's name may be in any script
         chain = FontChain(small.size)
