@@ -16,10 +16,10 @@ from PIL import Image
 
 from storyboard import __version__
 from storyboard.building.record import Provenance
+from storyboard.building.write import write_book
 from storyboard.cache import PanelCache
 from storyboard.compose.book import BookPage, book_from_story, page_key_input
 from storyboard.compose.page import CastMember, story_page
-from storyboard.compose.write import write_book
 from storyboard.files import atomic_write_bytes
 from storyboard.output import OutputFolder
 from storyboard.provenance import STORYBOARD, is_complete_png, text_chunk, with_text
@@ -102,7 +102,7 @@ class Pages:
         if self.key == before and not stale and page_complete(out, self.self_contained, len(self.pages)):
             return
         images = {j.index: cache.open(self.keys[j.index]) for j in self.jobs}
-        write_book(out.root, book_from_story(self.story, self.jobs, images, renderer=self.renderer,
+        write_book(out, book_from_story(self.story, self.jobs, images, renderer=self.renderer,
                                              version=__version__, flagged=flagged, cast=self.cast,
                                              pages=self.pages, **page_marks(self.engine)),
                    self_contained=self.self_contained, pngs=stale)

@@ -10,10 +10,9 @@ from storyboard.compose.fonts import FontSubset
 from storyboard.compose.page import CastMember, Page, PagePanel
 from storyboard.files import encode_png
 from storyboard.geometry import Box, PanelBox
+from storyboard.output import FONTS_DIR
 from storyboard.templates import environment
 from storyboard.text import is_hangul
-
-FONTS_DIR = "fonts"  # beside index.html: the page's font subsets, when the page is not self-contained
 
 
 def page_html(page: Page, self_contained: bool = False) -> str:
