@@ -13,7 +13,7 @@ import click
 
 from storyboard import __version__
 from storyboard.check import DEFAULT_CHECK_MODEL
-from storyboard.errors import StoryboardError
+from storyboard.errors import StoryboardError, StoryError, internal_error
 from storyboard.plan.backend import DEFAULT_PROVIDER, PROVIDERS
 
 if TYPE_CHECKING:
@@ -188,16 +188,16 @@ def _story_files(arguments: tuple[str, ...]) -> tuple[list[str], bool]:
         path = Path(argument)
         if path.is_dir():
             found = sorted(str(p) for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-            what = f"{argument}: no story files (.yaml, .yml) in this folder"
+            if not found:
+                raise StoryError("no story files (.yaml, .yml) in this folder", file=argument)
         elif any(c in argument for c in "*?[") and not path.exists():
             found = sorted(p for p in glob(argument) if Path(p).is_file())
-            what = f"{argument} matches no file"
+            if not found:
+                raise StoryError(f"{argument} matches no file")
         else:
             files.append(argument) if argument not in files else None
             continue
         several = True
-        if not found:
-            raise StoryboardError(what)
         files.extend(f for f in found if f not in files)
     return files, several
 
@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so in one line unless asked for the traceback
         if debug:
             raise
-        click.echo(f"Error: internal error ({type(exc).__name__}: {exc}); rerun with --debug for details", err=True)
+        click.echo(f"Error: {internal_error(exc)}; rerun with --debug for details", err=True)
         return 1
 
 

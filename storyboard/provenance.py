@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storyboard.errors import StoryboardError
+from storyboard.errors import ProvenanceError
 
 PARAMETERS = "parameters"
 STORYBOARD = "storyboard"
@@ -210,7 +210,7 @@ class Provenance:
 
 
 def read_provenance(path: str | Path) -> Provenance:
-    """Read the provenance chunks of a storyboard PNG; raise `StoryboardError` with one clear line otherwise."""
+    """Read the provenance chunks of a storyboard PNG; raise `ProvenanceError` with one clear line otherwise."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
@@ -219,27 +219,27 @@ def read_provenance(path: str | Path) -> Provenance:
             kind = image.format
             text = dict(getattr(image, "text", {}) or {})
     except FileNotFoundError:
-        raise StoryboardError(f"{path}: no such file") from None
+        raise ProvenanceError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise StoryboardError(f"{path}: is a folder, not a PNG image") from None
+        raise ProvenanceError(f"{path}: is a folder, not a PNG image") from None
     except UnidentifiedImageError:
-        raise StoryboardError(f"{path}: not an image") from None
+        raise ProvenanceError(f"{path}: not an image") from None
     except OSError as exc:
-        raise StoryboardError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise ProvenanceError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (ValueError, Image.DecompressionBombError) as exc:  # a text chunk or a size past Pillow's limits
-        raise StoryboardError(f"{path}: cannot read: {exc}") from None
+        raise ProvenanceError(f"{path}: cannot read: {exc}") from None
     if kind != "PNG":
-        raise StoryboardError(f"{path}: is a {kind} image; storyboard writes its provenance into PNG panels")
+        raise ProvenanceError(f"{path}: is a {kind} image; storyboard writes its provenance into PNG panels")
     raw = text.get(STORYBOARD)
     if raw is None:
         hint = " (it has A1111 'parameters' but was not made by storyboard)" if PARAMETERS in text else ""
-        raise StoryboardError(f"{path}: no storyboard provenance in this PNG{hint}")
+        raise ProvenanceError(f"{path}: no storyboard provenance in this PNG{hint}")
     try:
         record = json.loads(raw)
     except (ValueError, RecursionError):
         record = None
     if not _well_formed(record):
-        raise StoryboardError(f"{path}: the storyboard provenance chunk is damaged")
+        raise ProvenanceError(f"{path}: the storyboard provenance chunk is damaged")
     return Provenance(path, text.get(PARAMETERS, ""), record)
 
 

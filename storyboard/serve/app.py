@@ -30,7 +30,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storyboard.build import MAX_VARIANTS
-from storyboard.errors import StoryboardError
+from storyboard.errors import FolderBusy, StoryboardError
 from storyboard.resolve import check_panel_number
 from storyboard.serve.builder import Builder
 from storyboard.serve.events import EventBus
@@ -181,7 +181,7 @@ def create_app(site: LiveSite, host: str, port: int) -> ASGIApp:
             except _BadRequest as exc:
                 return _error(400, str(exc))
             except StoryboardError as exc:
-                return _error(409 if "another" in str(exc) else 400, f"Error: {exc}")
+                return _error(409 if isinstance(exc, FolderBusy) else 400, f"Error: {exc}")
         return endpoint
 
     async def redraw(request: Request) -> Response:
