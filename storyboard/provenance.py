@@ -17,7 +17,6 @@ Every panel PNG carries two text chunks:
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import struct
 import zlib
@@ -61,40 +60,6 @@ def a1111_parameters(job: Any, identity: dict[str, Any], renderer: str) -> str:
         lines.append(f"Negative prompt: {job.negative_prompt}")
     lines.append(", ".join(f"{key}: {_quote(value)}" for key, value in fields))
     return "\n".join(lines)
-
-
-_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
-
-
-def parse_parameters(text: str) -> dict[str, str]:
-    """Parse A1111 ``parameters`` text into ``{"Prompt", "Negative prompt", "Steps", "Sampler", ...}``.
-
-    Follows the web UI's own reader: the last line holds ``key: value`` pairs, a line starting with
-    ``Negative prompt:`` starts the negative prompt, everything before it is the prompt.
-    """
-    *lines, last = text.strip().split("\n")
-    if len(_PARAM.findall(last)) < 3:
-        lines.append(last)
-        last = ""
-    prompt: list[str] = []
-    negative: list[str] = []
-    for line in lines:
-        line = line.strip()
-        if line.startswith("Negative prompt:"):
-            negative.append(line[len("Negative prompt:"):].strip())
-        elif negative:
-            negative.append(line)
-        else:
-            prompt.append(line)
-    result = {"Prompt": "\n".join(prompt), "Negative prompt": "\n".join(negative)}
-    for key, value in _PARAM.findall(last):
-        if len(value) > 1 and value[0] == value[-1] == '"':
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass
-        result[key] = value
-    return result
 
 
 # --------------------------------------------------------------------------- PNG text chunks
