@@ -252,7 +252,8 @@ def test_live_page_follows_edits_errors_and_actions(chromium, story, tmp_path):
         # Variants in place, then pick one: one line of the YAML changes, and the next build draws nothing.
         tab.evaluate("document.querySelector('#panel-3 [data-action=variants]').click()")
         poll(tab, "document.querySelectorAll('#panel-3 .sb-variants img').length === 4 && "
-                  "[...document.querySelectorAll('#panel-3 .sb-variants img')].every(i => i.complete && i.naturalWidth)",
+                  "[...document.querySelectorAll('#panel-3 .sb-variants img')]"
+                  ".every(i => i.complete && i.naturalWidth)",
              "four candidates")
         seeds = tab.evaluate("[...document.querySelectorAll('#panel-3 .sb-variants button')].map(b => b.dataset.seed)")
         assert seeds == ["42", "43", "44", "45"]
