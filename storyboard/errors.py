@@ -5,6 +5,7 @@ message as one `Error: ...` line. Any other exception escaping the library is a 
 
     StoryboardError
     ├── StoryError                   the story file (with file, line and field)
+    ├── OptionError                  an option names what storyboard does not have, or what does not take it
     ├── RenderError                  a renderer could not draw a panel
     │   ├── ModelNotFound
     │   ├── RendererAuthError        ┐
@@ -15,12 +16,20 @@ message as one `Error: ...` line. Any other exception escaping the library is a 
     │   ├── ProviderUnavailable      ├ the LLM provider
     │   ├── ProviderRequestError     ┘
     │   └── ReplyInvalid
-    └── BuildError                   writing the outputs
+    ├── BuildError                   writing the outputs
+    │   ├── FolderBusy               another build or server holds the output folder
+    │   └── BuildCancelled           stopped on request; finished panels are kept
+    ├── CheckError                   scoring a built page
+    ├── ProvenanceError              `storyboard info` on a file that does not say how it was made
+    └── ServeError                   the live server cannot start
 
 A remote service, whether it plans or draws, fails in one of three ways, and each `Provider…` and `Renderer…`
 error also derives from the matching `Service…` class: `ServiceAuthError` (no key, or the key was rejected: never
 retried), `ServiceUnavailable` (rate limit, server error, timeout, dropped connection: retried with backoff) and
 `ServiceRefused` (any other refusal: never retried). `storyboard.retry` and `storyboard.http` speak only of these.
+
+Callers decide by an error's type, never by its words: the live server answers 409 to `FolderBusy` and 400 to the
+others. Anything else that escapes is a bug, reported as the one line `internal_error` writes.
 """
 
 from __future__ import annotations
@@ -47,6 +56,11 @@ class StoryError(StoryboardError):
         elif line:
             where = f"line {line}: "
         super().__init__(where + (f"{field}: " if field else "") + message)
+
+
+class OptionError(StoryboardError):
+    """An option names something storyboard does not have (an unknown renderer), or that the chosen renderer does
+    not take (``--base-url`` for the draft renderer)."""
 
 
 class ServiceAuthError(StoryboardError):
@@ -109,9 +123,30 @@ class BuildError(StoryboardError):
     """The build could not write its outputs."""
 
 
+class FolderBusy(BuildError):
+    """Another process (a build, a live server) holds the lock on an output folder: a conflict, not a mistake."""
+
+
 class BuildCancelled(BuildError):
     """A build was stopped on request (a newer save of the story arrived); every finished panel is kept."""
 
 
 class CheckError(StoryboardError):
     """A built page cannot be scored: no build yet, a file of it missing, or a model that is not a CLIP."""
+
+
+class ProvenanceError(StoryboardError):
+    """A file `storyboard info` was given cannot say how it was made: missing, not a PNG, not drawn by storyboard,
+    or its provenance is damaged."""
+
+
+class ServeError(StoryboardError):
+    """The server cannot start (the address is taken, the host does not exist)."""
+
+
+def internal_error(exc: BaseException) -> str:
+    """The one line that reports a bug (an exception that is not a `StoryboardError`) where no traceback is shown.
+
+    The CLI and the live page both print it after ``Error:``, so a bug reads the same wherever it surfaces.
+    """
+    return f"internal error ({type(exc).__name__}: {exc})"

@@ -16,7 +16,7 @@ from typing import Any
 
 from PIL import Image
 
-from storyboard.errors import BuildError
+from storyboard.errors import BuildError, FolderBusy
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -73,10 +73,6 @@ def remove_temp_files(folder: str | Path) -> int:
             path.unlink(missing_ok=True)
             removed += 1
     return removed
-
-
-class FolderBusy(BuildError):
-    """Another process holds the lock on an output folder."""
 
 
 @contextmanager

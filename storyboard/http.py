@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from storyboard.errors import (
@@ -118,6 +120,37 @@ def status_error(where: str, status: int, detail: str, *, key_env: str, model: s
     if status == 404 and not_found:
         return errors.refused(f"{where} answered {detail}: {not_found}")
     return errors.refused(f"{where} refused the request for {model} ({detail})")
+
+
+@contextmanager
+def requests_errors(where: str, errors: ErrorKinds, *, sdk: str | None = None,
+                    broke_off: str | None = None) -> Iterator[None]:
+    """The `requests` failures of the block raised as `errors`, the same way for every client of a service.
+
+    A refused or dropped connection is worth another try. Without `sdk` (a plain request) so is any other failure
+    of `requests`. With `sdk` (the block calls that service's SDK, "DashScope", which reads the reply itself) a
+    reply that broke off is retried (`broke_off` names it; "the reply from <where>" by default), and any other
+    failure, `requests`' or the SDK's own ValueError, TypeError, KeyError or AttributeError, is a reply it could
+    not read: a proxy or a wrong address, which no retry mends. A timeout is left to the caller, which knows what
+    it asked for and how long it gave.
+    """
+    import requests
+
+    try:
+        yield
+    except requests.Timeout:
+        raise
+    except requests.ConnectionError as exc:
+        raise errors.unavailable(f"connection to {where} failed ({reason(exc)})") from None
+    except (requests.RequestException, ValueError, TypeError, KeyError, AttributeError) as exc:
+        if sdk is None:
+            if not isinstance(exc, requests.RequestException):
+                raise
+            raise errors.unavailable(f"{where}: {describe(exc)}") from None
+        if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+            raise errors.unavailable(f"{broke_off or 'the reply from ' + where} broke off before its end") from None
+        raise errors.refused(f"{where} sent a reply that is not a {sdk} response ({type(exc).__name__}); "
+                             "is the base URL right?") from None
 
 
 def quiet_sdk_logger(name: str) -> None:

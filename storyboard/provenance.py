@@ -17,7 +17,6 @@ Every panel PNG carries two text chunks:
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import struct
 import zlib
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storyboard.errors import StoryboardError
+from storyboard.errors import ProvenanceError
 
 PARAMETERS = "parameters"
 STORYBOARD = "storyboard"
@@ -61,40 +60,6 @@ def a1111_parameters(job: Any, identity: dict[str, Any], renderer: str) -> str:
         lines.append(f"Negative prompt: {job.negative_prompt}")
     lines.append(", ".join(f"{key}: {_quote(value)}" for key, value in fields))
     return "\n".join(lines)
-
-
-_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
-
-
-def parse_parameters(text: str) -> dict[str, str]:
-    """Parse A1111 ``parameters`` text into ``{"Prompt", "Negative prompt", "Steps", "Sampler", ...}``.
-
-    Follows the web UI's own reader: the last line holds ``key: value`` pairs, a line starting with
-    ``Negative prompt:`` starts the negative prompt, everything before it is the prompt.
-    """
-    *lines, last = text.strip().split("\n")
-    if len(_PARAM.findall(last)) < 3:
-        lines.append(last)
-        last = ""
-    prompt: list[str] = []
-    negative: list[str] = []
-    for line in lines:
-        line = line.strip()
-        if line.startswith("Negative prompt:"):
-            negative.append(line[len("Negative prompt:"):].strip())
-        elif negative:
-            negative.append(line)
-        else:
-            prompt.append(line)
-    result = {"Prompt": "\n".join(prompt), "Negative prompt": "\n".join(negative)}
-    for key, value in _PARAM.findall(last):
-        if len(value) > 1 and value[0] == value[-1] == '"':
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass
-        result[key] = value
-    return result
 
 
 # --------------------------------------------------------------------------- PNG text chunks
@@ -210,7 +175,7 @@ class Provenance:
 
 
 def read_provenance(path: str | Path) -> Provenance:
-    """Read the provenance chunks of a storyboard PNG; raise `StoryboardError` with one clear line otherwise."""
+    """Read the provenance chunks of a storyboard PNG; raise `ProvenanceError` with one clear line otherwise."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
@@ -219,27 +184,27 @@ def read_provenance(path: str | Path) -> Provenance:
             kind = image.format
             text = dict(getattr(image, "text", {}) or {})
     except FileNotFoundError:
-        raise StoryboardError(f"{path}: no such file") from None
+        raise ProvenanceError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise StoryboardError(f"{path}: is a folder, not a PNG image") from None
+        raise ProvenanceError(f"{path}: is a folder, not a PNG image") from None
     except UnidentifiedImageError:
-        raise StoryboardError(f"{path}: not an image") from None
+        raise ProvenanceError(f"{path}: not an image") from None
     except OSError as exc:
-        raise StoryboardError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise ProvenanceError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (ValueError, Image.DecompressionBombError) as exc:  # a text chunk or a size past Pillow's limits
-        raise StoryboardError(f"{path}: cannot read: {exc}") from None
+        raise ProvenanceError(f"{path}: cannot read: {exc}") from None
     if kind != "PNG":
-        raise StoryboardError(f"{path}: is a {kind} image; storyboard writes its provenance into PNG panels")
+        raise ProvenanceError(f"{path}: is a {kind} image; storyboard writes its provenance into PNG panels")
     raw = text.get(STORYBOARD)
     if raw is None:
         hint = " (it has A1111 'parameters' but was not made by storyboard)" if PARAMETERS in text else ""
-        raise StoryboardError(f"{path}: no storyboard provenance in this PNG{hint}")
+        raise ProvenanceError(f"{path}: no storyboard provenance in this PNG{hint}")
     try:
         record = json.loads(raw)
     except (ValueError, RecursionError):
         record = None
     if not _well_formed(record):
-        raise StoryboardError(f"{path}: the storyboard provenance chunk is damaged")
+        raise ProvenanceError(f"{path}: the storyboard provenance chunk is damaged")
     return Provenance(path, text.get(PARAMETERS, ""), record)
 
 

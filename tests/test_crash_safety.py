@@ -12,7 +12,7 @@ from PIL import Image
 
 from storyboard.building import build
 from storyboard.cli import main
-from storyboard.files import FolderBusy
+from storyboard.errors import FolderBusy
 
 
 def wait_for(condition, what: str, limit: float = 60.0) -> None:

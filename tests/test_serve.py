@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from serve_process import ServeProcess
 
+from storyboard.errors import FolderBusy, StoryError
 from storyboard.files import exclusive_lock
 
 STORY = """
@@ -251,7 +252,8 @@ def test_live_page_follows_edits_errors_and_actions(chromium, story, tmp_path):
         # Variants in place, then pick one: one line of the YAML changes, and the next build draws nothing.
         tab.evaluate("document.querySelector('#panel-3 [data-action=variants]').click()")
         poll(tab, "document.querySelectorAll('#panel-3 .sb-variants img').length === 4 && "
-                  "[...document.querySelectorAll('#panel-3 .sb-variants img')].every(i => i.complete && i.naturalWidth)",
+                  "[...document.querySelectorAll('#panel-3 .sb-variants img')]"
+                  ".every(i => i.complete && i.naturalWidth)",
              "four candidates")
         seeds = tab.evaluate("[...document.querySelectorAll('#panel-3 .sb-variants button')].map(b => b.dataset.seed)")
         assert seeds == ["42", "43", "44", "45"]
@@ -285,3 +287,29 @@ def test_host_guard_accepts_this_server_only():
     assert everywhere.allowed("192.168.1.5:8000") and everywhere.allowed("[::1]:8000")
     assert everywhere.allowed("localhost:8000")
     assert not everywhere.allowed("evil.example:8000") and not everywhere.allowed("192.168.1.5:9000")
+
+
+class Refusing:
+    """A builder that refuses every redraw with the error it is given."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def redraw(self, panel: int) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize("error, status", [
+    (FolderBusy("another build of out is running (pid 7); wait for it to finish"), 409),
+    (StoryError("another panel says so"), 400),  # the word "another" does not make a conflict
+])
+def test_an_action_answers_409_to_a_busy_folder_and_400_to_other_errors(story, tmp_path, error, status):
+    from starlette.testclient import TestClient
+
+    from storyboard.serve.app import TOKEN_HEADER, LiveSite, create_app
+    from storyboard.serve.events import EventBus
+
+    site = LiveSite(story, tmp_path / "out", Refusing(error), EventBus(), "token")  # type: ignore[arg-type]
+    with TestClient(create_app(site, "127.0.0.1", 8000), base_url="http://127.0.0.1:8000") as client:
+        reply = client.post("/api/panels/1/redraw", headers={TOKEN_HEADER: "token"})
+    assert (reply.status_code, reply.json()) == (status, {"error": f"Error: {error}"})

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from PIL import Image
 
-from storyboard.building import build, candidate_seeds, variants
+from storyboard.building import build, variants
 from storyboard.cli import main
 
 STORY = """\
@@ -35,11 +35,6 @@ panels:
 def snapshot(folder):
     return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
             for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def test_default_candidate_seeds_start_at_the_panels_current_seed():
-    assert candidate_seeds(501, 4) == [501, 502, 503, 504]
-    assert candidate_seeds(501, 3, start=9000) == [9000, 9001, 9002]
 
 
 def test_variants_draw_candidates_and_a_contact_sheet_without_touching_the_page(tmp_path, small_renderer):

@@ -13,8 +13,16 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
-from storyboard.errors import ProviderAuthError, ProviderRequestError, ProviderUnavailable
-from storyboard.http import dashscope_api_key, describe, quiet_sdk_logger, reason, shown_url, status_error
+from storyboard.errors import ProviderAuthError, ProviderUnavailable
+from storyboard.http import (
+    PLANNER_ERRORS,
+    dashscope_api_key,
+    describe,
+    quiet_sdk_logger,
+    requests_errors,
+    shown_url,
+    status_error,
+)
 from storyboard.plan.backend import Message
 
 
@@ -58,27 +66,19 @@ class DashScopeBackend:
         if self.base_url:
             options["base_address"] = self.base_url
         try:
-            response = Generation.call(
-                model=self.model,
-                messages=[dict(m) for m in messages],
-                result_format="message",
-                response_format={"type": "json_object"},
-                api_key=self._api_key,
-                request_timeout=timeout,
-                **options,
-            )
+            with requests_errors(f"DashScope at {self.where}", PLANNER_ERRORS, sdk="DashScope",
+                                 broke_off="DashScope's reply"):
+                return Generation.call(
+                    model=self.model,
+                    messages=[dict(m) for m in messages],
+                    result_format="message",
+                    response_format={"type": "json_object"},
+                    api_key=self._api_key,
+                    request_timeout=timeout,
+                    **options,
+                )
         except requests.Timeout:
             raise ProviderUnavailable(f"DashScope did not answer within {timeout:g} s") from None
-        except requests.ConnectionError as exc:
-            raise ProviderUnavailable(f"connection to DashScope at {self.where} failed ({reason(exc)})") from None
-        except requests.exceptions.ChunkedEncodingError:
-            raise ProviderUnavailable("DashScope's reply broke off before its end") from None
-        except (requests.RequestException, ValueError, TypeError, KeyError, AttributeError) as exc:
-            # A reply the SDK could not read (not JSON, or JSON of another shape): a proxy or a wrong URL.
-            raise ProviderRequestError(
-                f"DashScope at {self.where} sent a reply that is not a DashScope response ({type(exc).__name__}); "
-                "is the base URL right?") from None
-        return response
 
     def _text(self, response: Any) -> str:
         status = int(response.status_code)

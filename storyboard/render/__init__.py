@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from storyboard.errors import StoryboardError
+from storyboard.errors import OptionError
 from storyboard.resolve import PanelJob
 
 #: Called as ``on_step(job, step, total_steps)`` while a panel is being drawn.
@@ -83,7 +83,7 @@ def renderer_class(name: str) -> type[Renderer]:
     try:
         target = RENDERERS[name]
     except KeyError:
-        raise StoryboardError(f"unknown renderer {name!r} (choose from: {', '.join(RENDERERS)})") from None
+        raise OptionError(f"unknown renderer {name!r} (choose from: {', '.join(RENDERERS)})") from None
     module_name, _, attr = target.partition(":")
     return getattr(importlib.import_module(module_name), attr)
 
@@ -102,5 +102,5 @@ def get_renderer(name: str, **options: Any) -> Renderer:
     unknown = sorted(set(options) - renderer_options(name))
     if unknown:
         flags = ", ".join("--" + option.replace("_", "-") for option in unknown)
-        raise StoryboardError(f"the {name} renderer does not take {flags}")
+        raise OptionError(f"the {name} renderer does not take {flags}")
     return cls(**options)

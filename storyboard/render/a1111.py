@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
-from storyboard.errors import RendererAuthError, RendererRequestError, RendererUnavailable
-from storyboard.http import RENDERER_ERRORS, describe, keep_secret, reason, shown_url, status_error
+from storyboard.errors import RendererAuthError, RendererRequestError
+from storyboard.http import RENDERER_ERRORS, describe, keep_secret, requests_errors, shown_url, status_error
 from storyboard.render.remote import DEFAULT_TIMEOUT, REQUEST_TIMEOUT, RemoteRenderer, open_image
 from storyboard.resolve import PanelJob
 from storyboard.retry import Deadline
@@ -114,17 +114,9 @@ class A1111Renderer(RemoteRenderer):
     # ------------------------------------------------------------------ the wire
 
     def _call(self, method: str, path: str, payload: dict[str, Any] | None, seconds: float, model: str) -> Any:
-        import requests
-
         url = f"{self.base_url}{API}{path}"
-        try:
+        with requests_errors(self._where(), RENDERER_ERRORS):  # a timeout is said by `_request`
             response = self._session.request(method, url, json=payload, timeout=seconds)
-        except requests.Timeout:
-            raise  # said by `_request`, which knows what was asked for
-        except requests.ConnectionError as exc:
-            raise RendererUnavailable(f"connection to {self._where()} failed ({reason(exc)})") from None
-        except requests.RequestException as exc:
-            raise RendererUnavailable(f"{self._where()}: {describe(exc)}") from None
         if response.status_code != 200:
             said = _error_text(response)
             detail = f"HTTP {response.status_code}" + (f" {said}" if said else "")

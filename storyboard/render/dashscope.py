@@ -28,6 +28,7 @@ from storyboard.http import (
     describe,
     quiet_sdk_logger,
     reason,
+    requests_errors,
     shown_url,
     status_error,
 )
@@ -144,20 +145,9 @@ class DashScopeRenderer(RemoteRenderer):
             task_id, api_key=self._api_key, base_address=self.base_url)), job)
 
     def _sdk(self, call: Callable[[], Any]) -> Any:
-        """`call` with the SDK's network failures turned into ours."""
-        import requests
-
-        try:
+        """`call` with the SDK's network failures turned into ours; a timeout is said by `_request`."""
+        with requests_errors(self._where(), RENDERER_ERRORS, sdk="DashScope"):
             return call()
-        except requests.Timeout:
-            raise  # said by `_request`, which knows what was asked for
-        except requests.ConnectionError as exc:
-            raise RendererUnavailable(f"connection to {self._where()} failed ({reason(exc)})") from None
-        except requests.exceptions.ChunkedEncodingError:
-            raise RendererUnavailable(f"the reply from {self._where()} broke off before its end") from None
-        except (requests.RequestException, ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise RendererRequestError(f"{self._where()} sent a reply that is not a DashScope response "
-                                       f"({type(exc).__name__}); is the base URL right?") from None
 
     def _checked(self, response: Any, job: PanelJob) -> Any:
         status = int(response.status_code)

@@ -19,6 +19,7 @@ import hmac
 import ipaddress
 import json
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storyboard.building import MAX_VARIANTS
-from storyboard.errors import StoryboardError
+from storyboard.errors import FolderBusy, StoryboardError
 from storyboard.output import OutputFolder
 from storyboard.resolve import check_panel_number
 from storyboard.serve.builder import Builder
@@ -151,39 +152,50 @@ class _BadRequest(Exception):
     pass
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def action(site: LiveSite, handler: Endpoint) -> Endpoint:
+    """`handler` behind the token, its errors answered as one line: a folder another process holds is a conflict
+    (409), any other `StoryboardError` and a malformed body are the request's fault (400)."""
+    async def endpoint(request: Request) -> Response:
+        refused = site.check_token(request)
+        if refused is not None:
+            return refused
+        try:
+            return await handler(request)
+        except _BadRequest as exc:
+            return _error(400, str(exc))
+        except StoryboardError as exc:
+            return _error(409 if isinstance(exc, FolderBusy) else 400, f"Error: {exc}")
+    return endpoint
+
+
+def event_stream(site: LiveSite) -> Response:
+    """The build events as Server-Sent Events, until the server stops."""
+    from sse_starlette.sse import EventSourceResponse
+
+    async def stream() -> Any:
+        with site.bus.subscribe() as queue:
+            while (event := await queue.get()) is not None:
+                yield {"event": event.kind, "data": json.dumps(event.data, ensure_ascii=False)}
+
+    return EventSourceResponse(stream(), ping=10, headers={"Cache-Control": "no-store"})
+
+
 def create_app(site: LiveSite, host: str, port: int) -> ASGIApp:
     async def page(request: Request) -> Response:
         html = await run_in_threadpool(site.live_page)
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     async def events(request: Request) -> Response:
-        from sse_starlette.sse import EventSourceResponse
-
-        async def stream() -> Any:
-            with site.bus.subscribe() as queue:
-                while (event := await queue.get()) is not None:
-                    yield {"event": event.kind, "data": json.dumps(event.data, ensure_ascii=False)}
-
-        return EventSourceResponse(stream(), ping=10, headers={"Cache-Control": "no-store"})
+        return event_stream(site)
 
     async def static(request: Request) -> Response:
         path = site.file(request.path_params["path"])
         if path is None:
             return _error(404, "not found")
         return FileResponse(path, headers={"Cache-Control": "no-cache"})
-
-    def action(handler: Any) -> Any:
-        async def endpoint(request: Request) -> Response:
-            refused = site.check_token(request)
-            if refused is not None:
-                return refused
-            try:
-                return await handler(request)
-            except _BadRequest as exc:
-                return _error(400, str(exc))
-            except StoryboardError as exc:
-                return _error(409 if "another" in str(exc) else 400, f"Error: {exc}")
-        return endpoint
 
     async def redraw(request: Request) -> Response:
         panel = await run_in_threadpool(site.panel_number, request)
@@ -209,9 +221,9 @@ def create_app(site: LiveSite, host: str, port: int) -> ASGIApp:
     routes = [
         Route("/", page),
         Route("/events", events),
-        Route("/api/panels/{n:int}/redraw", action(redraw), methods=["POST"]),
-        Route("/api/panels/{n:int}/variants", action(variants), methods=["POST"]),
-        Route("/api/panels/{n:int}/pick", action(pick), methods=["POST"]),
+        Route("/api/panels/{n:int}/redraw", action(site, redraw), methods=["POST"]),
+        Route("/api/panels/{n:int}/variants", action(site, variants), methods=["POST"]),
+        Route("/api/panels/{n:int}/pick", action(site, pick), methods=["POST"]),
         Route("/{path:path}", static, methods=["GET", "HEAD"]),
     ]
     return HostGuard(Starlette(routes=routes), host, port)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storyboard.building import BuildProgress
-from storyboard.errors import BuildCancelled, StoryboardError
+from storyboard.errors import BuildCancelled, StoryboardError, internal_error
 from storyboard.output import OutputFolder, cache_file
 from storyboard.resolve import PanelJob
 from storyboard.serve.events import EventBus
@@ -132,7 +132,7 @@ class Builder:
             self.bus.publish("build-failed", error=f"Error: {exc}")
             return True
         except Exception as exc:  # a bug: keep serving, and say so the way the CLI does
-            self.bus.publish("build-failed", error=f"Error: internal error ({type(exc).__name__}: {exc})")
+            self.bus.publish("build-failed", error=f"Error: {internal_error(exc)}")
             return True
         self.bus.publish("build-done", rendered=result.rendered, reused=result.reused,
                          panels=[{"index": p.job.index, "file": p.job.file, "key": p.key} for p in result.panels])
@@ -148,8 +148,7 @@ class Builder:
             self.bus.publish("variants-failed", panel=request.panel, error=f"Error: {exc}")
             return
         except Exception as exc:
-            self.bus.publish("variants-failed", panel=request.panel,
-                             error=f"Error: internal error ({type(exc).__name__}: {exc})")
+            self.bus.publish("variants-failed", panel=request.panel, error=f"Error: {internal_error(exc)}")
             return
         out = OutputFolder(self.session.out)
         self.bus.publish("variants-done", panel=request.panel, current=result.current_seed,

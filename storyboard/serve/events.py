@@ -91,11 +91,6 @@ class EventBus:
             except RuntimeError:
                 pass
 
-    @property
-    def subscribers(self) -> int:
-        with self._lock:
-            return len(self._subscribers)
-
 
 class _QueueView:
     """`get()` from a subscriber's current queue (it is swapped for a one-item queue when it is dropped)."""

@@ -8,7 +8,7 @@ import webbrowser
 from collections.abc import Callable
 from pathlib import Path
 
-from storyboard.errors import StoryboardError, StoryError
+from storyboard.errors import ServeError, StoryError
 from storyboard.render import DEFAULT_RENDERER, Renderer
 from storyboard.serve.app import WILDCARD_HOSTS, LiveSite, create_app
 from storyboard.serve.builder import Builder
@@ -16,10 +16,6 @@ from storyboard.serve.events import EventBus
 from storyboard.serve.watch import Watcher, referenced_paths
 from storyboard.session import Session
 from storyboard.story import load_story
-
-
-class ServeError(StoryboardError):
-    """The server cannot start (the address is taken, the host does not exist)."""
 
 
 def listen(host: str, port: int) -> socket.socket:

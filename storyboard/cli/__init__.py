@@ -1,0 +1,60 @@
+"""The command line: arguments in, one library call, errors out as one line and an exit code.
+
+Each command lives with its family (`build`, `panels`, `check`, `plan`); the options they share are in `options`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from storyboard import __version__
+from storyboard.cli.build import build, download, serve
+from storyboard.cli.check import check
+from storyboard.cli.panels import info, pick, variants
+from storyboard.cli.plan import plan
+from storyboard.errors import StoryboardError, internal_error
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="storyboard")
+@click.option("--debug", is_flag=True, help="Show the full traceback when something goes wrong.")
+def cli(debug: bool) -> None:
+    """Turn a story into a comic page.
+
+    \b
+    storyboard build stories/little_prince.yaml --renderer draft
+    """
+
+
+for command in (build, serve, download, info, variants, pick, check, plan):
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args  # accepted anywhere on the line, not only before the command
+    args = [a for a in args if a != "--debug"]
+    try:
+        code = cli.main(args=args, prog_name="storyboard", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except click.exceptions.Abort:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except StoryboardError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        return 1
+    except Exception as exc:  # a bug: say so in one line unless asked for the traceback
+        if debug:
+            raise
+        click.echo(f"Error: {internal_error(exc)}; rerun with --debug for details", err=True)
+        return 1

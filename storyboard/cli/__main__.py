@@ -1,0 +1,5 @@
+import sys
+
+from storyboard.cli import main
+
+sys.exit(main())
