@@ -13,8 +13,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from storyboard.errors import BuildError
-from storyboard.files import atomic_save_png, atomic_write_bytes
-from storyboard.provenance import is_complete_png
+from storyboard.files import atomic_save_png, atomic_write_bytes, is_complete_png
 
 
 class PanelCache:

@@ -9,7 +9,7 @@ import io
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -55,18 +55,33 @@ def atomic_save_png(path: str | Path, image: Image.Image, pnginfo: Any = None) -
 
 
 _TEMP_FILE = re.compile(r"^\..+\.\d+\.tmp$")
-_OUTPUT_SUBFOLDERS = ("cache", "panels", "characters", "fonts", "variants")
 
 
-def remove_temp_files(folder: str | Path) -> int:
-    """Delete temp files that `atomic_write_bytes` left under `folder` when its process died; return how many.
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def is_complete_png(path: Path) -> bool:
+    """Whether `path` is a PNG file that ends with its IEND chunk (a cheap check against truncated files)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(-12, 2)
+            tail = f.read(12)
+    except OSError:
+        return False
+    return head == PNG_SIGNATURE and tail == b"\0\0\0\0IEND\xaeB`\x82"
+
+
+def remove_temp_files(folder: str | Path, subfolders: Sequence[str]) -> int:
+    """Delete temp files that `atomic_write_bytes` left in `folder` and its `subfolders` when its process died;
+    return how many.
 
     Call it only while holding `exclusive_lock(folder)`: then no live writer can own one of them.
     """
     folder = Path(folder)
     # Only where a build writes: `--out` may name a folder full of other things (the story's own, a home, /),
     # whose temp files belong to other programs and whose tree may be huge or unreadable.
-    candidates = [folder.glob(".*.tmp")] + [(folder / sub).rglob(".*.tmp") for sub in _OUTPUT_SUBFOLDERS]
+    candidates = [folder.glob(".*.tmp")] + [(folder / sub).rglob(".*.tmp") for sub in subfolders]
     removed = 0
     for path in (p for found in candidates for p in found):
         if _TEMP_FILE.match(path.name) and path.is_file():

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storyboard.errors import BuildError
+from storyboard.files import remove_temp_files
 
 PANELS_DIR = "panels"
 CHARACTERS_DIR = "characters"
@@ -125,6 +126,11 @@ class OutputFolder:
 
     def contact_sheet(self, panel: int) -> Path:
         return self.variants_dir(panel) / CONTACT_SHEET
+
+    def remove_temp_files(self) -> int:
+        """Delete the temporary files a killed build left where builds write (and nowhere else: `--out` may name a
+        folder full of other things); call it only while holding the folder's lock."""
+        return remove_temp_files(self.root, SUBFOLDERS)
 
     def relative(self, path: Path) -> str:
         """`path`, a file inside the folder, as the page and the manifest name it."""

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from storyboard.errors import ProvenanceError
+from storyboard.files import PNG_SIGNATURE
 
 PARAMETERS = "parameters"
 STORYBOARD = "storyboard"
 
-_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # --------------------------------------------------------------------------- the A1111 `parameters` text
@@ -66,9 +66,9 @@ def a1111_parameters(job: Any, identity: dict[str, Any], renderer: str) -> str:
 
 
 def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    if not data.startswith(_SIGNATURE):
+    if not data.startswith(PNG_SIGNATURE):
         raise ValueError("not a PNG file")
-    chunks, pos = [], len(_SIGNATURE)
+    chunks, pos = [], len(PNG_SIGNATURE)
     while pos + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos:pos + 8])
         chunks.append((kind, data[pos + 8:pos + 8 + length]))
@@ -117,7 +117,7 @@ def with_text(data: bytes, key: str, value: str) -> bytes:
     The chunk takes the place of the one it replaces (or goes before the image data), so setting a value a
     file already holds gives back the very same bytes.
     """
-    out = [_SIGNATURE]
+    out = [PNG_SIGNATURE]
     placed = False
     for kind, body in _chunks(data):
         if _chunk_key(kind, body) == key.encode("latin-1"):
@@ -130,18 +130,6 @@ def with_text(data: bytes, key: str, value: str) -> bytes:
             placed = True
         out.append(_chunk(kind, body))
     return b"".join(out)
-
-
-def is_complete_png(path: Path) -> bool:
-    """Whether `path` is a PNG file that ends with its IEND chunk (a cheap check against truncated files)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-            f.seek(-12, 2)
-            tail = f.read(12)
-    except OSError:
-        return False
-    return head == _SIGNATURE and tail == b"\0\0\0\0IEND\xaeB`\x82"
 
 
 # --------------------------------------------------------------------------- reading provenance back

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from storyboard.building.progress import BuildProgress
-from storyboard.building.record import Provenance
+from storyboard.building.record import Recorder
 from storyboard.cache import PanelCache
 from storyboard.errors import StoryboardError
 from storyboard.render import Reference, Rendered, Renderer
@@ -32,7 +32,7 @@ class Owner:
 
     keyed: KeyedJob
     cache: PanelCache
-    provenance: Provenance
+    recorder: Recorder
     anchors: Mapping[str, KeyedJob]
     build: StoryBuild | None = None
 
@@ -48,7 +48,7 @@ def draw_missing(builds: Sequence[StoryBuild], engine: Renderer, workers: Worker
     owners: dict[str, list[Owner]] = {}
     for one in builds:
         for k in one.to_draw:
-            owners.setdefault(k.key, []).append(Owner(k, one.cache, one.provenance, one.anchors, one))
+            owners.setdefault(k.key, []).append(Owner(k, one.cache, one.recorder, one.anchors, one))
     copied = 0
     for key, needing in list(owners.items()):
         holder = next((one for one in builds if one not in {o.build for o in needing}
@@ -113,7 +113,7 @@ class Storing:
         for owner in needing:
             if owner.cache.folder in written:  # a shared cache: once
                 continue
-            owner.cache.put(task.key, rendered.image, owner.provenance.pnginfo(owner.keyed, self.renderer,
+            owner.cache.put(task.key, rendered.image, owner.recorder.pnginfo(owner.keyed, self.renderer,
                                                                                rendered.info))
             written.add(owner.cache.folder)
             self.stored.add((owner.cache.folder, task.key))

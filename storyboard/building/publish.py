@@ -15,14 +15,14 @@ from typing import Any
 from PIL import Image
 
 from storyboard import __version__
-from storyboard.building.record import Provenance
+from storyboard.building.record import Recorder
 from storyboard.building.write import write_book
 from storyboard.cache import PanelCache
 from storyboard.compose.book import BookPage, book_from_story, page_key_input
 from storyboard.compose.page import CastMember, story_page
-from storyboard.files import atomic_write_bytes
+from storyboard.files import atomic_write_bytes, is_complete_png
 from storyboard.output import OutputFolder
-from storyboard.provenance import STORYBOARD, is_complete_png, text_chunk, with_text
+from storyboard.provenance import STORYBOARD, text_chunk, with_text
 from storyboard.render import Renderer
 from storyboard.resolve import KeyedJob, PanelJob, content_key
 from storyboard.story import Story
@@ -35,7 +35,7 @@ def write_if_changed(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data)
 
 
-def publish(cache: PanelCache, keyed: KeyedJob, target: Path, provenance: Provenance, renderer: str) -> dict[str, Any]:
+def publish(cache: PanelCache, keyed: KeyedJob, target: Path, recorder: Recorder, renderer: str) -> dict[str, Any]:
     """Copy a cached image to `target`, atomically, unless it is already identical; return the renderer's info
     recorded when it was drawn.
 
@@ -49,17 +49,17 @@ def publish(cache: PanelCache, keyed: KeyedJob, target: Path, provenance: Proven
         drawn = {}
     drawn = drawn if isinstance(drawn, dict) else {}
     info = drawn.get("info") if isinstance(drawn.get("info"), dict) else {}
-    text = provenance.text(keyed, renderer, info, drawn.get("storyboard", __version__))
+    text = recorder.text(keyed, renderer, info, drawn.get("storyboard", __version__))
     write_if_changed(target, with_text(cached, STORYBOARD, text))
     return info
 
 
 def store_pictures(missing: list[KeyedJob], pictures: Mapping[str, Image.Image], cache: PanelCache,
-                   provenance: Provenance, renderer: str) -> None:
+                   recorder: Recorder, renderer: str) -> None:
     """Put the fitted reference pictures that are not cached yet into the cache, like drawn anchors."""
     for k in missing:
         if k.job.image:
-            cache.put(k.key, pictures[k.key], provenance.pnginfo(k, renderer, parameters=False))
+            cache.put(k.key, pictures[k.key], recorder.pnginfo(k, renderer, parameters=False))
 
 
 def remove_stale(out: OutputFolder, panels: int, characters: set[str]) -> None:
@@ -96,7 +96,7 @@ class Pages:
         """Compose and write the pages unless the last build (`previous`: its page key and book page keys) wrote
         these same pages and they are all there."""
         before, drawn_pages = previous
-        stale = [page.number for page, key in zip(self.pages, self.page_keys)
+        stale = [page.number for page, key in zip(self.pages, self.page_keys, strict=True)
                  if self.book and (drawn_pages.get(page.number) != key
                                    or not is_complete_png(out.book_page(page.number)))]
         if self.key == before and not stale and page_complete(out, self.self_contained, len(self.pages)):
@@ -109,7 +109,7 @@ class Pages:
 
     def listed(self) -> list[tuple[BookPage, str]]:
         """A book's pages with their keys, for the result and the manifest; [] for a story on one page."""
-        return list(zip(self.pages, self.page_keys)) if self.book else []
+        return list(zip(self.pages, self.page_keys, strict=True)) if self.book else []
 
 
 def page_complete(out: OutputFolder, self_contained: bool, pages: int = 1) -> bool:
@@ -133,7 +133,7 @@ def warm_page(story: Story, jobs: list[PanelJob], engine: Renderer) -> threading
     def warm() -> None:
         try:
             blank = {job.index: Image.new("RGB", (job.width, job.height)) for job in jobs}
-            story_page(story, jobs, blank, renderer=engine.name, version=__version__, **page_marks(engine)).fonts
+            story_page(story, jobs, blank, renderer=engine.name, version=__version__, **page_marks(engine)).fonts  # noqa: B018 - cuts them
             import fpdf  # noqa: F401
         except Exception:
             pass

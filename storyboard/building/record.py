@@ -16,7 +16,7 @@ from storyboard.story import Story
 
 
 @dataclass
-class Provenance:
+class Recorder:
     """Where images are drawn for: the story, its file, the ``--out`` and ``--model`` given, and whether they are
     candidates of `storyboard variants`."""
 

@@ -10,13 +10,12 @@ from storyboard.building.manifest import manifest_bytes, previous_identities, pr
 from storyboard.building.options import Drawing, Target
 from storyboard.building.progress import BuildProgress
 from storyboard.building.publish import Pages, publish, remove_stale, store_pictures, write_if_changed
-from storyboard.building.record import Provenance
+from storyboard.building.record import Recorder
 from storyboard.building.results import BuildResult, PanelResult
 from storyboard.cache import PanelCache
 from storyboard.compose.book import book_pages
 from storyboard.compose.page import CastMember
 from storyboard.errors import StoryboardError
-from storyboard.files import remove_temp_files
 from storyboard.render import Renderer
 from storyboard.resolve import KeyedJob, check_panel_number, resolve_jobs
 
@@ -34,7 +33,7 @@ class StoryBuild:
         redraw = {check_panel_number(n, len(self.panel_jobs), target.path) for n in panels}
         # The jobs to draw again even when cached, named by their file (unique within a build).
         self.redo = {job.file for job in self.jobs if force or job.index in redraw and not job.is_anchor}
-        self.provenance = Provenance(self.story, str(target.path), target.given_out, drawing.model)
+        self.recorder = Recorder(self.story, str(target.path), target.given_out, drawing.model)
         self.cache = PanelCache(drawing.cache if drawing.cache is not None else self.out.cache_dir)
         self.keyed: list[KeyedJob] = []
         self.missing: list[KeyedJob] = []
@@ -46,13 +45,13 @@ class StoryBuild:
 
     def prepare(self) -> None:
         """Key every job and store the characters' own pictures; what is left to draw is `to_draw`."""
-        remove_temp_files(self.out.root)
+        self.out.remove_temp_files()
         self.previous = previous_manifest(self.out)
         keying = Keying(self.engine, self.story_path, self.cache, previous_identities(self.previous, self.engine.name))
         self.keyed = [keying.key(job, must_draw=job.file in self.redo) for job in self.jobs]
         self.missing = [k for k in self.keyed
                         if k.job.file in self.redo and not k.job.image or not self.cache.has(k.key)]
-        store_pictures(self.missing, keying.pictures, self.cache, self.provenance, self.engine.name)
+        store_pictures(self.missing, keying.pictures, self.cache, self.recorder, self.engine.name)
         self.to_draw = [k for k in self.missing if not k.job.image]
         self.anchors = keying.anchors()
 
@@ -91,6 +90,6 @@ class StoryBuild:
                 drawn_files.add(k.job.file)
                 credited.add(k.key)
         return [PanelResult(k.job, k.key, k.job.file in drawn_files,
-                            publish(self.cache, k, self.out / k.job.file, self.provenance, self.engine.name),
+                            publish(self.cache, k, self.out / k.job.file, self.recorder, self.engine.name),
                             dict(k.identity), dict(k.references))
                 for k in self.keyed]

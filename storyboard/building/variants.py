@@ -10,11 +10,11 @@ from storyboard.building.keys import Keying, as_drawn_by, distinct
 from storyboard.building.options import Drawing, Target
 from storyboard.building.progress import BuildProgress
 from storyboard.building.publish import publish, store_pictures
-from storyboard.building.record import Provenance
+from storyboard.building.record import Recorder
 from storyboard.cache import PanelCache
 from storyboard.compose.contact_sheet import contact_sheet
 from storyboard.errors import BuildError
-from storyboard.files import atomic_save_png, exclusive_lock, remove_temp_files
+from storyboard.files import atomic_save_png, exclusive_lock
 from storyboard.render import DEFAULT_RENDERER, Renderer
 from storyboard.resolve import KeyedJob, PanelJob, check_panel_number, resolve_jobs
 from storyboard.story import MAX_SEED, Story
@@ -84,23 +84,23 @@ def variants_locked(target: Target, panel: int, count: int, drawing: Drawing, *,
     job = panel_jobs[check_panel_number(panel, len(panel_jobs), target.path) - 1]
     candidates = [replace(job, seed=seed) for seed in _seeds(job, panel, count, seed_start)]
     anchors = [j for j in jobs if j.character in job.references]
-    provenance = Provenance(target.story, str(target.path), target.given_out, drawing.model, variant=True)
+    recorder = Recorder(target.story, str(target.path), target.given_out, drawing.model, variant=True)
 
-    remove_temp_files(target.out.root)
+    target.out.remove_temp_files()
     cache = PanelCache(drawing.cache if drawing.cache is not None else target.out.cache_dir)
     keying = Keying(engine, target.path, cache, [])
     work = [keying.key(j, must_draw=not j.is_anchor) for j in anchors + candidates]
     missing = [k for k in work if not cache.has(k.key)]
-    store_pictures(missing, keying.pictures, cache, provenance, engine.name)
+    store_pictures(missing, keying.pictures, cache, recorder, engine.name)
     to_draw = [k for k in missing if not k.job.image]
     drawing.progress.start(candidates, [k.job for k in to_draw], engine.name)
     read = keying.anchors()
-    draw_owned({k.key: [Owner(k, cache, provenance, read)] for k in distinct(to_draw)}, engine, LocalWorkers(),
+    draw_owned({k.key: [Owner(k, cache, recorder, read)] for k in distinct(to_draw)}, engine, LocalWorkers(),
                drawing.progress)
 
     drawing.progress.composing()
     shown = [k for k in work if not k.job.is_anchor]
-    files = _publish_candidates(target, panel, shown, cache, provenance, engine.name)
+    files = _publish_candidates(target, panel, shown, cache, recorder, engine.name)
     sheet = contact_sheet(f"{target.story.title} · panel {panel}", [(cache.open(k.key), k.job.seed) for k in shown],
                           job.seed)
     atomic_save_png(target.out.contact_sheet(panel), sheet)
@@ -121,9 +121,9 @@ def _seeds(job: PanelJob, panel: int, count: int, seed_start: int | None) -> lis
 
 
 def _publish_candidates(target: Target, panel: int, shown: list[KeyedJob], cache: PanelCache,
-                        provenance: Provenance, renderer: str) -> list[Path]:
+                        recorder: Recorder, renderer: str) -> list[Path]:
     files = []
     for k in shown:
         files.append(target.out.variant(panel, k.job.seed))
-        publish(cache, k, files[-1], provenance, renderer)
+        publish(cache, k, files[-1], recorder, renderer)
     return files
