@@ -1,8 +1,8 @@
 """Time a full build, a rebuild after editing one of eight prompts, and a rebuild with no change.
 
 Each build is a separate `python -m storyboard build` process, as a user runs it, so the times include Python
-start-up and imports; the bare interpreter start-up and `storyboard --help` are measured too, for comparison. Each round starts from an
-empty output folder; the median over rounds is reported.
+start-up and imports; the bare interpreter start-up and `storyboard --help` are measured too, for comparison.
+Each round starts from an empty output folder; the median over rounds is reported.
 
     python benchmarks/incremental.py                                   # draft renderer (no model)
     python benchmarks/incremental.py --renderer diffusers --model ./tiny-sd --size 64 --steps 2

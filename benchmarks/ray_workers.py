@@ -63,11 +63,11 @@ def pixels(out: Path) -> list[bytes]:
 
 def overhead(work: Path, size: int, steps: int) -> None:
     import ray
+    from tiny_pipeline import build_tiny_pipeline
 
     from storyboard.building import build
     from storyboard.render.diffusers import DiffusersRenderer
     from storyboard.workers.ray_cluster import RayWorkers
-    from tiny_pipeline import build_tiny_pipeline
 
     model = build_tiny_pipeline(work / "tiny-sd")
     path = work / "eight.yaml"
@@ -103,8 +103,8 @@ def overhead(work: Path, size: int, steps: int) -> None:
 
 def scaling(work: Path, panels: int, wait: float) -> None:
     import ray
-
     from small_renderers import WaitingRenderer
+
     from storyboard.building import build
     from storyboard.workers.ray_cluster import RayWorkers
 

@@ -30,14 +30,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 PANEL = 3
 
-LOADS = """
+LOADS = f"""
 window.loads = [];
-document.addEventListener("load", e => {
-  if (e.target.tagName === "IMG" && e.target.closest("#panel-%d"))
+document.addEventListener("load", e => {{
+  if (e.target.tagName === "IMG" && e.target.closest("#panel-{PANEL}"))
     window.loads.push([Date.now(), e.target.getAttribute("src")]);
-}, true);
+}}, true);
 true
-""" % PANEL
+"""
 
 
 def story_text(size: int, steps: int, word: str) -> str:
@@ -137,9 +137,10 @@ def main() -> None:
             word = f"edit{edit}"
             seen = tab.evaluate("window.loads.length")
             saved = save(story, story_text(args.size, args.steps, word))
-            wait(lambda: word in manifest_prompt(out))
+            wait(lambda: word in manifest_prompt(out))  # noqa: B023 - waited on in this iteration
             key = json.loads((out / "manifest.json").read_text())["panels"][PANEL - 1]["key"]
-            loaded = wait(lambda: [t for t, src in tab.evaluate(f"window.loads.slice({seen})") if key in src])
+            loaded = wait(lambda: [t for t, src in tab.evaluate(f"window.loads.slice({seen})")  # noqa: B023
+                                   if key in src])  # noqa: B023 - waited on in this iteration
             latencies.append(loaded[0] / 1000 - saved)
         tab.close()
 
@@ -159,7 +160,7 @@ def main() -> None:
         for edit in range(args.leak_edits):
             word = f"leak{edit}"
             save(story, story_text(args.size, args.steps, word))
-            wait(lambda: word in manifest_prompt(out))
+            wait(lambda: word in manifest_prompt(out))  # noqa: B023 - waited on in this iteration
             time.sleep(0.05)
             if edit == 0 or edit == args.leak_edits - 1:
                 rss.append(rss_mib(server.process.pid))

@@ -3,16 +3,16 @@
     import storyboard
     result = storyboard.build("story.yaml", renderer="draft")
 
-`build`, `build_many`, `variants`, their result types and `Session` are loaded on first use, so ``import storyboard`` stays
-light (it never imports torch; the diffusers renderer does, when a panel has to be drawn).
+`build`, `build_many`, `variants`, their result types and `Session` are loaded on first use, so ``import storyboard``
+stays light (it never imports torch; the diffusers renderer does, when a panel has to be drawn).
 """
 
 __version__ = "0.1.0"
 
-import importlib  # noqa: E402
-from typing import TYPE_CHECKING, Any  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from storyboard.errors import (  # noqa: E402
+from storyboard.errors import (
     BuildCancelled,
     BuildError,
     CheckError,
@@ -22,8 +22,8 @@ from storyboard.errors import (  # noqa: E402
     StoryboardError,
     StoryError,
 )
-from storyboard.resolve import PanelJob, final_prompt, resolve  # noqa: E402
-from storyboard.story import Story, load_story  # noqa: E402
+from storyboard.resolve import PanelJob, final_prompt, resolve
+from storyboard.story import Story, load_story
 
 if TYPE_CHECKING:
     from storyboard.building import (

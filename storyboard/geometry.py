@@ -296,7 +296,7 @@ def _cast_strip(count: int, measure: Measure, grid: _Grid, width: int, content: 
         members = range(start, min(count, start + per_row))
         left = round((width - (len(members) * step - round(g))) / 2)
         name_h = max(measure.cast_name(n, side + round(g) * 3 // 4, unit) for n in members)
-        for k, n in enumerate(members):
+        for k in range(len(members)):
             image = Box(left + k * step, round(y), side, side)
             name = Box(image.x - round(g) * 3 // 8, image.bottom + round(grid.gap / 2), side + round(g) * 3 // 4,
                        name_h) if name_h else None

@@ -80,7 +80,7 @@ def retrying(call: Callable[[float], T], *, policy: RetryPolicy, timeout: float,
         try:
             if budget <= 0:
                 raise late(0.0)
-            return within(budget, lambda: call(budget), late)
+            return within(budget, lambda: call(budget), late)  # noqa: B023 - called in this iteration
         except ServiceUnavailable as exc:
             error = type(exc)
             wait = exc.retry_after

@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import ImageDraw, ImageFont
 
 # Kinsoku shori: characters that may not start a line, and characters that may not end one.
-NO_LINE_START = set("。，、．・：；？！）」』】〕〉》〗〙〟’”ゝゞーぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ…‥,.;:!?)]}%")
+NO_LINE_START = set("。，、．・：；？！）」』】〕〉》〗〙〟’”ゝゞーぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ…‥,.;:!?)]}%")  # noqa: E501
 NO_LINE_END = set("（「『【〔〈《〖〘〝‘“([{")
 
 # System fonts used only when the packaged ones are missing (e.g. a source checkout without the dependencies).

@@ -106,7 +106,7 @@ class ChatServer(LoopbackServer):
 
 def _handler(chat: ChatServer) -> type[BaseHTTPRequestHandler]:
     class Handler(JsonHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             try:
                 body = json.loads(raw)

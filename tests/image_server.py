@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from PIL import Image
-
 from loopback import Drop, Fail, Hang, JsonHandler, LoopbackServer
+from PIL import Image
 
 SUBMIT_PATH = "/api/v1/services/aigc/text2image/image-synthesis"
 TASKS_PREFIX = "/api/v1/tasks/"
@@ -115,10 +114,10 @@ def _handler(server: ImageServer) -> type[BaseHTTPRequestHandler]:
     class Handler(JsonHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._serve("GET")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self._serve("POST")
 
         def _serve(self, method: str) -> None:

@@ -26,7 +26,7 @@ class LoopbackServer:
     def port(self) -> int:
         return self._server.server_address[1]
 
-    def start(self):  # noqa: ANN201 (returns the subclass)
+    def start(self):
         self._thread.start()
         return self
 

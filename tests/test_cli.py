@@ -56,7 +56,8 @@ def test_bad_story_is_one_line_and_exit_1(write_story, tmp_path):
     ("args", "expected"),
     [
         (["build", "missing.yaml", "--renderer", "draft"], "Error: missing.yaml: no such file\n"),
-        (["build", "{story}", "--renderer", "nope"], "Error: unknown renderer 'nope' (choose from: diffusers, draft, dashscope, a1111)\n"),
+        (["build", "{story}", "--renderer", "nope"],
+         "Error: unknown renderer 'nope' (choose from: diffusers, draft, dashscope, a1111)\n"),
     ],
 )
 def test_cli_errors(minimal_story, args, expected, tmp_path):

@@ -27,7 +27,7 @@ def test_editing_one_prompt_draws_exactly_that_panel_and_changes_only_its_files(
     first = build(eight_panel_story, out, renderer=small_renderer)
     assert (first.rendered, first.reused) == (8, 0)
     before = snapshot(out / "panels")
-    cache_before = set(p.name for p in (out / "cache").iterdir())
+    cache_before = {p.name for p in (out / "cache").iterdir()}
 
     text = eight_panel_story.read_text()
     eight_panel_story.write_text(text.replace("scene number 5,", "scene number 5 at night,"))
@@ -39,7 +39,7 @@ def test_editing_one_prompt_draws_exactly_that_panel_and_changes_only_its_files(
     after = snapshot(out / "panels")
     assert [name for name in before if after[name] != before[name]] == ["panel-05.png"]
     assert after["panel-05.png"][0] != before["panel-05.png"][0]
-    new_cache = set(p.name for p in (out / "cache").iterdir()) - cache_before
+    new_cache = {p.name for p in (out / "cache").iterdir()} - cache_before
     assert new_cache == {f"{second.panels[4].key}.png"}
     manifest = json.loads((out / "manifest.json").read_text())
     assert [p["rendered"] for p in manifest["panels"]] == [i == 5 for i in range(1, 9)]

@@ -28,7 +28,7 @@ def test_import_storyboard_gives_build_without_torch():
 
 
 def test_storyboard_build_is_callable_after_the_module_was_imported(minimal_story, tmp_path):
-    import storyboard.building  # noqa: F401 - what serve and the CLI do first
+    import storyboard.building
 
     result = storyboard.build(minimal_story, tmp_path / "out", renderer="draft")
     assert isinstance(result, storyboard.BuildResult) and result.rendered == 2
