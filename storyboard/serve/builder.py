@@ -181,18 +181,16 @@ class _Events(BuildProgress):
     def step(self, job: PanelJob, step: int, total: int) -> None:
         if self.stopping():
             raise BuildCancelled("the server is stopping")
-        if job.is_anchor:
-            self.bus.publish("anchor-progress", character=job.character, step=step, total=total)
-        elif self.variants_of is None:
-            self.bus.publish("panel-progress", panel=job.index, step=step, total=total)
-        else:
-            self.bus.publish("variant-progress", panel=job.index, seed=job.seed, step=step, total=total)
+        self._publish(job, "progress", step=step, total=total)
 
     def cached(self, job: PanelJob, key: str) -> None:
-        src = cache_file(key)
+        self._publish(job, "done", src=cache_file(key), key=key)
+
+    def _publish(self, job: PanelJob, what: str, **data: Any) -> None:
+        """`anchor-…`, `panel-…` or `variant-…` (`what`: progress or done), naming the job the way the page does."""
         if job.is_anchor:
-            self.bus.publish("anchor-done", character=job.character, src=src, key=key)
+            self.bus.publish(f"anchor-{what}", character=job.character, **data)
         elif self.variants_of is None:
-            self.bus.publish("panel-done", panel=job.index, src=src, key=key)
+            self.bus.publish(f"panel-{what}", panel=job.index, **data)
         else:
-            self.bus.publish("variant-done", panel=job.index, seed=job.seed, src=src, key=key)
+            self.bus.publish(f"variant-{what}", panel=job.index, seed=job.seed, **data)
