@@ -6,7 +6,7 @@ from pathlib import Path
 
 from storyboard.errors import StoryError
 from storyboard.resolve import check_panel_number, resolve
-from storyboard.story import MAX_SEED, load_document, save_document, story_of
+from storyboard.story import MAX_SEED, load_document, save_document
 
 
 def pick_seed(path: str | Path, panel: int, seed: int) -> int:
@@ -17,13 +17,13 @@ def pick_seed(path: str | Path, panel: int, seed: int) -> int:
     or reordered.
     """
     document = load_document(path)
-    story = story_of(document)
+    story = document.story
     check_panel_number(panel, len(story.panels), path)
     if not 0 <= seed <= MAX_SEED:
         raise StoryError(f"must be between 0 and {MAX_SEED} (got {seed})", file=path,
                          field=f"panels[{panel - 1}].seed")
     before = resolve(story)[panel - 1].seed
-    panels = document["panels"]
+    panels = document.data["panels"]
     twins = [i + 1 for i, other in enumerate(panels) if other is panels[panel - 1] and i != panel - 1]
     if twins:
         raise StoryError(f"panels {min(panel, twins[0])} and {max(panel, twins[0])} are one YAML mapping (an anchor "

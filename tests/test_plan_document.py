@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from storyboard.plan.document import apply_plan
 from storyboard.plan.reply import PanelPlan, Plan, StylePlan
-from storyboard.story import StoryDraft, dump_document, parse_yaml, story_from_yaml
+from storyboard.story import StoryDraft, parse_yaml, story_from_yaml
+from storyboard.story.document import Formatting, dump_yaml
 
 STORY = """\
 title: Fox
@@ -34,7 +35,7 @@ def planned(text: str, count: int, **extra) -> tuple[str, list[str]]:
     plan = Plan(panels=[PanelPlan(prompt=f"P{i}", caption=f"C{i}", characters=["fox"]) for i in range(count)],
                 **extra)
     added = apply_plan(document, story, plan, provider="dashscope", model="qwen-plus")
-    out = dump_document(document)
+    out = dump_yaml(document, Formatting())
     story_from_yaml(out)  # always a valid story
     return out, added
 

@@ -7,6 +7,8 @@ import pytest
 from storyboard import StoryError, load_story
 from storyboard.story import MAX_SEED, dump_document, load_document
 
+LITTLE_PRINCE = Path(__file__).resolve().parent.parent / "stories" / "little_prince.yaml"
+
 
 def error_of(path) -> str:
     with pytest.raises(StoryError) as info:
@@ -25,7 +27,7 @@ def test_loads_minimal_story_with_defaults(minimal_story):
 
 
 def test_little_prince_story_is_valid():
-    story = load_story("stories/little_prince.yaml")
+    story = load_story(LITTLE_PRINCE)
     assert story.title == "小王子"
     assert len(story.panels) == 8
     assert set(story.characters) == {"little prince", "pilot", "fox", "rose"}
@@ -39,7 +41,8 @@ def test_little_prince_story_is_valid():
          "story.yaml:4: panels[0].promt: unknown field (did you mean 'prompt'?)"),
         ("title: x\npanels: [\n", "story.yaml:3: invalid YAML: expected the node content, but found '<stream end>'"),
         ("", "story.yaml: the file is empty; a story needs at least 'title' and 'panels'"),
-        ("# only a comment\n", "story.yaml: the file holds no YAML values; a story needs at least 'title' and 'panels'"),
+        ("# only a comment\n",
+         "story.yaml: the file holds no YAML values; a story needs at least 'title' and 'panels'"),
         ("title: x\npanels: []\n", "story.yaml:2: panels: a story needs at least one panel"),
         ("title: x\n", "story.yaml:1: panels: required field is missing"),
         ("panels:\n  - prompt: a\n", "story.yaml:1: title: required field is missing"),
@@ -63,7 +66,8 @@ def test_little_prince_story_is_valid():
         (f"title: x\nrender:\n  seed: {MAX_SEED}\npanels:\n  - prompt: a\n  - prompt: b\n",
          f"story.yaml:3: render.seed: seed + number of panels - 1 must stay at most {MAX_SEED}"),
         ("title: x\npanels: hello\n", "story.yaml:2: panels: expected a list, got text ('hello')"),
-        ("title: x\npanels:\n  - a prompt\n", "story.yaml:3: panels[0]: expected a mapping of fields, got text ('a prompt')"),
+        ("title: x\npanels:\n  - a prompt\n",
+         "story.yaml:3: panels[0]: expected a mapping of fields, got text ('a prompt')"),
         ("title: x\nrender:\n  steps: many\npanels:\n  - prompt: a\n",
          "story.yaml:3: render.steps: expected a whole number, got text ('many')"),
         ("title: x\nrender:\n  steps: 2.5\npanels:\n  - prompt: a\n",
@@ -149,6 +153,5 @@ def test_harmless_aliases_are_fine(write_story):
 
 
 def test_round_trip_is_byte_identical():
-    document = load_document("stories/little_prince.yaml")
-    with open("stories/little_prince.yaml", encoding="utf-8") as f:
-        assert dump_document(document) == f.read()
+    document = load_document(LITTLE_PRINCE)
+    assert dump_document(document) == LITTLE_PRINCE.read_text(encoding="utf-8")

@@ -18,7 +18,8 @@ from storyboard.http import redact
 from storyboard.plan.backend import DEFAULT_PROVIDER, ChatBackend, Message, get_backend
 from storyboard.plan.reply import BadReply, Plan, Request, parse_reply, reply_schema
 from storyboard.retry import RetryPolicy, retrying
-from storyboard.story import Story, dump_document, load_document, read_text, story_from_yaml, story_of
+from storyboard.story import Story, load_document, read_text, story_from_yaml
+from storyboard.story.document import Formatting, StoryDocument, dump_yaml
 
 DEFAULT_PANELS = 8
 MAX_PANELS = 500
@@ -70,26 +71,8 @@ def plan_story(path: str | Path, *, provider: str = DEFAULT_PROVIDER, model: str
     say = (lambda line: notify(redact(line))) if notify else (lambda line: None)
     original = read_text(path)
     document = load_document(path, require_panels=False)
-    story = story_of(document)
-
-    count = panels if panels is not None else (len(story.panels) or DEFAULT_PANELS)
-    if panels is None and count > MAX_PANELS:
-        raise PlannerError(f"{path} has {count} panels; a plan has at most {MAX_PANELS} "
-                           f"(choose how many with --panels N)")
-    if not 1 <= count <= MAX_PANELS:
-        raise PlannerError(f"--panels must be between 1 and {MAX_PANELS} (got {count})")
-    locked = {i: p for i, p in enumerate(story.panels) if p.locked}
-    beyond = [i for i in locked if i >= count]
-    if beyond:
-        last = max(beyond) + 1
-        raise PlannerError(f"{path}: panel {last} is locked, so the story needs at least {last} panels "
-                           f"(got --panels {count}); unlock it or plan more panels")
-    if len(locked) == count:
-        raise PlannerError(f"all {count} panels of {path} are locked: nothing to plan "
-                           "(unlock some, or plan more with --panels)")
-    if timeout <= 0:
-        raise PlannerError(f"--timeout must be more than 0 seconds (got {timeout:g})")
-
+    story = document.story
+    count, locked = _panels_to_plan(path, story, panels, timeout)
     if backend is None:
         backend = get_backend(provider, model=model, base_url=base_url)
     parts = plan_parts(count, story.layout.columns * story.layout.rows if story.layout.rows else None)
@@ -104,8 +87,8 @@ def plan_story(path: str | Path, *, provider: str = DEFAULT_PROVIDER, model: str
 
     from storyboard.plan.document import apply_plan
 
-    added = apply_plan(document, story, plan, provider=backend.provider, model=backend.model)
-    text = dump_document(document)
+    added = apply_plan(document.data, story, plan, provider=backend.provider, model=backend.model)
+    text = document.dump()
     try:
         new_story = story_from_yaml(text, file=path)
     except StoryboardError as exc:
@@ -125,6 +108,28 @@ def plan_story(path: str | Path, *, provider: str = DEFAULT_PROVIDER, model: str
         raise PlannerError(str(exc)) from None
     result.written = True
     return result
+
+
+def _panels_to_plan(path: Path, story: Story, panels: int | None, timeout: float) -> tuple[int, dict[int, Any]]:
+    """How many panels to plan, and the locked ones (by 0-based position) the plan keeps as they are."""
+    count = panels if panels is not None else (len(story.panels) or DEFAULT_PANELS)
+    if panels is None and count > MAX_PANELS:
+        raise PlannerError(f"{path} has {count} panels; a plan has at most {MAX_PANELS} "
+                           f"(choose how many with --panels N)")
+    if not 1 <= count <= MAX_PANELS:
+        raise PlannerError(f"--panels must be between 1 and {MAX_PANELS} (got {count})")
+    locked = {i: p for i, p in enumerate(story.panels) if p.locked}
+    beyond = [i for i in locked if i >= count]
+    if beyond:
+        last = max(beyond) + 1
+        raise PlannerError(f"{path}: panel {last} is locked, so the story needs at least {last} panels "
+                           f"(got --panels {count}); unlock it or plan more panels")
+    if len(locked) == count:
+        raise PlannerError(f"all {count} panels of {path} are locked: nothing to plan "
+                           "(unlock some, or plan more with --panels)")
+    if timeout <= 0:
+        raise PlannerError(f"--timeout must be more than 0 seconds (got {timeout:g})")
+    return count, locked
 
 
 def plan_parts(count: int, per_page: int | None = None, most: int = PART_PANELS) -> list[range]:
@@ -242,13 +247,13 @@ def render(template: str, **context: Any) -> str:
     return environment(autoescape=False).get_template(template).render(**context).strip() + "\n"
 
 
-def _fragment(document: Any, added: list[str]) -> str:
-    """The part of the document the plan wrote, as YAML (what --dry-run prints)."""
+def _fragment(document: StoryDocument, added: list[str]) -> str:
+    """The part of the document the plan wrote, as YAML (what --dry-run prints), indented as the file is."""
     from ruamel.yaml.comments import CommentedMap
 
-    part = CommentedMap((key, document[key]) for key in (*added, "planned_by", "panels") if key in document)
-    part._storyboard_indent = getattr(document, "_storyboard_indent", (2, 4, 2))
-    return dump_document(part)
+    data = document.data
+    part = CommentedMap((key, data[key]) for key in (*added, "planned_by", "panels") if key in data)
+    return dump_yaml(part, Formatting(indent=document.formatting.indent))
 
 
 def _ask(backend: ChatBackend, messages: list[Message], *, timeout: float, policy: RetryPolicy,

@@ -1,27 +1,18 @@
-"""The story file: its pydantic models, and a strict loader whose errors name file, line and field."""
+"""The story file's models: what a story is, with every default visible and every value checked."""
 
 from __future__ import annotations
 
-import difflib
 import re
-import types
-import typing
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
-from storyboard.errors import StoryError
 from storyboard.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
+from storyboard.story.hints import did_you_mean
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 MAX_SEED = 2**64 - 1
 MIN_SIZE, MAX_SIZE = 64, 2048
-
-# Limits that keep hostile files (alias bombs, absurd nesting, huge files) cheap to reject.
-MAX_FILE_BYTES = 2 * 1024 * 1024
-MAX_VALUES = 100_000
-MAX_DEPTH = 50
 
 StrictInt = Annotated[int, Field(strict=True)]
 
@@ -32,8 +23,9 @@ class StoryModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class UndefinedCharacter(ValueError):
-    """A panel lists a character that the story does not define; carries the field path."""
+class FieldProblem(ValueError):
+    """A problem a validator finds in another field than the one it validates (a panel's character that the story
+    does not define, a span wider than the page, ...): carries that field's path, so the error names it."""
 
     def __init__(self, message: str, loc: tuple[str | int, ...]) -> None:
         super().__init__(message)
@@ -147,7 +139,7 @@ class Render(StoryModel):
     @classmethod
     def _scheduler(cls, value: str) -> str:
         if value not in SCHEDULERS:
-            hint = _did_you_mean(value, list(SCHEDULERS))
+            hint = did_you_mean(value, list(SCHEDULERS))
             raise ValueError(f"unknown scheduler {value!r}{hint}; choose from: {', '.join(SCHEDULERS)}")
         return value
 
@@ -304,27 +296,27 @@ class Story(StoryModel):
             for j, name in enumerate(panel.characters):
                 if name not in self.characters:
                     defined = ", ".join(repr(n) for n in self.characters) or "none"
-                    hint = _did_you_mean(name, list(self.characters))
-                    raise UndefinedCharacter(
+                    hint = did_you_mean(name, list(self.characters))
+                    raise FieldProblem(
                         f"character {name!r} is not defined under 'characters'{hint} (defined: {defined})",
                         ("panels", i, "characters", j),
                     )
         for i, panel in enumerate(self.panels):
             if panel.span > self.layout.columns:
-                raise UndefinedCharacter(
+                raise FieldProblem(
                     f"span {panel.span} is wider than the page's {self.layout.columns} column"
                     f"{'s' if self.layout.columns > 1 else ''} (layout.columns)", ("panels", i, "span"))
             if panel.narration.strip() and len(panel.dialogue) >= MAX_BUBBLES:
-                raise UndefinedCharacter(
+                raise FieldProblem(
                     f"a panel with narration has room for {MAX_BUBBLES - 1} speech bubbles "
                     f"(got {len(panel.dialogue)})", ("panels", i, "dialogue"))
         if self.render.consistency == "ip_adapter" and not self.render.ip_adapter:
-            raise UndefinedCharacter("consistency: ip_adapter needs render.ip_adapter: the IP-Adapter weights "
+            raise FieldProblem("consistency: ip_adapter needs render.ip_adapter: the IP-Adapter weights "
                                      "(e.g. h94/IP-Adapter/models/ip-adapter_sd15.safetensors or a local file)",
                                      ("render", "ip_adapter"))
         last = self.render.seed + len(self.panels) - 1
         if last > MAX_SEED:
-            raise UndefinedCharacter(f"seed + number of panels - 1 must stay at most {MAX_SEED}", ("render", "seed"))
+            raise FieldProblem(f"seed + number of panels - 1 must stay at most {MAX_SEED}", ("render", "seed"))
         return self
 
 
@@ -350,336 +342,3 @@ def _check_seed(value: int) -> int:
     if value > MAX_SEED:
         raise ValueError(f"must be at most {MAX_SEED} (got {value})")
     return value
-
-
-def _did_you_mean(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if not close:
-        close = [c for c in choices if c.lower() == word.lower()]
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-# --------------------------------------------------------------------------- reading YAML
-
-
-def read_text(path: str | Path) -> str:
-    """Read a story file as UTF-8 text, with errors a user can act on."""
-    return _decode(_read_bytes(path), path)
-
-
-def _read_bytes(path: str | Path) -> bytes:
-    path = Path(path)
-    try:
-        if path.is_dir():
-            raise StoryError("is a folder, not a story file", file=path)
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise StoryError(f"is {size // 1024} KiB; a story file is at most {MAX_FILE_BYTES // 1024} KiB", file=path)
-        with open(path, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)  # a device such as /dev/zero has no size and never ends
-        if len(data) > MAX_FILE_BYTES:
-            raise StoryError(f"is more than {MAX_FILE_BYTES // 1024} KiB; a story file is at most "
-                             f"{MAX_FILE_BYTES // 1024} KiB", file=path)
-    except FileNotFoundError:
-        raise StoryError("no such file", file=path) from None
-    except PermissionError:
-        raise StoryError("permission denied", file=path) from None
-    except OSError as exc:
-        raise StoryError(f"cannot read: {exc.strerror or exc}", file=path) from None
-    return data
-
-
-def _decode(data: bytes, path: str | Path) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise StoryError("is UTF-16; save it as UTF-8", file=path)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise StoryError(f"is not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8",
-                         file=path, line=line) from None
-    if "\x00" in text:
-        raise StoryError("contains NUL bytes; is it really a YAML file?", file=path)
-    return text
-
-
-def parse_yaml(text: str, file: str | Path | None = None) -> Any:
-    """Parse YAML text into ruamel's round-trip objects, which remember the line of every key."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    _check_flow_depth(text, file)
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    try:
-        data = yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
-        raise StoryError(f"invalid YAML: {problem}", file=file, line=mark.line + 1 if mark else None) from None
-    except YAMLError as exc:
-        raise StoryError(f"invalid YAML: {' '.join(str(exc).split())}", file=file) from None
-    except RecursionError:
-        raise StoryError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)", file=file) from None
-    _check_size(data, file)
-    return data
-
-
-def _check_flow_depth(text: str, file: str | Path | None) -> None:
-    """Refuse absurdly nested [ ] / { } before parsing: the parser's time grows steeply with that depth."""
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
-        return
-    depth = 0
-    for char in text:
-        if char in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise StoryError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)", file=file)
-        elif char in "]}":
-            depth = max(0, depth - 1)
-
-
-def _check_size(data: Any, file: str | Path | None) -> None:
-    """Refuse documents whose expanded size is absurd (e.g. nested alias 'billion laughs')."""
-    count = 0
-    stack = [(data, 0)]
-    while stack:
-        node, depth = stack.pop()
-        count += 1
-        if count > MAX_VALUES:
-            raise StoryError(f"YAML expands to more than {MAX_VALUES} values (nested aliases?)", file=file)
-        if depth > MAX_DEPTH:
-            raise StoryError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)", file=file)
-        if isinstance(node, dict):
-            stack.extend((k, depth + 1) for k in node.keys())
-            stack.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
-
-
-def load_story(path: str | Path) -> Story:
-    """Load and validate a story file; raise `StoryError` naming file, line and field on any problem."""
-    text = read_text(path)
-    return story_from_yaml(text, file=path)
-
-
-def story_from_yaml(text: str, file: str | Path | None = None, *, require_panels: bool = True) -> Story:
-    """Validate story YAML text. With `require_panels=False` a story without panels passes (as a `StoryDraft`)."""
-    needs = "'title' and 'panels'" if require_panels else "'title'"
-    if not text.strip():
-        raise StoryError(f"the file is empty; a story needs at least {needs}", file=file)
-    data = parse_yaml(text, file)
-    if data is None:
-        raise StoryError(f"the file holds no YAML values; a story needs at least {needs}", file=file)
-    if not isinstance(data, dict):
-        raise StoryError(f"expected a mapping of story fields (title:, panels:, ...), got {_kind(data)}",
-                         file=file, line=1)
-    try:
-        return (Story if require_panels else StoryDraft).model_validate(data)
-    except ValidationError as exc:
-        raise _story_error(exc, data, file) from None
-
-
-# --------------------------------------------------------------------------- error messages
-
-
-def _story_error(exc: ValidationError, data: Any, file: str | Path | None) -> StoryError:
-    # An unknown key is usually a misspelt one, which also explains a "missing" error beside it: report it first.
-    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    first = errors[0]
-    loc = tuple(first["loc"])
-    ctx_error = (first.get("ctx") or {}).get("error")
-    if isinstance(ctx_error, UndefinedCharacter):
-        loc, message = ctx_error.loc, str(ctx_error)
-    else:
-        message = _message(first, loc)
-    more = len(errors) - 1
-    if more:
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return StoryError(message, file=file, line=_line_of(data, loc), field=_path(loc) or None)
-
-
-def _message(error: dict[str, Any], loc: tuple[str | int, ...]) -> str:
-    kind, value = error["type"], error.get("input")
-    if kind == "extra_forbidden":
-        model = _model_at(loc[:-1])
-        fields = list(model.model_fields) if model else []
-        hint = _did_you_mean(str(loc[-1]), fields)
-        return f"unknown field{hint}" if hint else f"unknown field (allowed: {', '.join(fields)})"
-    if kind == "missing":
-        return "required field is missing"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"expected a mapping of fields, got {_kind(value)}"
-    if kind == "list_type":
-        return f"expected a list, got {_kind(value)}"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"expected a whole number, got {_kind(value)}"
-    if kind in ("bool_type", "bool_parsing"):
-        return f"expected true or false, got {_kind(value)}"
-    if kind in ("float_type", "float_parsing"):
-        return f"expected a number, got {_kind(value)}"
-    if kind == "string_type":
-        return f"expected text, got {_kind(value)} (put quotes around it)"
-    if kind == "too_short" and loc == ("panels",):
-        return "a story needs at least one panel"
-    if kind == "string_too_short":
-        return "must not be empty"
-    if kind == "string_pattern_mismatch" and loc == ("language",):
-        return f"expected a language code such as 'en', 'zh' or 'pt-BR', got {value!r}"
-    if kind == "too_long" and loc and loc[-1] == "dialogue":
-        return f"at most {MAX_BUBBLES} speech bubbles fit in a panel (got {len(value)}); split the scene"
-    if kind == "literal_error":
-        return f"expected {error['ctx']['expected']}, got {_kind(value)}"
-    if kind == "value_error":
-        return str(error["ctx"]["error"])
-    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        return f"{error['msg'].lower()} (got {value})"
-    return error["msg"][0].lower() + error["msg"][1:]
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, int):
-        return f"a whole number ({value})"
-    if isinstance(value, float):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"text ({shown!r})"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
-
-
-def _path(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + part
-    return out
-
-
-def _line_of(data: Any, loc: tuple[str | int, ...]) -> int | None:
-    """The 1-based line of the deepest part of `loc` present in the parsed YAML."""
-    line = None
-    node = data
-    for part in loc:
-        lc = getattr(node, "lc", None)
-        try:
-            if isinstance(node, dict) and part in node:
-                line = lc.key(part)[0] + 1 if lc is not None else line
-                node = node[part]
-            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-                line = lc.item(part)[0] + 1 if lc is not None else line
-                node = node[part]
-            else:
-                if line is None and lc is not None:
-                    line = lc.line + 1
-                break
-        except (AttributeError, KeyError, IndexError, TypeError):
-            break
-    return line
-
-
-def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
-    """The pydantic model that validates the mapping at `loc` (for 'did you mean' hints)."""
-    annotation: Any = Story
-    for part in loc:
-        annotation = _unwrap(annotation)
-        if isinstance(part, int):
-            args = typing.get_args(annotation)
-            annotation = args[0] if args else None
-        elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(part)
-            annotation = field.annotation if field else None
-        else:
-            return None
-    annotation = _unwrap(annotation)
-    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-
-
-def _unwrap(annotation: Any) -> Any:
-    """Strip Optional[...] / X | None."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0] if len(args) == 1 else annotation
-    return annotation
-
-
-# --------------------------------------------------------------------------- writing back
-
-
-def load_document(path: str | Path, *, require_panels: bool = True) -> Any:
-    """The story file as ruamel round-trip objects, for edits that keep comments, order, quoting and indentation.
-
-    The file is validated first (see `story_from_yaml`), so callers only ever edit a valid story; `story_of` gives
-    that validated story. Pass the result to `save_document`.
-    """
-    data = _read_bytes(path)
-    text = _decode(data, path)
-    story = story_from_yaml(text, file=path, require_panels=require_panels)
-    # ruamel round-trips CRLF text badly (blank lines lost, "\r" kept in comments) and writes "\n" and no BOM:
-    # it edits the "\n" text, and a rewrite restores the file's own line endings and BOM.
-    document = parse_yaml(text.replace("\r\n", "\n"), path)
-    document._storyboard_indent = _guess_indent(text)
-    document._storyboard_newline = "\r\n" if "\r\n" in text else "\n"
-    document._storyboard_bom = data.startswith(b"\xef\xbb\xbf")
-    document._storyboard_story = story
-    return document
-
-
-def story_of(document: Any) -> Story:
-    """The story `load_document` validated when it read `document` (a `StoryDraft` if panels were optional)."""
-    return document._storyboard_story
-
-
-def _guess_indent(text: str) -> tuple[int, int, int]:
-    """(mapping, sequence, offset) indentation as written in `text`, so a rewrite keeps the user's layout."""
-    mapping, offset = None, None
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    for parent, child in zip(lines, lines[1:]):
-        if not parent.rstrip().endswith(":") or parent.lstrip().startswith("- "):
-            continue
-        step = (len(child) - len(child.lstrip())) - (len(parent) - len(parent.lstrip()))
-        if child.lstrip().startswith("- "):
-            offset = step if offset is None and step >= 0 else offset
-        elif step > 0 and mapping is None:
-            mapping = step
-    mapping = mapping or 2
-    offset = 2 if offset is None else offset
-    return mapping, offset + 2, offset
-
-
-def dump_document(document: Any) -> str:
-    import io
-
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="rt")
-    yaml.width = 1_000_000  # never re-wrap long prompts
-    yaml.preserve_quotes = True
-    mapping, sequence, offset = getattr(document, "_storyboard_indent", (2, 4, 2))
-    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
-    buffer = io.StringIO()
-    yaml.dump(document, buffer)
-    text = buffer.getvalue()
-    if getattr(document, "_storyboard_newline", "\n") == "\r\n":
-        text = text.replace("\n", "\r\n")
-    return ("\ufeff" if getattr(document, "_storyboard_bom", False) else "") + text
-
-
-def save_document(path: str | Path, document: Any) -> Story:
-    """Validate `document` as a story and write it to `path` atomically; return the validated Story."""
-    from storyboard.files import atomic_write_text
-
-    text = dump_document(document)
-    story = story_from_yaml(text, file=path)
-    atomic_write_text(path, text)
-    return story

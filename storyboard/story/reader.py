@@ -1,0 +1,136 @@
+"""Reading a story file: bytes → text → YAML → `Story`, refusing hostile files cheaply, every error naming the
+file and, where it can, the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from storyboard.errors import StoryError
+from storyboard.story.messages import describe, story_error
+from storyboard.story.models import Story, StoryDraft
+
+# Limits that keep hostile files (alias bombs, absurd nesting, huge files) cheap to reject.
+MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_VALUES = 100_000
+MAX_DEPTH = 50
+
+
+def read_text(path: str | Path) -> str:
+    """Read a story file as UTF-8 text, with errors a user can act on."""
+    return decode(read_bytes(path), path)
+
+
+def read_bytes(path: str | Path) -> bytes:
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise StoryError("is a folder, not a story file", file=path)
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise StoryError(f"is {size // 1024} KiB; a story file is at most {MAX_FILE_BYTES // 1024} KiB", file=path)
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # a device such as /dev/zero has no size and never ends
+        if len(data) > MAX_FILE_BYTES:
+            raise StoryError(f"is more than {MAX_FILE_BYTES // 1024} KiB; a story file is at most "
+                             f"{MAX_FILE_BYTES // 1024} KiB", file=path)
+    except FileNotFoundError:
+        raise StoryError("no such file", file=path) from None
+    except PermissionError:
+        raise StoryError("permission denied", file=path) from None
+    except OSError as exc:
+        raise StoryError(f"cannot read: {exc.strerror or exc}", file=path) from None
+    return data
+
+
+def decode(data: bytes, path: str | Path) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise StoryError("is UTF-16; save it as UTF-8", file=path)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise StoryError(f"is not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8",
+                         file=path, line=line) from None
+    if "\x00" in text:
+        raise StoryError("contains NUL bytes; is it really a YAML file?", file=path)
+    return text
+
+
+def parse_yaml(text: str, file: str | Path | None = None) -> Any:
+    """Parse YAML text into ruamel's round-trip objects, which remember the line of every key."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    _check_flow_depth(text, file)
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    try:
+        data = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        raise StoryError(f"invalid YAML: {problem}", file=file, line=mark.line + 1 if mark else None) from None
+    except YAMLError as exc:
+        raise StoryError(f"invalid YAML: {' '.join(str(exc).split())}", file=file) from None
+    except RecursionError:
+        raise StoryError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)", file=file) from None
+    _check_size(data, file)
+    return data
+
+
+def _check_flow_depth(text: str, file: str | Path | None) -> None:
+    """Refuse absurdly nested [ ] / { } before parsing: the parser's time grows steeply with that depth."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise StoryError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)", file=file)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+
+
+def _check_size(data: Any, file: str | Path | None) -> None:
+    """Refuse documents whose expanded size is absurd (e.g. nested alias 'billion laughs')."""
+    count = 0
+    stack = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise StoryError(f"YAML expands to more than {MAX_VALUES} values (nested aliases?)", file=file)
+        if depth > MAX_DEPTH:
+            raise StoryError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)", file=file)
+        if isinstance(node, dict):
+            stack.extend((k, depth + 1) for k in node.keys())
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+
+
+def load_story(path: str | Path) -> Story:
+    """Load and validate a story file; raise `StoryError` naming file, line and field on any problem."""
+    text = read_text(path)
+    return story_from_yaml(text, file=path)
+
+
+def story_from_yaml(text: str, file: str | Path | None = None, *, require_panels: bool = True) -> Story:
+    """Validate story YAML text. With `require_panels=False` a story without panels passes (as a `StoryDraft`)."""
+    needs = "'title' and 'panels'" if require_panels else "'title'"
+    if not text.strip():
+        raise StoryError(f"the file is empty; a story needs at least {needs}", file=file)
+    data = parse_yaml(text, file)
+    if data is None:
+        raise StoryError(f"the file holds no YAML values; a story needs at least {needs}", file=file)
+    if not isinstance(data, dict):
+        raise StoryError(f"expected a mapping of story fields (title:, panels:, ...), got {describe(data)}",
+                         file=file, line=1)
+    try:
+        return (Story if require_panels else StoryDraft).model_validate(data)
+    except ValidationError as exc:
+        raise story_error(exc, data, file) from None
