@@ -19,6 +19,7 @@ joined with them. A second folder shape for a story would be a second class, not
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ BOOK_PDF = "book.pdf"
 INDEX_HTML = "index.html"
 MANIFEST = "manifest.json"
 CONTACT_SHEET = "contact-sheet.png"
+SCRATCH_DIR = ".scratch"  # what a build needs on disk only while it runs (the PDF writer's font files)
 #: Where a build writes, hence where a killed one may have left temporary files.
 SUBFOLDERS = (CACHE_DIR, PANELS_DIR, CHARACTERS_DIR, FONTS_DIR, VARIANTS_DIR, PAGES_DIR)
 
@@ -127,9 +129,14 @@ class OutputFolder:
     def contact_sheet(self, panel: int) -> Path:
         return self.variants_dir(panel) / CONTACT_SHEET
 
+    @property
+    def scratch_dir(self) -> Path:
+        return self.root / SCRATCH_DIR
+
     def remove_temp_files(self) -> int:
         """Delete the temporary files a killed build left where builds write (and nowhere else: `--out` may name a
-        folder full of other things); call it only while holding the folder's lock."""
+        folder full of other things), and its scratch folder; call it only while holding the folder's lock."""
+        shutil.rmtree(self.scratch_dir, ignore_errors=True)
         return remove_temp_files(self.root, SUBFOLDERS)
 
     def relative(self, path: Path) -> str:

@@ -160,3 +160,46 @@ def test_temp_files_outside_the_build_folders_are_left_alone(minimal_story, tmp_
         path.write_bytes(b"someone else's")
     build(minimal_story, out, renderer="draft")
     assert all(p.read_bytes() == b"someone else's" for p in foreign)
+
+
+def test_a_build_writes_no_scratch_file_outside_its_folder(minimal_story, tmp_path, monkeypatch):
+    # The PDF writer reads fonts from files; a process killed while composing must not leave them in $TMPDIR.
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no such folder"))  # any write there fails
+    out = tmp_path / "out"
+    build(minimal_story, out, renderer="draft")
+    assert (out / "page.pdf").is_file()
+    assert not (out / ".scratch").exists()
+
+
+def test_scratch_files_a_killed_build_left_are_removed_by_the_next(minimal_story, tmp_path):
+    out = tmp_path / "out"
+    left = out / ".scratch" / "storyboard-pdf-x1y2" / "Noto Sans SC.otf"
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"font")
+    build(minimal_story, out, renderer="draft")
+    assert not (out / ".scratch").exists()
+    assert (out / "page.pdf").is_file()
+
+
+@pytest.mark.parametrize("when", ["while the command runs", "after its last line, at exit"])
+def test_ctrl_c_exits_130_with_the_usual_line_whenever_it_arrives(when, tmp_path):
+    # Deterministic stand-ins for a Ctrl-C during the last write and for one during Python's shutdown.
+    import subprocess
+    import sys
+
+    script = (
+        "import atexit, os, signal, sys, storyboard.cli as cli\n"
+        "def command(argv=None):\n"
+        "    print('wrote page.png')\n"
+        "    if WHEN == 'during':\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return 0\n"
+        "if WHEN == 'exit':\n"
+        "    atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))\n"
+        "cli.main = command\n"
+        "cli.run()\n"
+    ).replace("WHEN", repr("during" if when.startswith("while") else "exit"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (130, "wrote page.png\n", "Interrupted.\n")

@@ -3,7 +3,8 @@ page; pages/page-01.png…, book.pdf and index.html for a book. Names come from 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from contextlib import suppress
 from pathlib import Path
 
 from storyboard.compose.book import Book
@@ -22,7 +23,7 @@ def write_page(out: OutputFolder, page: Page, *, self_contained: bool = False) -
     All three are rendered before any is written, so a failure leaves the previous outputs in place.
     """
     png = page_png(page)
-    pdf = page_pdf(page)
+    pdf = _made_in_scratch(out, lambda scratch: page_pdf(page, scratch))
     html = page_html(page, self_contained=self_contained)
     written = _write_fonts(out, page.fonts, self_contained)
     atomic_save_png(out.page_png, png)
@@ -42,7 +43,7 @@ def write_book(out: OutputFolder, book: Book, *, self_contained: bool = False,
     """
     if book.single:
         return write_page(out, book.pages[0], self_contained=self_contained)
-    pdf = book_pdf(book.pages, book.fonts, book.chapters)
+    pdf = _made_in_scratch(out, lambda scratch: book_pdf(book.pages, book.fonts, book.chapters, scratch))
     html = book_html(book.pages, book.fonts, self_contained=self_contained, footer=book.footer)
     written = _write_fonts(out, book.fonts, self_contained)
     for page in book.pages:
@@ -57,6 +58,16 @@ def write_book(out: OutputFolder, book: Book, *, self_contained: bool = False,
     for path in out.book_pages_after(len(book.pages)):  # left by an earlier build of a longer book
         path.unlink(missing_ok=True)
     return [*written, out.book_pdf, out.index_html]
+
+def _made_in_scratch(out: OutputFolder, make: Callable[[Path], bytes]) -> bytes:
+    """`make(scratch)`, with the output folder's scratch folder removed afterwards (a killed build's next build
+    removes what it left)."""
+    try:
+        return make(out.scratch_dir)
+    finally:
+        with suppress(OSError):
+            out.scratch_dir.rmdir()
+
 
 def _write_fonts(out: OutputFolder, fonts: list[FontSubset], self_contained: bool) -> list[Path]:
     written = []

@@ -5,6 +5,8 @@ Each command lives with its family (`build`, `panels`, `check`, `plan`); the opt
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 import click
@@ -58,3 +60,22 @@ def main(argv: list[str] | None = None) -> int:
             raise
         click.echo(f"Error: {internal_error(exc)}; rerun with --debug for details", err=True)
         return 1
+
+
+def run() -> None:
+    """The `storyboard` program: `main`, exiting 130 with the usual line on Ctrl-C whenever it arrives, also after
+    the last line was written, while Python shuts down (where it would otherwise die by the signal, silently)."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        code = 130
+    signal.signal(signal.SIGINT, _interrupted_at_exit)
+    sys.exit(code)
+
+
+def _interrupted_at_exit(signum: int, frame: object) -> None:
+    sys.stdout.flush()
+    sys.stderr.write("Interrupted.\n")
+    sys.stderr.flush()
+    os._exit(130)

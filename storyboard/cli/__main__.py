@@ -1,5 +1,3 @@
-import sys
+from storyboard.cli import run
 
-from storyboard.cli import main
-
-sys.exit(main())
+run()

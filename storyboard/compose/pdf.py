@@ -24,14 +24,20 @@ from storyboard.text import FontChain
 POINTS_PER_PIXEL = 72 / 300  # the page is laid out at 300 dpi: an A4 page is 2480 pixels, 595 points wide
 
 
-def page_pdf(page: Page) -> bytes:
-    """The PDF of one page."""
-    return book_pdf([page], page.fonts)
+def page_pdf(page: Page, scratch: Path | None = None) -> bytes:
+    """The PDF of one page; see `book_pdf` for `scratch`."""
+    return book_pdf([page], page.fonts, scratch=scratch)
 
 
-def book_pdf(pages: Sequence[Page], fonts: Sequence[FontSubset], chapters: Sequence[tuple[str, int]] = ()) -> bytes:
+def book_pdf(pages: Sequence[Page], fonts: Sequence[FontSubset], chapters: Sequence[tuple[str, int]] = (),
+             scratch: Path | None = None) -> bytes:
     """One PDF page per comic page, each at its own size, with `fonts` (covering every page) embedded once and
-    `chapters` ((title, page number)) as the document's outline."""
+    `chapters` ((title, page number)) as the document's outline.
+
+    fpdf2 reads fonts from files: the subsets are written for it under `scratch` (default: the system's temporary
+    folder) and removed when the PDF is made; a build passes a folder of its own, so that a process killed
+    meanwhile leaves them where its next build removes them.
+    """
     from fpdf import FPDF
 
     k = POINTS_PER_PIXEL
@@ -43,7 +49,9 @@ def book_pdf(pages: Sequence[Page], fonts: Sequence[FontSubset], chapters: Seque
     pdf.set_title(first.title)
     pdf.set_lang(first.language)
     starts = {number: title for title, number in chapters}
-    with tempfile.TemporaryDirectory(prefix="storyboard-pdf-") as tmp:
+    if scratch is not None:
+        scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="storyboard-pdf-", dir=scratch) as tmp:
         families = _register_fonts(pdf, fonts, Path(tmp))
         for n, page in enumerate(pages, start=1):
             pdf.add_page(format=(page.layout.width * k, page.layout.height * k))
