@@ -11,24 +11,20 @@ the Hugging Face cache. Everything that can be wrong with the build folder is fo
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import re
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 from storyboard.errors import CheckError, ModelNotFound
+from storyboard.hub import cached_snapshot, first_line, hub_cache_dir, hub_offline, looks_local, quiet_libraries
 
 DEFAULT_CHECK_MODEL = "openai/clip-vit-base-patch32"
 DIGITS = 4  # scores are rounded to this many places, in the table, in --json and for --min alike
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
 
 @dataclass(frozen=True)
 class CharacterScore:
@@ -171,7 +167,7 @@ def read_build(story_path: str | Path, out: Path) -> _Build:
     try:
         data = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CheckError(f"{manifest_path}: not a storyboard manifest ({_first_line(exc)})") from None
+        raise CheckError(f"{manifest_path}: not a storyboard manifest ({first_line(exc)})") from None
     if not isinstance(data, dict) or not isinstance(data.get("panels"), list) or not data["panels"]:
         raise CheckError(f"{manifest_path}: not a storyboard manifest (no 'panels' list)")
 
@@ -223,11 +219,6 @@ def _default_out(story_path: str | Path) -> Path:
     return default_out_dir(story_path)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 # --------------------------------------------------------------------------- the embedding model
 
 
@@ -249,7 +240,7 @@ class Embedder:
 
         options = {"local_files_only": self._local_only, "cache_dir": self._cache_dir}
         try:
-            with _quiet():
+            with quiet_libraries(("transformers",)):
                 config = AutoConfig.from_pretrained(self.name, **options)
                 self.kind = config.model_type
                 if self.kind == "clip":
@@ -273,8 +264,8 @@ class Embedder:
     def _load_error(self, exc: BaseException) -> ModelNotFound:
         if Path(self.name).expanduser().is_dir():
             return ModelNotFound(f"cannot load the scoring model from {self.name} ({type(exc).__name__}: "
-                                 f"{_first_line(exc)}); it must be a CLIP or DINOv2 model saved by transformers")
-        return ModelNotFound(f"cannot load scoring model {self.name!r} ({type(exc).__name__}: {_first_line(exc)}); "
+                                 f"{first_line(exc)}); it must be a CLIP or DINOv2 model saved by transformers")
+        return ModelNotFound(f"cannot load scoring model {self.name!r} ({type(exc).__name__}: {first_line(exc)}); "
                              f"{_download_hint(self.name)}")
 
     def images(self, paths: Sequence[Path], batch: int = 16) -> Any:
@@ -290,7 +281,7 @@ class Embedder:
                     with Image.open(path) as image:
                         pictures.append(image.convert("RGB"))
                 except (OSError, SyntaxError) as exc:
-                    raise CheckError(f"cannot read image {path}: {_first_line(exc)}") from None
+                    raise CheckError(f"cannot read image {path}: {first_line(exc)}") from None
             pixels = self.processor(images=pictures, return_tensors="pt")["pixel_values"].to(self.device)
             with torch.inference_mode():
                 if self.kind == "clip":
@@ -304,7 +295,8 @@ class Embedder:
         """L2-normalised text embeddings, and each prompt's length in tokens before truncation to `max_tokens`."""
         import torch
 
-        with _quiet():  # not "sequence longer than the maximum": truncating is what we mean, and we report it
+        # Not "sequence longer than the maximum": truncating is what we mean, and we report it.
+        with quiet_libraries(("transformers",)):
             lengths = [len(ids) for ids in self.tokenizer(list(prompts))["input_ids"]]
             tokens = self.tokenizer(list(prompts), padding=True, truncation=True, max_length=self.max_tokens,
                                     return_tensors="pt").to(self.device)
@@ -315,23 +307,6 @@ class Embedder:
 
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """transformers' warnings and progress bars off: a failure is reported as one line of ours."""
-    import transformers
-
-    verbosity = transformers.logging.get_verbosity()
-    bars = transformers.logging.is_progress_bar_enabled()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        transformers.logging.set_verbosity(verbosity)
-        if bars:
-            transformers.logging.enable_progress_bar()
-
-
 def _pooled(features: Any) -> Any:
     """The embedding from what a model returned: a tensor (transformers 4's get_*_features) or an output object
     whose pooler_output holds it (transformers 5; DINOv2's layer-normed CLS token)."""
@@ -340,34 +315,21 @@ def _pooled(features: Any) -> Any:
 
 def _where(model: str) -> tuple[bool, str | None]:
     """(load without the network?, hub cache folder) for `model`, checked before torch is imported."""
-    from storyboard.render.diffusers import hub_cache_dir, hub_offline
-
     path = Path(model).expanduser()
     if path.is_dir():
         return True, None
     if path.exists():
         raise ModelNotFound(f"scoring model {model!r} is a file; pass a folder holding a transformers CLIP model "
                             f"(config.json, weights, tokenizer and preprocessor files) or a hub id")
-    if path.is_absolute() or model.startswith((".", "~")) or "\\" in model or not _HUB_ID.match(model):
+    if looks_local(model):
         raise ModelNotFound(f"scoring model {model!r} not found: no such folder ({path.resolve()}); "
                             f"pass a CLIP model folder or a hub id such as {DEFAULT_CHECK_MODEL}")
     cache = hub_cache_dir()
-    cached = _in_cache(cache, model)
+    cached = cached_snapshot(model, "config.json") is not None
     if not cached and hub_offline():
         raise ModelNotFound(f"scoring model {model!r} is not in the Hugging Face cache ({cache}) and "
                             f"HF_HUB_OFFLINE=1 forbids downloading it; {_download_hint(model)}")
     return cached, str(cache)
-
-
-def _in_cache(cache: Path, repo_id: str) -> bool:
-    """Whether the hub cache holds a snapshot of `repo_id` with its config; reads the cache's files only."""
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    try:
-        ref = repo / "refs" / "main"
-        commit = ref.read_text(encoding="utf-8").strip() if ref.is_file() else "main"
-    except OSError:
-        return False
-    return (repo / "snapshots" / commit / "config.json").is_file()
 
 
 def _download_hint(model: str) -> str:
