@@ -107,7 +107,7 @@ def test_strength_is_in_the_key_and_changes_the_pixels(full, tiny_model, tmp_pat
 
 
 def test_a_model_without_a_unet_cannot_use_reference_attention():
-    from storyboard.render.reference import ReferenceReader
+    from storyboard.render.diffusers.reference import ReferenceReader
 
     class TransformerPipeline:  # FLUX and SD3 pipelines have a transformer and no unet
         transformer = object()

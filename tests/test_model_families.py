@@ -90,7 +90,7 @@ def test_flux_says_once_what_it_does_not_use(built):
 
 
 def test_sdxl_long_prompt_embeddings_cover_both_encoders(write_story, tiny_sdxl, tmp_path):
-    from storyboard.render.families import family_for
+    from storyboard.render.diffusers.families import family_for
     from storyboard.resolve import resolve
     from storyboard.story import load_story
 
@@ -157,7 +157,7 @@ def test_flux_keeps_its_own_scheduler_unless_the_story_chooses_one(write_story, 
 def test_flux_sizes_are_multiples_of_twice_the_vae_scale(write_story, tiny_flux, tmp_path):
     from types import SimpleNamespace
 
-    from storyboard.render.families import Flux, family_for
+    from storyboard.render.diffusers.families import Flux, family_for
 
     # FLUX.1's VAE scales by 8 and its latents are packed 2x2: 520 would be resized by the pipeline, not drawn.
     assert Flux().size_multiple(SimpleNamespace(vae_scale_factor=8)) == 16

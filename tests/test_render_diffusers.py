@@ -17,7 +17,7 @@ from storyboard.building import BuildProgress, build
 from storyboard.cli import main
 from storyboard.render import DEFAULT_RENDERER, get_renderer
 from storyboard.render.diffusers import DiffusersRenderer, dropped_words, probe_device
-from storyboard.render.families import family_for
+from storyboard.render.diffusers.families import family_for
 from storyboard.resolve import resolve
 from storyboard.story import load_story
 
@@ -253,8 +253,8 @@ def test_identity_of_a_checkpoint_file_is_its_sha256(tmp_path, monkeypatch, stor
 
 
 def test_single_file_offline_without_configs_says_what_to_do(story, tmp_path, monkeypatch, capsys):
-    from safetensors.numpy import save_file
     import numpy as np
+    from safetensors.numpy import save_file
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("STORYBOARD_CACHE_DIR", str(tmp_path / "cache"))
@@ -301,8 +301,8 @@ def test_long_prompts_are_encoded_in_chunks(write_story, tiny_model, tmp_path):
 
 
 def test_truncation_warning_names_panel_and_dropped_words(tiny_model, story, caplog):
-    from storyboard.render.diffusers import _report_cuts
-    from storyboard.render.families import Kolors
+    from storyboard.render.diffusers.families import Kolors
+    from storyboard.render.diffusers.prompts import report_cuts
 
     renderer = DiffusersRenderer()
     jobs = resolve(load_story(story), model=str(tiny_model))
@@ -315,7 +315,7 @@ def test_truncation_warning_names_panel_and_dropped_words(tiny_model, story, cap
     # A family that passes the prompt as text (as Kolors does) cuts at its window; the renderer says so once.
     cuts = Kolors().text_args(renderer.pipeline, job)[1]
     with caplog.at_level(logging.WARNING, logger="storyboard"):
-        assert _report_cuts(job, cuts) == LONG_TAIL
+        assert report_cuts(job, cuts) == LONG_TAIL
     assert f"panel 7: the prompt is longer than the 75 tokens {tiny_model} reads; dropped: '{LONG_TAIL}'" \
         in caplog.text
 
@@ -527,7 +527,7 @@ def test_switching_model_frees_the_old_pipeline_before_loading_the_new(story, ti
     import gc
     import weakref
 
-    import storyboard.render.diffusers as module
+    import storyboard.render.diffusers.load as module
 
     other = tmp_path / "other-model"
     shutil.copytree(tiny_model, other)
@@ -535,14 +535,14 @@ def test_switching_model_frees_the_old_pipeline_before_loading_the_new(story, ti
     build(story, tmp_path / "a", renderer=renderer, model=str(tiny_model))
     old = weakref.ref(renderer.pipeline)
     alive_at_load: list[bool] = []
-    load = module._load_pretrained
+    load = module.load_pretrained
 
     def watching_load(*args, **kwargs):
         gc.collect()
         alive_at_load.append(old() is not None)
         return load(*args, **kwargs)
 
-    monkeypatch.setattr(module, "_load_pretrained", watching_load)
+    monkeypatch.setattr(module, "load_pretrained", watching_load)
     build(story, tmp_path / "b", renderer=renderer, model=str(other))
     assert alive_at_load == [False] and renderer.loads == 2
 

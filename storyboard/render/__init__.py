@@ -59,15 +59,25 @@ class Renderer(Protocol):
     #: Optional, True when absent: whether the images come from `job.model`, so that the page's footer names it.
     names_model: bool
 
+    def prepare(self, jobs: Sequence[PanelJob]) -> None:
+        """Make local what drawing these jobs needs (e.g. download a hub model); called once by the build, after it
+        resolves its jobs and before it keys them, so that `identity` finds everything on disk.
+
+        A renderer with nothing to fetch does nothing. What cannot be fetched raises nothing here: `identity` (and
+        `render`) raise it for the jobs that need it, so that the build can still reuse the images it drew before
+        for unchanged panels.
+        """
+
     def identity(self, job: PanelJob) -> dict[str, Any]:
         """What, beyond ``job.params()``, decides this renderer's pixels (its version, settings...).
 
         It goes into the panel's content key (see `storyboard.building.panel_key`), so it must be cheap and must not
-        load the model or import torch: a rebuild with nothing to draw calls it for every panel. JSON values
-        only. Optional keys that provenance reads: ``"sampler"`` (an A1111-style name such as ``"Euler a"``) and
-        ``"model_hash"`` (A1111's short hash). When the model cannot be identified (its folder was moved away)
-        raise `RenderError` (e.g. `ModelNotFound`) rather than guess: the build then reuses the images the last
-        build drew for unchanged panels.
+        load the model, import torch or touch the network (`prepare` did any fetching): a rebuild with nothing to
+        draw calls it for every panel. JSON values only. Optional keys that provenance reads: ``"sampler"`` (an
+        A1111-style name such as ``"Euler a"``) and ``"model_hash"`` (A1111's short hash). When the model cannot be
+        identified (its folder was moved away, it is not in the cache and could not be fetched) raise `RenderError`
+        (e.g. `ModelNotFound`) rather than guess: the build then reuses the images the last build drew for
+        unchanged panels.
         """
 
     def render(self, jobs: Sequence[PanelJob], on_step: StepCallback | None = None,

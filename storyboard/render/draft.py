@@ -67,6 +67,9 @@ class DraftRenderer:
     page_header = PAGE_HEADER  # the page keeps its speech bubbles off the card's header band
     names_model = False  # no model draws a card: the page's footer names none
 
+    def prepare(self, jobs: Sequence[PanelJob]) -> None:
+        """Nothing to fetch: a card needs no model."""
+
     def identity(self, job: PanelJob) -> dict[str, Any]:
         # A card shows the panel number and the panel's own prompt, so they decide its pixels too.
         identity = {"renderer": self.name, "version": VERSION, "index": job.index, "scene": job.scene}

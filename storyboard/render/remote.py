@@ -43,6 +43,9 @@ class RemoteRenderer:
         self.policy = RetryPolicy.from_env(retries)
         self.notify = notify or (lambda line: None)
 
+    def prepare(self, jobs: Sequence[PanelJob]) -> None:
+        """Nothing to fetch: the service holds the model."""
+
     def identity(self, job: PanelJob) -> dict[str, Any]:
         """The service and the model (also in ``job.params()``) and this renderer's version; no address, no key."""
         return {"renderer": self.name, "version": self.version, "service": self.service, "model": job.model}

@@ -241,7 +241,7 @@ def _clip_chunked(pipe: Any, prompt: str, negative: str, pairs: list[tuple[str, 
     result: dict[str, Any] = {}
     for which, index in (("prompt", 0), ("negative_prompt", 1)):
         hidden, pooled_parts = [], None
-        for (tokenizer_name, encoder_name), ids in zip(pairs, tokenized):
+        for (tokenizer_name, encoder_name), ids in zip(pairs, tokenized, strict=True):
             states, pooled_out = _encode_chunks(pipe, tokenizer_name, encoder_name, ids[index], count, hidden_layer)
             hidden.append(states)
             pooled_parts = pooled_out

@@ -9,12 +9,15 @@ read no anchor are drawn with the adapter detached, so they keep exactly the pix
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from storyboard.errors import ModelNotFound, RenderError
+from storyboard.hub import HUB_ID, cached_file, first_line, hub_cache_dir, hub_offline, quiet_libraries
+from storyboard.render.diffusers.download import download_adapter
+from storyboard.render.diffusers.locate import file_sha256
 
 ENCODER_FOLDER = "image_encoder"
 
@@ -31,8 +34,33 @@ class AdapterSource:
 
 def locate_adapter(spec: str) -> AdapterSource:
     """Find the IP-Adapter weights `spec` names, without the network; raise `ModelNotFound` with the fix."""
-    from storyboard.render.diffusers import _HUB_ID, hub_cache_dir, hub_offline
+    source = _source(spec)
+    if source.local is None:
+        repo, rest = source.root, spec.split("/", 2)[2]
+        include = f"{source.subfolder}/{ENCODER_FOLDER}/*" if source.subfolder else f"{ENCODER_FOLDER}/*"
+        offline = " and HF_HUB_OFFLINE=1 forbids downloading it" if hub_offline() else ""
+        raise ModelNotFound(f"IP-Adapter {spec!r} is not in the Hugging Face cache ({hub_cache_dir()}){offline}; "
+                            f"download it with `hf download {repo} {rest} --include '{include}'`, or set "
+                            f"render.consistency: reference")
+    return source
 
+
+def adapter_download(spec: str) -> Callable[[], Path] | None:
+    """How to fetch hub IP-Adapter weights (and their image encoder) the cache lacks; None when there is nothing
+    to fetch (a local file, weights in the cache, or a name that points nowhere, which `locate_adapter` reports)."""
+    try:
+        source = _source(spec)
+    except ModelNotFound:
+        return None
+    if source.local is not None:
+        return None
+    encoder = f"{source.subfolder}/{ENCODER_FOLDER}" if source.subfolder else ENCODER_FOLDER
+    weights = f"{source.subfolder}/{source.weight_name}" if source.subfolder else source.weight_name
+    return lambda: download_adapter(source.root, [weights, f"{encoder}/*.json", f"{encoder}/*.safetensors"], spec)
+
+
+def _source(spec: str) -> AdapterSource:
+    """Where `spec` is: on disk, in the hub cache (`local` set), or a hub path not in the cache (`local` None)."""
     path = Path(spec).expanduser()
     if path.is_file():
         if not (path.parent / ENCODER_FOLDER).is_dir():
@@ -41,30 +69,18 @@ def locate_adapter(spec: str) -> AdapterSource:
                                 f"models/image_encoder)")
         return AdapterSource(spec, str(path.parent), "", path.name, path.resolve())
     parts = spec.split("/")
-    if len(parts) < 3 or not _HUB_ID.match("/".join(parts[:2])) or spec.startswith((".", "/", "~")):
+    if len(parts) < 3 or not HUB_ID.match("/".join(parts[:2])) or spec.startswith((".", "/", "~")):
         raise ModelNotFound(f"render.ip_adapter {spec!r}: no such file; name a local .safetensors file or a hub "
                             f"path such as h94/IP-Adapter/models/ip-adapter_sd15.safetensors")
     repo, subfolder, weight = "/".join(parts[:2]), "/".join(parts[2:-1]), parts[-1]
-    cached = hub_cache_dir() / ("models--" + repo.replace("/", "--"))
-    ref = cached / "refs" / "main"
-    commit = ref.read_text(encoding="utf-8").strip() if ref.is_file() else None
-    file = cached / "snapshots" / commit / subfolder / weight if commit else None
-    encoder = file.parent / ENCODER_FOLDER if file else None
-    if file is None or not file.is_file() or not (encoder and encoder.is_dir()):
-        if hub_offline():
-            include = f"{subfolder}/{ENCODER_FOLDER}/*" if subfolder else f"{ENCODER_FOLDER}/*"
-            raise ModelNotFound(f"IP-Adapter {spec!r} is not in the Hugging Face cache ({hub_cache_dir()}) and "
-                                f"HF_HUB_OFFLINE=1 forbids downloading it; download it with `hf download {repo} "
-                                f"{'/'.join(parts[2:])} --include '{include}'`, or set render.consistency: "
-                                f"reference")
+    found = cached_file(repo, "/".join(parts[2:]))
+    if found is None or not (found[0].parent / ENCODER_FOLDER).is_dir():
         return AdapterSource(spec, repo, subfolder, weight, None)
-    return AdapterSource(spec, repo, subfolder, weight, file, commit)
+    return AdapterSource(spec, repo, subfolder, weight, found[0], found[1])
 
 
 def adapter_identity(spec: str) -> dict[str, Any]:
     """What decides the adapter's effect on pixels: the weights file's sha256, or the hub commit."""
-    from storyboard.render.diffusers import file_sha256
-
     source = locate_adapter(spec)
     if source.revision is None and source.local is not None:
         return {"ip_adapter": spec, "sha256": file_sha256(source.local)}
@@ -75,21 +91,18 @@ class LoadedAdapter:
     """IP-Adapter weights loaded into one pipeline."""
 
     def __init__(self, pipe: Any, spec: str) -> None:
-        from storyboard.render.diffusers import _first_line, _quiet_libraries, hub_offline
-
         if not hasattr(pipe, "load_ip_adapter") or getattr(pipe, "unet", None) is None:
             raise RenderError(f"{type(pipe).__name__} cannot load an IP-Adapter; set render.consistency to "
                               f"reference or none")
         source = locate_adapter(spec)
         self.pipe, self.spec = pipe, spec
         try:
-            with _quiet_libraries():
+            with quiet_libraries():
                 pipe.load_ip_adapter(source.root, subfolder=source.subfolder, weight_name=source.weight_name,
-                                     image_encoder_folder=ENCODER_FOLDER,
-                                     local_files_only=source.local is not None or hub_offline())
+                                     image_encoder_folder=ENCODER_FOLDER, local_files_only=True)
         except Exception as exc:
             raise RenderError(f"IP-Adapter {spec!r} does not fit {type(pipe).__name__} ({type(exc).__name__}: "
-                              f"{_first_line(exc)}); use the adapter made for this model family") from None
+                              f"{first_line(exc)}); use the adapter made for this model family") from None
         unet = pipe.unet
         self._attached = (unet.encoder_hid_proj, unet.config.encoder_hid_dim_type, dict(unet.attn_processors))
 
