@@ -33,6 +33,9 @@ class SmallRenderer:
         self.log = log or os.environ.get("SMALL_RENDERER_LOG")
         self.delay = float(delay if delay is not None else os.environ.get("SMALL_RENDERER_DELAY", "0"))
 
+    def prepare(self, jobs: Sequence[PanelJob]) -> None:
+        pass
+
     def identity(self, job: PanelJob) -> dict[str, Any]:
         identity = {"renderer": self.name, "version": "1", "sampler": "Small a", "dtype": "float32",
                     "device": "cpu"}
@@ -98,6 +101,9 @@ class WaitingRenderer:
 
     def __init__(self, delay: float) -> None:
         self.delay = delay
+
+    def prepare(self, jobs: Sequence[PanelJob]) -> None:
+        pass
 
     def identity(self, job: PanelJob) -> dict[str, Any]:
         return {"renderer": self.name, "delay": self.delay}

@@ -47,6 +47,7 @@ class StoryBuild:
         """Key every job and store the characters' own pictures; what is left to draw is `to_draw`."""
         self.out.remove_temp_files()
         self.previous = previous_manifest(self.out)
+        self.engine.prepare(self.jobs)
         keying = Keying(self.engine, self.story_path, self.cache, previous_identities(self.previous, self.engine.name))
         self.keyed = [keying.key(job, must_draw=job.file in self.redo) for job in self.jobs]
         self.missing = [k for k in self.keyed
