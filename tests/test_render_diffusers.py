@@ -15,7 +15,6 @@ from PIL import Image
 
 from storyboard.building import BuildProgress, build
 from storyboard.cli import main
-from storyboard.render import DEFAULT_RENDERER, get_renderer
 from storyboard.render.diffusers import DiffusersRenderer, dropped_words, probe_device
 from storyboard.render.diffusers.families import family_for
 from storyboard.resolve import resolve
@@ -76,9 +75,10 @@ def reference(tiny_model, tmp_path_factory) -> Path:
     return folder / "out"
 
 
-def test_diffusers_is_the_default_renderer():
-    assert DEFAULT_RENDERER == "diffusers"
-    assert get_renderer("diffusers").name == "diffusers"
+def test_a_build_that_names_no_renderer_draws_with_diffusers(story, tiny_model, reference, tmp_path):
+    result = build(story, tmp_path / "default", model=str(tiny_model))
+    assert result.renderer == "diffusers"
+    assert panel_pixels(tmp_path / "default", 3) == panel_pixels(reference, 3)
 
 
 def test_two_builds_give_identical_pixels_and_panels_differ(story, tiny_model, reference, tmp_path):
@@ -459,6 +459,9 @@ def test_a_moved_model_folder_still_rebuilds_what_it_drew(story, tiny_model, tmp
     assert {p.name: p.read_bytes() for p in (out / "panels").iterdir()} == panels
 
 
+UNREACHABLE = "http://127.0.0.1:9"  # nothing listens on port 9 of this machine
+
+
 def test_download_errors_are_one_line(write_story, tiny_model, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -471,7 +474,7 @@ def test_download_errors_are_one_line(write_story, tiny_model, tmp_path, monkeyp
 
     # A hub that cannot be reached (nothing listens on port 9 of this machine).
     done = run_cli("download", "nobody/model",
-                   env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_CACHE": str(tmp_path / "hub")})
+                   env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": UNREACHABLE, "HF_HUB_CACHE": str(tmp_path / "hub")})
     assert done.returncode == 1
     err = done.stderr
     assert err == ("Error: cannot download 'nobody/model' from the Hugging Face hub (ConnectionRefusedError: "
@@ -483,7 +486,7 @@ def test_download_errors_are_one_line(write_story, tiny_model, tmp_path, monkeyp
 def test_a_hub_model_is_fetched_before_its_panels_are_keyed(story, tmp_path):
     """So the key names the commit it was drawn with; here the hub is unreachable (nothing listens on port 9)."""
     done = run_cli("build", str(story), "--out", str(tmp_path / "out"), "--model", "nobody/model",
-                   env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_CACHE": str(tmp_path / "hub")})
+                   env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": UNREACHABLE, "HF_HUB_CACHE": str(tmp_path / "hub")})
     assert done.returncode == 1
     assert done.stderr == ("Error: cannot download 'nobody/model' from the Hugging Face hub (ConnectionRefusedError: "
                            "[Errno 111] Connection refused); check the network connection and the model id\n")
@@ -551,3 +554,123 @@ def test_switching_model_frees_the_old_pipeline_before_loading_the_new(story, ti
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     build(story, tmp_path / "b", renderer=renderer, model=str(other))
     assert renderer.loads == 3
+
+
+FAKE_HUB = """
+import json, os, sys
+from loopback import JsonHandler, LoopbackServer
+
+class Hub(JsonHandler):  # knows no repository, as the real hub answers for one that does not exist
+    def do_GET(self):
+        seen.append(self.path)
+        self._json(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
+
+    do_HEAD = do_GET
+
+seen = []
+server = LoopbackServer(Hub).start()
+os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{server.port}"  # read when huggingface_hub is imported
+from storyboard.errors import ModelNotFound
+from storyboard.render.diffusers import DiffusersRenderer
+from storyboard.resolve import resolve
+from storyboard.story import load_story
+
+jobs = resolve(load_story(sys.argv[1]), model="nobody/model")
+renderer = DiffusersRenderer()
+for step in ("identity", "prepare", "identity"):
+    try:
+        getattr(renderer, step)(jobs if step == "prepare" else jobs[0])
+        outcome = "ok"
+    except ModelNotFound as exc:
+        outcome = str(exc)
+    print(json.dumps([step, outcome, len(seen), "torch" in sys.modules]))
+"""
+
+
+def test_identity_never_downloads_prepare_does(story, tmp_path):
+    """identity() reads the disk only (no request, no torch); prepare() asks the hub, and what it could not fetch
+    is what identity() then says."""
+    done = subprocess.run([sys.executable, "-c", FAKE_HUB, str(story)], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120, env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}",
+                                            "HF_HUB_OFFLINE": "0", "HF_HUB_CACHE": str(tmp_path / "hub")})
+    assert done.returncode == 0, done.stderr
+    hint = ("download it with `storyboard download nobody/model`, pass a local diffusers folder or .safetensors file "
+            "with --model, or use --renderer draft")
+    steps = [json.loads(line) for line in done.stdout.splitlines()]
+    assert steps[0] == ["identity", f"model 'nobody/model' is not in the Hugging Face cache ({tmp_path / 'hub'}); "
+                                    f"{hint}", 0, False]
+    assert steps[1][:2] == ["prepare", "ok"] and steps[1][2] > 0
+    assert steps[2] == ["identity", f"model 'nobody/model' was not found on the Hugging Face hub; {hint}",
+                        steps[1][2], True]
+
+
+def test_a_hub_model_that_cannot_be_fetched_still_rebuilds_what_it_drew(story, tiny_model, tmp_path, monkeypatch,
+                                                                        capsys):
+    cache = tmp_path / "hub"
+    repo = cache / "models--tiny--sd"
+    shutil.copytree(tiny_model, repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    out = tmp_path / "out"
+    build(story, out, renderer="diffusers", model="tiny/sd")
+    panels = {p.name: p.read_bytes() for p in (out / "panels").iterdir()}
+
+    shutil.rmtree(repo)  # the cache was cleared, and the hub cannot be reached: prepare's download fails
+    env = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": UNREACHABLE, "HF_HUB_CACHE": str(cache)}
+    done = run_cli("build", str(story), "--out", str(out), "--model", "tiny/sd", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "rendered 0, reused 3 (diffusers renderer)" in done.stdout
+    assert {p.name: p.read_bytes() for p in (out / "panels").iterdir()} == panels
+
+    story.write_text(story.read_text().replace("a cat asleep", "a dog asleep"), encoding="utf-8")
+    done = run_cli("build", str(story), "--out", str(out), "--model", "tiny/sd", env=env)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "Error: cannot download 'tiny/sd' from the Hugging Face hub (ConnectionRefusedError: [Errno 111] Connection "
+        "refused); check the network connection and the model id\n")
+
+
+def _corrupt_weights(folder: Path) -> None:
+    (folder / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"not safetensors" * 100)
+
+
+def _unknown_component_class(folder: Path) -> None:
+    index = json.loads((folder / "model_index.json").read_text())
+    index["scheduler"] = ["diffusers", "NoSuchScheduler"]
+    (folder / "model_index.json").write_text(json.dumps(index))
+
+
+def _invalid_model_index(folder: Path) -> None:
+    (folder / "model_index.json").write_text("{not json")
+
+
+@pytest.mark.parametrize(("breakage", "reported"), [
+    (_corrupt_weights, " (OSError: Unable to load weights from checkpoint file"),
+    (_unknown_component_class, " (ValueError: `diffusers` has no class `NoSuchScheduler`"),
+    (_invalid_model_index, ": its model_index.json cannot be read (JSONDecodeError: "),
+])
+def test_a_broken_model_is_reported_as_what_it_is_not_as_missing(story, tiny_model, tmp_path, breakage, reported):
+    from storyboard.errors import ModelNotFound, RenderError
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    breakage(model)
+    with pytest.raises(RenderError) as raised:
+        build(story, tmp_path / "out", renderer="diffusers", model=str(model))
+    assert not isinstance(raised.value, ModelNotFound)
+    assert str(raised.value).startswith(f"cannot load model '{model}'{reported}")
+    assert "--renderer draft" not in str(raised.value)
+
+
+def test_a_model_folder_missing_a_file_is_model_not_found(story, tiny_model, tmp_path):
+    from storyboard.errors import ModelNotFound
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    (model / "unet" / "diffusion_pytorch_model.safetensors").unlink()  # a download that stopped half-way
+    with pytest.raises(ModelNotFound, match=r"^cannot load model '.*' \(OSError: Error no file named "
+                                            r"diffusion_pytorch_model.bin found in directory .*; pass a local "
+                                            r"diffusers folder or .safetensors file with --model, or use "
+                                            r"--renderer draft$"):
+        build(story, tmp_path / "out", renderer="diffusers", model=str(model))
