@@ -14,12 +14,12 @@ renderers), which never lets an API key through.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import ClassVar, Literal, Protocol, TypedDict
 
 from storyboard.errors import PlannerError
 from storyboard.http import describe, keep_secret, reason, redact, retry_after, shown_url, status_error
+from storyboard.registry import load_registered
 
 __all__ = ["PROVIDERS", "ChatBackend", "Message", "backend_class", "describe", "get_backend", "keep_secret", "reason",
            "redact", "retry_after", "shown_url", "status_error"]
@@ -50,12 +50,7 @@ DEFAULT_PROVIDER = "dashscope"
 
 def backend_class(provider: str) -> type[ChatBackend]:
     """The backend class for `provider`, imported only now (SDK imports are not free)."""
-    try:
-        target = PROVIDERS[provider]
-    except KeyError:
-        raise PlannerError(f"unknown provider {provider!r} (choose from: {', '.join(PROVIDERS)})") from None
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+    return load_registered(PROVIDERS, provider, "provider", PlannerError)
 
 
 def get_backend(provider: str, *, model: str | None = None, base_url: str | None = None) -> ChatBackend:

@@ -6,7 +6,6 @@ dependencies (torch, diffusers) load only for builds that need them.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -14,6 +13,7 @@ from typing import Any, Protocol
 from PIL import Image
 
 from storyboard.errors import OptionError
+from storyboard.registry import load_registered
 from storyboard.resolve import PanelJob
 
 #: Called as ``on_step(job, step, total_steps)`` while a panel is being drawn.
@@ -90,12 +90,7 @@ class Renderer(Protocol):
 
 def renderer_class(name: str) -> type[Renderer]:
     """The class registered as `name`, imported only now."""
-    try:
-        target = RENDERERS[name]
-    except KeyError:
-        raise OptionError(f"unknown renderer {name!r} (choose from: {', '.join(RENDERERS)})") from None
-    module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    return load_registered(RENDERERS, name, "renderer", OptionError)
 
 
 def renderer_options(name: str) -> set[str]:
