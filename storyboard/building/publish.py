@@ -132,8 +132,11 @@ def warm_page(story: Story, jobs: list[PanelJob], engine: Renderer) -> threading
     """
     def warm() -> None:
         try:
-            blank = {job.index: Image.new("RGB", (job.width, job.height)) for job in jobs}
-            story_page(story, jobs, blank, renderer=engine.name, version=__version__, **page_marks(engine)).fonts  # noqa: B018 - cuts them
+            # The fonts depend on the page's text alone: one tiny stand-in picture serves every panel.
+            blank = Image.new("RGB", (1, 1))
+            stand_ins = {job.index: blank for job in jobs}
+            page = story_page(story, jobs, stand_ins, renderer=engine.name, version=__version__, **page_marks(engine))
+            page.fonts  # noqa: B018 - reading it cuts the subsets
             import fpdf  # noqa: F401
         except Exception:
             pass
