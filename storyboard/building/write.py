@@ -3,7 +3,9 @@ page; pages/page-01.png…, book.pdf and index.html for a book. Names come from 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Collection
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from storyboard.compose.html import book_html, page_html
 from storyboard.compose.page import Page
 from storyboard.compose.pdf import book_pdf, page_pdf
 from storyboard.compose.png import page_png
-from storyboard.files import atomic_save_png, atomic_write_bytes, atomic_write_text
+from storyboard.files import atomic_save_png, atomic_write_bytes, atomic_write_text, encode_png
 from storyboard.output import PAGES_DIR, OutputFolder
 
 
@@ -38,18 +40,17 @@ def write_book(out: OutputFolder, book: Book, *, self_contained: bool = False,
     """Write a book into `out`: `pngs` (page numbers; default all) as pages/page-NN.png, and book.pdf and
     index.html holding every page. A book of one page is written by `write_page`.
 
-    The PDF and HTML are made before anything is written; page PNGs are each written as soon as drawn, so a
-    failure leaves every file either as it was or complete.
+    Every file is made before any is written, so a failure leaves every file as it was.
     """
     if book.single:
         return write_page(out, book.pages[0], self_contained=self_contained)
+    encoded = _page_pngs([page for page in book.pages if pngs is None or page.number in pngs])
     pdf = _made_in_scratch(out, lambda scratch: book_pdf(book.pages, book.fonts, book.chapters, scratch))
     html = book_html(book.pages, book.fonts, self_contained=self_contained, footer=book.footer)
     written = _write_fonts(out, book.fonts, self_contained)
-    for page in book.pages:
-        if pngs is None or page.number in pngs:
-            atomic_save_png(out.book_page(page.number), page_png(page))
-            written.append(out.book_page(page.number))
+    for number, png in encoded.items():
+        atomic_write_bytes(out.book_page(number), png)
+        written.append(out.book_page(number))
     atomic_write_bytes(out.book_pdf, pdf)
     atomic_write_text(out.index_html, html)
     _remove_stale_fonts(out, book.fonts, self_contained)
@@ -58,6 +59,20 @@ def write_book(out: OutputFolder, book: Book, *, self_contained: bool = False,
     for path in out.book_pages_after(len(book.pages)):  # left by an earlier build of a longer book
         path.unlink(missing_ok=True)
     return [*written, out.book_pdf, out.index_html]
+
+def _page_pngs(pages: list[Page]) -> dict[int, bytes]:
+    """Each page's PNG, by page number. A page is encoded on a second thread (zlib leaves the interpreter free) while
+    the next one is painted; at most two painted pages wait, so a long book never holds all its pictures at once."""
+    encoded: dict[int, bytes] = {}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="storyboard-png") as encoder:
+        pending: deque[tuple[int, Future[bytes]]] = deque()
+        for page in pages:
+            pending.append((page.number, encoder.submit(encode_png, page_png(page))))
+            while len(pending) > 2 or pending and page is pages[-1]:
+                number, future = pending.popleft()
+                encoded[number] = future.result()
+    return encoded
+
 
 def _made_in_scratch(out: OutputFolder, make: Callable[[Path], bytes]) -> bytes:
     """`make(scratch)`, with the output folder's scratch folder removed afterwards (a killed build's next build
