@@ -5,6 +5,7 @@ message as one `Error: ...` line. Any other exception escaping the library is a 
 
     StoryboardError
     ├── StoryError                   the story file (with file, line and field)
+    │   └── StoryChanged             it kept changing while storyboard was writing an edit into it
     ├── OptionError                  an option names what storyboard does not have, or what does not take it
     ├── RenderError                  a renderer could not draw a panel
     │   ├── ModelNotFound
@@ -56,6 +57,14 @@ class StoryError(StoryboardError):
         elif line:
             where = f"line {line}: "
         super().__init__(where + (f"{field}: " if field else "") + message)
+
+
+class StoryChanged(StoryError):
+    """The story file changed on disk (the user saved it) while storyboard was writing an edit into it, again and
+    again: nothing was written. A conflict, not a mistake in the file."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 class OptionError(StoryboardError):

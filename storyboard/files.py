@@ -5,12 +5,17 @@ A reader, or a build interrupted at any instant, sees either the old file or the
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import io
 import os
 import re
 import stat
+import sys
+import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +24,89 @@ from PIL import Image
 from storyboard.errors import BuildError, FolderBusy
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes, *, expect: bytes | None = None) -> bool:
+    """Write `data` to `path` whole or not at all (a temp file renamed over it); whether it was written.
+
+    With `expect`, only if the file still holds `expect`: a file saved meanwhile (an editor renaming its own temp
+    file over it) is left as the user saved it, and nothing is written.
+    """
     path = Path(path)
     if path.is_symlink():  # write what the link points to, as editors do, instead of replacing the link
         path = Path(os.path.realpath(path))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        # A name of its own for every write, so that two threads writing one file never share a temp file; the
+        # pid in it lets `remove_temp_files` recognise what a dead process left.
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
+        tmp = Path(name)
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        with suppress(FileNotFoundError):  # a rewritten file keeps its permissions (a private 0600 story)
-            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
+        try:  # a rewritten file keeps its permissions (a private 0600 story); a new one gets the usual ones
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_UMASK
+        os.chmod(tmp, mode)
+        if expect is not None:
+            return _replace_if(tmp, path, data, expect)
         os.replace(tmp, path)
+        return True
     except OSError as exc:
         raise BuildError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink(missing_ok=True)
+
+
+def _replace_if(tmp: Path, path: Path, data: bytes, expect: bytes) -> bool:
+    """Put `tmp` (holding `data`) in place of `path` if `path` holds `expect`.
+
+    Where the system can swap two names atomically (Linux's renameat2), the new file is swapped in and what it
+    displaced is checked afterwards: a save that came in between is swapped straight back, so it is never lost, not
+    even for a moment's race. Elsewhere the file is compared right before the rename.
+    """
+    if not _exchange(tmp, path):
+        if path.read_bytes() != expect:
+            return False
+        os.replace(tmp, path)
+        return True
+    for _ in range(8):
+        displaced = tmp.read_bytes()
+        if displaced == expect:
+            return True
+        _exchange(tmp, path)  # the user's save goes back; `tmp` holds what was in place a moment ago
+        if tmp.read_bytes() == data:
+            return False
+    os.replace(tmp, path)  # saves kept arriving: the newest one displaced goes back in place
+    return False
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the files named `a` and `b` in one step; False where the system cannot."""
+    libc = _libc()
+    if libc is None:
+        return False
+    at_cwd = -100  # AT_FDCWD
+    if libc.renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), 2) == 0:  # RENAME_EXCHANGE
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # the file system or kernel cannot
+        return False
+    raise OSError(error, os.strerror(error), str(b))
+
+
+@functools.cache
+def _libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        return libc
+    except (OSError, AttributeError):
+        return None
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -54,7 +123,17 @@ def atomic_save_png(path: str | Path, image: Image.Image, pnginfo: Any = None) -
     atomic_write_bytes(path, encode_png(image, pnginfo))
 
 
-_TEMP_FILE = re.compile(r"^\..+\.\d+\.tmp$")
+_TEMP_FILE = re.compile(r"^\..+\.\d+(-\w+)?\.tmp$")  # .<name>.<pid>-<random>.tmp (and the older .<pid>.tmp)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import: setting and restoring the umask later could race with another thread creating a file.
+_UMASK = _read_umask()
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -18,8 +18,9 @@ from storyboard.http import redact
 from storyboard.plan.backend import DEFAULT_PROVIDER, ChatBackend, Message, get_backend
 from storyboard.plan.reply import BadReply, Plan, Request, parse_reply, reply_schema
 from storyboard.retry import RetryPolicy, retrying
-from storyboard.story import Story, load_document, read_text, story_from_yaml
-from storyboard.story.document import Formatting, StoryDocument, dump_yaml
+from storyboard.story import Story, story_from_yaml
+from storyboard.story.document import Formatting, StoryDocument, document_from_bytes, dump_yaml
+from storyboard.story.reader import read_bytes
 
 DEFAULT_PANELS = 8
 MAX_PANELS = 500
@@ -69,8 +70,8 @@ def plan_story(path: str | Path, *, provider: str = DEFAULT_PROVIDER, model: str
     """
     path = Path(path)
     say = (lambda line: notify(redact(line))) if notify else (lambda line: None)
-    original = read_text(path)
-    document = load_document(path, require_panels=False)
+    original = read_bytes(path)
+    document = document_from_bytes(original, path, require_panels=False)
     story = document.story
     count, locked = _panels_to_plan(path, story, panels, timeout)
     if backend is None:
@@ -97,15 +98,16 @@ def plan_story(path: str | Path, *, provider: str = DEFAULT_PROVIDER, model: str
                         locked=len(locked), added=added, yaml=_fragment(document, added), story=new_story)
     if dry_run:
         return result
-    if read_text(path) != original:
-        raise PlannerError(f"{path} changed while the plan was being written; nothing was written, "
-                           "run `storyboard plan` again")
-    from storyboard.files import atomic_write_text
+    from storyboard.story.edits import write_if_unchanged, writing
 
     try:
-        atomic_write_text(path, text)
+        with writing(path):
+            written = write_if_unchanged(path, original, text.encode("utf-8"))
     except StoryboardError as exc:
         raise PlannerError(str(exc)) from None
+    if not written:
+        raise PlannerError(f"{path} changed while the plan was being written; nothing was written, "
+                           "run `storyboard plan` again")
     result.written = True
     return result
 

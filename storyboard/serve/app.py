@@ -18,7 +18,9 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import logging
 import os
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -31,13 +33,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from storyboard.building import MAX_VARIANTS
-from storyboard.errors import FolderBusy, StoryboardError
+from storyboard.errors import FolderBusy, StoryboardError, StoryChanged, internal_error
 from storyboard.output import OutputFolder
 from storyboard.resolve import check_panel_number
 from storyboard.serve.builder import Builder
 from storyboard.serve.events import EventBus
 from storyboard.story import load_story
 from storyboard.templates import templates_dir
+
+log = logging.getLogger("storyboard")
 
 TOKEN_HEADER = "x-storyboard-token"
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
@@ -132,14 +136,36 @@ class LiveSite:
 
     def panel_number(self, request: Request) -> int:
         """The panel number of the URL, checked against the story as it is now."""
-        panel = request.path_params["n"]
+        panel = panel_param(request)
         check_panel_number(panel, len(load_story(self.story_path).panels), self.story_path)
         return panel
 
 
+MAX_BODY = 64 * 1024  # an action's body is one small JSON object
+_PANEL = re.compile(r"[0-9]{1,6}")
+
+
+def panel_param(request: Request) -> int:
+    """The URL's panel number, checked as text before it becomes a number (a number of thousands of digits would
+    otherwise trip Python's limit on converting them)."""
+    text = request.path_params["n"]
+    if not _PANEL.fullmatch(text):
+        shown = repr(text) if len(text) <= 20 else f"{text[:20]!r}... ({len(text)} characters)"
+        raise _BadRequest(f"{shown} is not a panel number")
+    return int(text)
+
+
 async def _body(request: Request, field: str) -> int:
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > MAX_BODY:
+        raise _TooLarge(f"the request body must be at most {MAX_BODY // 1024} KiB")
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise _TooLarge(f"the request body must be at most {MAX_BODY // 1024} KiB")
     try:
-        data = json.loads(await request.body() or b"null")
+        data = json.loads(body or b"null")
+    except RecursionError:
+        raise _BadRequest("the request body is nested too deeply") from None
     except ValueError:
         raise _BadRequest("the request body is not JSON") from None
     value = data.get(field) if isinstance(data, dict) else None
@@ -149,15 +175,20 @@ async def _body(request: Request, field: str) -> int:
 
 
 class _BadRequest(Exception):
-    pass
+    status = 400
+
+
+class _TooLarge(_BadRequest):
+    status = 413
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def action(site: LiveSite, handler: Endpoint) -> Endpoint:
-    """`handler` behind the token, its errors answered as one line: a folder another process holds is a conflict
-    (409), any other `StoryboardError` and a malformed body are the request's fault (400)."""
+    """`handler` behind the token, its errors answered as one line: a folder another process holds, or a story file
+    that kept changing under an edit, is a conflict (409); any other `StoryboardError` and a malformed body are the
+    request's fault (400)."""
     async def endpoint(request: Request) -> Response:
         refused = site.check_token(request)
         if refused is not None:
@@ -165,9 +196,12 @@ def action(site: LiveSite, handler: Endpoint) -> Endpoint:
         try:
             return await handler(request)
         except _BadRequest as exc:
-            return _error(400, str(exc))
+            return _error(exc.status, str(exc))
         except StoryboardError as exc:
-            return _error(409 if isinstance(exc, FolderBusy) else 400, f"Error: {exc}")
+            return _error(409 if isinstance(exc, FolderBusy | StoryChanged) else 400, f"Error: {exc}")
+        except Exception as exc:  # a bug: one line for the page and the log, never a traceback
+            log.error("storyboard serve: %s", internal_error(exc))
+            return _error(500, f"Error: {internal_error(exc)}")
     return endpoint
 
 
@@ -214,16 +248,16 @@ def create_app(site: LiveSite, host: str, port: int) -> ASGIApp:
         from storyboard.edit import pick_seed
 
         seed = await _body(request, "seed")
-        panel = request.path_params["n"]
+        panel = panel_param(request)
         before = await run_in_threadpool(pick_seed, site.story_path, panel, seed)
         return JSONResponse({"panel": panel, "seed": seed, "before": before})
 
     routes = [
         Route("/", page),
         Route("/events", events),
-        Route("/api/panels/{n:int}/redraw", action(site, redraw), methods=["POST"]),
-        Route("/api/panels/{n:int}/variants", action(site, variants), methods=["POST"]),
-        Route("/api/panels/{n:int}/pick", action(site, pick), methods=["POST"]),
+        Route("/api/panels/{n}/redraw", action(site, redraw), methods=["POST"]),
+        Route("/api/panels/{n}/variants", action(site, variants), methods=["POST"]),
+        Route("/api/panels/{n}/pick", action(site, pick), methods=["POST"]),
         Route("/{path:path}", static, methods=["GET", "HEAD"]),
     ]
     return HostGuard(Starlette(routes=routes), host, port)

@@ -41,7 +41,11 @@ def load_document(path: str | Path, *, require_panels: bool = True) -> StoryDocu
     The file is validated first (see `story_from_yaml`), so callers only ever edit a valid story. Pass the result to
     `save_document`.
     """
-    data = read_bytes(path)
+    return document_from_bytes(read_bytes(path), path, require_panels=require_panels)
+
+
+def document_from_bytes(data: bytes, path: str | Path, *, require_panels: bool = True) -> StoryDocument:
+    """`load_document` of the file's bytes, read already."""
     text = decode(data, path)
     story = story_from_yaml(text, file=path, require_panels=require_panels)
     # ruamel round-trips CRLF text badly (blank lines lost, "\r" kept in comments) and writes "\n" and no BOM:
