@@ -37,6 +37,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+MAX_SHOWN = 200  # characters of a value an error line shows before it says how long the value is
+MAX_LINE = 1000  # characters of a whole error line, whatever it quotes
+_SEPARATORS = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks, line separators and other control characters written as escapes, so that a message
+    built from a user's value stays one line (and cannot forge a second `Error:` line)."""
+    return "".join(_SEPARATORS.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 32 or 127 <= ord(c) < 160 else c)
+                   for c in text)
+
+
+def shorten(text: str, most: int = MAX_SHOWN) -> str:
+    """`text` as an error line shows a value: its start, and its size when it is longer than `most` characters."""
+    return text if len(text) <= most else f"{text[:most]}... ({len(text)} characters)"
+
 
 class StoryboardError(Exception):
     """Base class of every error storyboard reports to users."""
@@ -56,7 +72,8 @@ class StoryError(StoryboardError):
             where = self.file + (f":{line}" if line else "") + ": "
         elif line:
             where = f"line {line}: "
-        super().__init__(where + (f"{field}: " if field else "") + message)
+        shown = f"{shorten(field)}: " if field else ""
+        super().__init__(shorten(one_line(where + shown + message), MAX_LINE))
 
 
 class StoryChanged(StoryError):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,28 @@ def test_harmless_aliases_are_fine(write_story):
 def test_round_trip_is_byte_identical():
     document = load_document(LITTLE_PRINCE)
     assert dump_document(document) == LITTLE_PRINCE.read_text(encoding="utf-8")
+
+
+def test_an_alias_bomb_before_a_duplicate_key_is_refused_before_it_expands(write_story):
+    # The duplicate key's own message would show the aliased value expanded: 9**9 values.
+    lines = ['title: x', 'a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    path = write_story("\n".join([*lines, "outline: *a8", "outline: x", "panels: [{prompt: a}]"]) + "\n")
+    started = time.monotonic()
+    assert error_of(path) == f"{path}: YAML expands to more than 100000 values (nested aliases?)"
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("key", ["bad\nkey", "bad\rkey", "bad\u2028key", "Error: forged\nError: x"])
+def test_an_error_line_is_one_line_whatever_the_file_holds(write_story, key):
+    path = write_story(f"title: x\n{json.dumps(key)}: 1\npanels: [{{prompt: a}}]\n")
+    message = error_of(path)
+    assert message.splitlines() == [message]
+    assert "unknown field" in message
+
+
+@pytest.mark.parametrize("field", ["language", "render:\n  scheduler"])
+def test_a_huge_value_is_never_echoed_whole(write_story, field):
+    path = write_story(f"title: x\n{field}: {'k' * 100_000}\npanels: [{{prompt: a}}]\n")
+    message = error_of(path)
+    assert len(message) <= 1100 and message.splitlines() == [message]

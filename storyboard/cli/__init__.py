@@ -16,7 +16,7 @@ from storyboard.cli.build import build, download, serve
 from storyboard.cli.check import check
 from storyboard.cli.panels import info, pick, variants
 from storyboard.cli.plan import plan
-from storyboard.errors import StoryboardError, internal_error
+from storyboard.errors import MAX_LINE, StoryboardError, internal_error, one_line, shorten
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,12 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     except StoryboardError as exc:
         if debug:
             raise
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {shorten(one_line(str(exc)), MAX_LINE)}", err=True)
         return 1
     except Exception as exc:  # a bug: say so in one line unless asked for the traceback
         if debug:
             raise
-        click.echo(f"Error: {internal_error(exc)}; rerun with --debug for details", err=True)
+        click.echo(f"Error: {shorten(one_line(internal_error(exc)), MAX_LINE)}; rerun with --debug for details",
+                   err=True)
         return 1
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from storyboard.errors import StoryError
+from storyboard.errors import StoryError, shorten
 from storyboard.story.messages import describe, story_error
 from storyboard.story.models import Story, StoryDraft
 
@@ -67,11 +67,12 @@ def parse_yaml(text: str, file: str | Path | None = None) -> Any:
     _check_flow_depth(text, file)
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
+    _check_expansion(yaml, text, file)
     try:
         data = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        problem = shorten(" ".join(str(exc.problem or exc.context or "invalid YAML").split()))
         raise StoryError(f"invalid YAML: {problem}", file=file, line=mark.line + 1 if mark else None) from None
     except YAMLError as exc:
         raise StoryError(f"invalid YAML: {' '.join(str(exc).split())}", file=file) from None
@@ -79,6 +80,38 @@ def parse_yaml(text: str, file: str | Path | None = None) -> Any:
         raise StoryError(f"YAML nested too deeply (more than {MAX_DEPTH} levels)", file=file) from None
     _check_size(data, file)
     return data
+
+
+def _check_expansion(yaml: Any, text: str, file: str | Path | None) -> None:
+    """Refuse a document whose aliases would expand past `MAX_VALUES` values, from its parse events alone: before
+    anything is built from it (a 'billion laughs' of nested aliases), in every path, error messages included."""
+    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, ScalarEvent
+
+    sizes: dict[str, int] = {}  # values each anchor stands for
+    open_: list[list[Any]] = [[None, 0]]  # [anchor, values so far] of each collection being read
+    try:
+        for event in yaml.parse(text):
+            if isinstance(event, CollectionStartEvent):
+                open_.append([event.anchor, 1])
+                continue
+            if isinstance(event, CollectionEndEvent):
+                anchor, count = open_.pop()
+                if anchor:
+                    sizes[anchor] = count
+            elif isinstance(event, ScalarEvent):
+                count = 1
+                if event.anchor:
+                    sizes[event.anchor] = 1
+            elif isinstance(event, AliasEvent):
+                count = sizes.get(event.anchor, 1)
+            else:
+                continue
+            open_[-1][1] += count
+            if sum(level[1] for level in open_) > MAX_VALUES:
+                raise StoryError(f"YAML expands to more than {MAX_VALUES} values (nested aliases?)", file=file)
+    except YAMLError:
+        return  # not YAML: reading it for real reports where
 
 
 def _check_flow_depth(text: str, file: str | Path | None) -> None:
