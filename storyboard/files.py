@@ -136,6 +136,38 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def read_regular_file(path: str | Path, limit: int) -> bytes:
+    """The bytes of the regular file at `path`, at most `limit` of them, or `ValueError` saying in a few words why
+    not: no such file, a folder, a FIFO or device (which could block or never end), a loop of links, too large.
+
+    The file is checked again once open, so a file swapped for a FIFO in between is refused too.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except ValueError:
+        raise ValueError("the path holds a NUL character") from None
+    except FileNotFoundError:
+        raise ValueError("no such file") from None
+    except IsADirectoryError:
+        raise ValueError("it is a folder") from None
+    except PermissionError:
+        raise ValueError("permission denied") from None
+    except OSError as exc:
+        problem = "a loop of symbolic links" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+        raise ValueError(problem) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ValueError("it is a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a pipe or a device?)")
+    with os.fdopen(fd, "rb") as f:
+        if info.st_size > limit:
+            raise ValueError(f"it is {info.st_size // 1024} KiB; at most {limit // 1024} KiB")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"it is more than {limit // 1024} KiB; at most {limit // 1024} KiB")
+    return data
+
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

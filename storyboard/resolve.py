@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -182,7 +183,8 @@ def resolve_anchors(story: Story, *, model: str | None = None, story_dir: str | 
             runtime=tuple(sorted(render.runtime_options().items())),
             character=name,
             slug=file_slug(name, taken),
-            image=str((Path(story_dir) / character.image).resolve()) if character.image else "",
+            # realpath, unlike Path.resolve, does not raise on a loop of links: reading the picture reports it.
+            image=os.path.realpath(Path(story_dir) / character.image) if character.image else "",
         ))
     return jobs
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -200,6 +201,10 @@ def test_a_reference_picture_replaces_the_drawn_anchor_and_is_keyed_by_its_bytes
     (lambda p: (p.parent.mkdir(parents=True), p.write_text("not a picture")), "not an image Pillow can read"),
     (lambda p: (p.parent.mkdir(parents=True), p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)),
      "not an image Pillow can read"),
+    (lambda p: (p.parent.mkdir(parents=True), os.mkfifo(p)), "not a regular file (a pipe or a device?)"),
+    (lambda p: (p.parent.mkdir(parents=True), p.symlink_to(p)), "a loop of symbolic links"),
+    (lambda p: (p.parent.mkdir(parents=True), Image.new("1", (12_000, 16_000)).save(p)),
+     f"it has more than {Image.MAX_IMAGE_PIXELS} pixels"),
 ])
 def test_a_bad_reference_picture_is_one_line_naming_file_and_character(story, tmp_path, capsys, make, problem):
     make(story.parent / "refs" / "prince.png")

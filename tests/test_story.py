@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -121,10 +122,26 @@ def test_encodings(tmp_path):
 
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
-def test_an_endless_file_is_refused_without_reading_it_all(tmp_path):
+def test_an_endless_file_is_refused_without_reading_it(tmp_path):
     endless = tmp_path / "story.yaml"
     endless.symlink_to("/dev/zero")  # no size to check up front, and no end
-    assert error_of(endless) == f"{endless}: is more than 2048 KiB; a story file is at most 2048 KiB"
+    assert error_of(endless) == f"{endless}: cannot read: not a regular file (a pipe or a device?)"
+
+
+def test_a_fifo_is_refused_at_once_instead_of_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "story.yaml"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    assert error_of(fifo) == f"{fifo}: cannot read: not a regular file (a pipe or a device?)"
+    assert time.monotonic() - started < 5
+
+
+def test_a_loop_of_links_and_a_nul_in_the_path_are_one_line(tmp_path):
+    loop = tmp_path / "story.yaml"
+    loop.symlink_to(loop)
+    assert error_of(loop) == f"{loop}: cannot read: a loop of symbolic links"
+    nul = f"{tmp_path}/sto\x00ry.yaml"
+    assert error_of(nul).endswith("cannot read: the path holds a NUL character")
 
 
 def test_alias_bomb_is_refused_quickly(write_story):

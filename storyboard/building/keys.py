@@ -4,7 +4,9 @@ can hold the keys of the anchors it reads."""
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,11 +15,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from storyboard.cache import PanelCache
 from storyboard.errors import RenderError, StoryError
+from storyboard.files import read_regular_file
 from storyboard.render import Renderer
 from storyboard.resolve import KeyedJob, PanelJob, anchored_characters, content_key
 from storyboard.story import Story
 
 log = logging.getLogger("storyboard")
+MAX_PICTURE_BYTES = 50 * 1024 * 1024  # a character's own reference picture
 
 
 def panel_key(job: PanelJob, renderer: str, identity: dict[str, Any], references: Sequence[str] = ()) -> str:
@@ -102,19 +106,19 @@ def read_picture(job: PanelJob, story_path: str | Path) -> tuple[str, Image.Imag
                           file=story_path, field=f"characters.{job.character}.image")
 
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise refuse("no such file") from None
-    except IsADirectoryError:
-        raise refuse("it is a folder") from None
-    except OSError as exc:
-        raise refuse(exc.strerror or str(exc)) from None
+        data = read_regular_file(path, MAX_PICTURE_BYTES)
+    except ValueError as exc:
+        raise refuse(str(exc)) from None
     try:
-        with Image.open(path) as image:
-            image.load()
-            picture = ImageOps.fit(ImageOps.exif_transpose(image).convert("RGB"), (job.width, job.height),
-                                   Image.Resampling.LANCZOS)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+                picture = ImageOps.fit(ImageOps.exif_transpose(image).convert("RGB"), (job.width, job.height),
+                                       Image.Resampling.LANCZOS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise refuse(f"it has more than {Image.MAX_IMAGE_PIXELS} pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise refuse("not an image Pillow can read") from None
     return hashlib.sha256(data).hexdigest(), picture
 

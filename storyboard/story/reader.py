@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from storyboard.errors import StoryError, shorten
+from storyboard.files import read_regular_file
 from storyboard.story.messages import describe, story_error
 from storyboard.story.models import Story, StoryDraft
 
@@ -24,25 +25,19 @@ def read_text(path: str | Path) -> str:
 
 
 def read_bytes(path: str | Path) -> bytes:
-    path = Path(path)
+    """The story file's bytes; a missing file, a folder, a FIFO or device, or a file over `MAX_FILE_BYTES` is one
+    `StoryError` line (never a read that blocks or never ends)."""
     try:
-        if path.is_dir():
-            raise StoryError("is a folder, not a story file", file=path)
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise StoryError(f"is {size // 1024} KiB; a story file is at most {MAX_FILE_BYTES // 1024} KiB", file=path)
-        with open(path, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)  # a device such as /dev/zero has no size and never ends
-        if len(data) > MAX_FILE_BYTES:
-            raise StoryError(f"is more than {MAX_FILE_BYTES // 1024} KiB; a story file is at most "
-                             f"{MAX_FILE_BYTES // 1024} KiB", file=path)
-    except FileNotFoundError:
-        raise StoryError("no such file", file=path) from None
-    except PermissionError:
-        raise StoryError("permission denied", file=path) from None
-    except OSError as exc:
-        raise StoryError(f"cannot read: {exc.strerror or exc}", file=path) from None
-    return data
+        return read_regular_file(path, MAX_FILE_BYTES)
+    except ValueError as exc:
+        problem = str(exc)
+        if problem == "it is a folder":
+            problem = "is a folder, not a story file"
+        elif problem.startswith("it is "):
+            problem = problem.replace("it is ", "is ", 1).replace("; at most", "; a story file is at most")
+        elif problem not in ("no such file", "permission denied"):
+            problem = f"cannot read: {problem}"
+        raise StoryError(problem, file=path) from None
 
 
 def decode(data: bytes, path: str | Path) -> str:
