@@ -199,3 +199,22 @@ def test_a_huge_value_is_never_echoed_whole(write_story, field):
     path = write_story(f"title: x\n{field}: {'k' * 100_000}\npanels: [{{prompt: a}}]\n")
     message = error_of(path)
     assert len(message) <= 1100 and message.splitlines() == [message]
+
+
+@pytest.mark.parametrize("characters, problem", [
+    ('{"": a}', "a character's name must not be empty"),
+    ('{"a\\nb": a}', "a character's name must not hold line breaks or other control characters (got 'a\\nb')"),
+    ("{" + "x" * 300 + ": a}", "a character's name must be at most 100 characters (got 300)"),
+])
+def test_names_that_cannot_name_a_file_or_a_speaker_are_refused(write_story, characters, problem):
+    path = write_story(f"title: x\ncharacters: {characters}\npanels: [{{prompt: a}}]\n")
+    assert error_of(path) == f"{path}:2: characters: {problem}"
+
+
+def test_limits_a_real_story_never_reaches_are_one_line(write_story):
+    path = write_story("title: " + "t" * 400 + "\npanels: [{prompt: a}]\n")
+    assert error_of(path) == f"{path}:1: title: must be at most 300 characters (got 400)"
+    path = write_story("title: x\npanels:\n" + "  - {prompt: a}\n" * 1001)
+    assert error_of(path) == f"{path}:2: panels: a story has at most 1000 panels (got 1001)"
+    path = write_story("title: x\npanels: [{prompt: a, dialogue: [{text: " + "w" * 5000 + "}]}]\n")
+    assert error_of(path) == f"{path}:2: panels[0].dialogue[0].text: must be at most 1000 characters (got 5000)"

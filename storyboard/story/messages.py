@@ -56,6 +56,12 @@ def _message(error: dict[str, Any], loc: tuple[str | int, ...]) -> str:
         return "a story needs at least one panel"
     if kind == "string_too_short":
         return "must not be empty"
+    if kind == "string_too_long":
+        return f"must be at most {error['ctx']['max_length']} characters (got {len(value)})"
+    if kind == "too_long" and loc == ("panels",):
+        return f"a story has at most {error['ctx']['max_length']} panels (got {len(value)})"
+    if kind == "too_long" and loc == ("characters",):
+        return f"a story has at most {error['ctx']['max_length']} characters (got {len(value)})"
     if kind == "string_pattern_mismatch" and loc == ("language",):
         return f"expected a language code such as 'en', 'zh' or 'pt-BR', got {value!r}"
     if kind == "too_long" and loc and loc[-1] == "dialogue":

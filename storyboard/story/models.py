@@ -12,6 +12,26 @@ from storyboard.story.hints import did_you_mean
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 MAX_SEED = 2**64 - 1
+# Limits no real story reaches, checked when the file is read, so that a hostile one costs nothing to refuse.
+MAX_PANELS = 1000
+MAX_TITLE = 300  # a title, a chapter's title
+MAX_NAME = 100  # a character's name, a speaker's
+MAX_BUBBLE = 1000  # one speech bubble
+MAX_TEXT = 2000  # a caption, a narration, a character's description or framing
+MAX_PROMPT = 4000  # a panel's prompt, the style's prefix and negative prompt
+MAX_OUTLINE = 100_000
+MAX_CHARACTERS = 200
+
+
+def name_problem(name: str) -> str:
+    """What is wrong with a character's name ('' when nothing): it names files, the cast strip and speakers."""
+    if not name.strip():
+        return "must not be empty"
+    if len(name) > MAX_NAME:
+        return f"must be at most {MAX_NAME} characters (got {len(name)})"
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 or c in "\u2028\u2029" for c in name):
+        return f"must not hold line breaks or other control characters (got {name!r})"
+    return ""
 MIN_SIZE, MAX_SIZE = 64, 2048
 
 StrictInt = Annotated[int, Field(strict=True)]
@@ -33,8 +53,8 @@ class FieldProblem(ValueError):
 
 
 class Style(StoryModel):
-    prefix: str = Field("", description="Put in front of every panel prompt.")
-    negative: str = Field("", description="Negative prompt for every panel.")
+    prefix: str = Field("", max_length=MAX_PROMPT, description="Put in front of every panel prompt.")
+    negative: str = Field("", max_length=MAX_PROMPT, description="Negative prompt for every panel.")
 
 
 class Lora(StoryModel):
@@ -55,10 +75,11 @@ class Character(StoryModel):
     The plain form ``name: "description"`` is the same as ``name: {description: "..."}``.
     """
 
-    description: str = Field(description="What the character looks like; added to every panel that lists it.")
+    description: str = Field(max_length=MAX_TEXT,
+                             description="What the character looks like; added to every panel that lists it.")
     seed: StrictInt | None = Field(None, description="The anchor's seed (default: derived from render.seed and "
                                                      "the name, see `anchor_seed`).")
-    anchor: str = Field(DEFAULT_ANCHOR, description="How the anchor portrait is framed.")
+    anchor: str = Field(DEFAULT_ANCHOR, max_length=MAX_TEXT, description="How the anchor portrait is framed.")
     image: str | None = Field(None, min_length=1, description="Your own reference picture (a path relative to "
                                                               "the story file) instead of a drawn anchor.")
     lora: str | None = Field(None, min_length=1, description="A LoRA of this character (local .safetensors file "
@@ -228,8 +249,8 @@ MAX_BUBBLES = 4
 class Line(StoryModel):
     """One speech bubble: who speaks, and what they say."""
 
-    speaker: str = ""
-    text: str
+    speaker: str = Field("", max_length=MAX_NAME)
+    text: str = Field(max_length=MAX_BUBBLE)
 
     @field_validator("text")
     @classmethod
@@ -240,9 +261,9 @@ class Line(StoryModel):
 
 
 class Panel(StoryModel):
-    prompt: str
-    caption: str = ""
-    narration: str = Field("", description="A narration box in the panel's top corner.")
+    prompt: str = Field(max_length=MAX_PROMPT)
+    caption: str = Field("", max_length=MAX_TEXT)
+    narration: str = Field("", max_length=MAX_TEXT, description="A narration box in the panel's top corner.")
     dialogue: list[Line] = Field(default_factory=list, max_length=MAX_BUBBLES,
                                  description=f"Speech bubbles, at most {MAX_BUBBLES}, in reading order.")
     span: StrictInt = Field(1, ge=1, le=12, description="How many columns the panel spans.")
@@ -250,7 +271,8 @@ class Panel(StoryModel):
     seed: StrictInt | None = None
     locked: bool = Field(False, description="`storyboard plan` keeps a locked panel exactly as written.")
     page_break: StrictBool = Field(False, description="Start a new page with this panel.")
-    chapter: str = Field("", description="Start a new page with this panel, headed by the chapter's title.")
+    chapter: str = Field("", max_length=MAX_TITLE,
+                         description="Start a new page with this panel, headed by the chapter's title.")
 
     @field_validator("prompt")
     @classmethod
@@ -273,21 +295,30 @@ class PlannedBy(StoryModel):
 
 
 class Story(StoryModel):
-    title: str = Field(min_length=1)
-    language: str = Field("en", pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
-    outline: str = ""
+    title: str = Field(min_length=1, max_length=MAX_TITLE)
+    language: str = Field("en", max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+    outline: str = Field("", max_length=MAX_OUTLINE)
     style: Style = Field(default_factory=Style)
-    characters: dict[str, Character] = Field(default_factory=dict)
+    characters: dict[str, Character] = Field(default_factory=dict, max_length=MAX_CHARACTERS)
     render: Render = Field(default_factory=Render)
     layout: Layout = Field(default_factory=Layout)
     planned_by: PlannedBy | None = None
-    panels: list[Panel] = Field(min_length=1)
+    panels: list[Panel] = Field(min_length=1, max_length=MAX_PANELS)
 
     @field_validator("title")
     @classmethod
     def _title(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("characters")
+    @classmethod
+    def _names(cls, value: dict[str, Character]) -> dict[str, Character]:
+        for name in value:
+            problem = name_problem(name)
+            if problem:
+                raise FieldProblem(f"a character's name {problem}", ("characters",))
         return value
 
     @model_validator(mode="after")
@@ -328,7 +359,7 @@ class Story(StoryModel):
 class StoryDraft(Story):
     """A story that may have no panels yet: what `storyboard plan` starts from. Every other field is as strict."""
 
-    panels: list[Panel] = Field(default_factory=list)
+    panels: list[Panel] = Field(default_factory=list, max_length=MAX_PANELS)
 
     @field_validator("panels", mode="before")
     @classmethod
