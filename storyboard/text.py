@@ -225,9 +225,19 @@ def wrap(text: str, fnt: ImageFont.FreeTypeFont | ImageFont.ImageFont | FontChai
 def _fit(line: str, fnt: ImageFont.FreeTypeFont | ImageFont.ImageFont | FontChain, max_width: float) -> int:
     """How many leading characters of `line` fit in `max_width` (at least one), never breaking before a
     character that may not start a line or after one that may not end it."""
-    cut = 1
-    while cut < len(line) and fnt.getlength(line[: cut + 1]) <= max_width:
-        cut += 1
+    # The longest prefix that fits: widths grow with the prefix, so gallop to a prefix too wide, then bisect; each
+    # measure is at most twice the fitted length, however long the line.
+    lo, hi = 1, 2
+    while hi < len(line) and fnt.getlength(line[:hi]) <= max_width:
+        lo, hi = hi, hi * 2
+    hi = min(hi, len(line))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fnt.getlength(line[:mid]) <= max_width:
+            lo = mid
+        else:
+            hi = mid - 1
+    cut = lo
 
     def forbidden(at: int) -> bool:
         return at < len(line) and (line[at] in NO_LINE_START or line[at - 1] in NO_LINE_END)
