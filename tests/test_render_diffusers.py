@@ -203,13 +203,19 @@ def test_missing_local_checkpoint_is_one_line(story, tmp_path, capsys):
         "folder or .safetensors file with --model, or use --renderer draft\n")
 
 
-def test_hub_id_loads_from_the_cache_offline(story, tiny_model, reference, tmp_path, monkeypatch):
+def cached_hub_model(model: Path, tmp_path: Path, monkeypatch) -> Path:
+    """`model` as the hub cache holds a download of `tiny/sd` at commit 0123abcd; HF_HUB_CACHE points there."""
     cache = tmp_path / "hub"
     repo = cache / "models--tiny--sd"
-    shutil.copytree(tiny_model, repo / "snapshots" / "0123abcd")
+    shutil.copytree(model, repo / "snapshots" / "0123abcd")
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("0123abcd")
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def test_hub_id_loads_from_the_cache_offline(story, tiny_model, reference, tmp_path, monkeypatch):
+    cached_hub_model(tiny_model, tmp_path, monkeypatch)
     renderer = DiffusersRenderer()
     build(story, tmp_path / "out", renderer=renderer, model="tiny/sd")
     assert renderer.loads == 1
@@ -606,12 +612,8 @@ def test_identity_never_downloads_prepare_does(story, tmp_path):
 
 def test_a_hub_model_that_cannot_be_fetched_still_rebuilds_what_it_drew(story, tiny_model, tmp_path, monkeypatch,
                                                                         capsys):
-    cache = tmp_path / "hub"
+    cache = cached_hub_model(tiny_model, tmp_path, monkeypatch)
     repo = cache / "models--tiny--sd"
-    shutil.copytree(tiny_model, repo / "snapshots" / "0123abcd")
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text("0123abcd")
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     out = tmp_path / "out"
     build(story, out, renderer="diffusers", model="tiny/sd")
     panels = {p.name: p.read_bytes() for p in (out / "panels").iterdir()}
