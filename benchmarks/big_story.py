@@ -37,7 +37,8 @@ def run(story: Path, out: Path) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "storyboard", "build", str(story), "--out", str(out),
-                           "--renderer", "draft"], capture_output=True, text=True, env=env)
+                           "--renderer", "draft"], capture_output=True, text=True, env=env,
+                          cwd=ROOT)  # `-m` puts the working folder first: run the checkout this file is in
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"build failed: {done.stderr.strip()}")

@@ -9,11 +9,15 @@ cost of a build around the text.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import storyboard
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the checkout this file is in, not whichever storyboard is installed
+
+import storyboard  # noqa: E402
 
 
 def main() -> None:

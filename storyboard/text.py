@@ -206,13 +206,15 @@ def wrap(text: str, fnt: ImageFont.FreeTypeFont | ImageFont.ImageFont | FontChai
         line = ""
         for unit, spaced in _units(paragraph):
             candidate = line + (" " if spaced and line else "") + unit
-            if not line or fnt.getlength(candidate) <= max_width:
+            if line and fnt.getlength(candidate) <= max_width:
                 line = candidate
-            else:
+                continue
+            if line:
                 lines.append(line)
-                line = unit
-            while len(line) > 1 and fnt.getlength(line) > max_width:
-                cut = _fit(line, fnt, max_width)
+            line = unit
+            # A unit wider than the line (a long word, a URL) is broken where it must; `_fit` measures at most twice
+            # the part that fits, never the whole rest of it.
+            while len(line) > 1 and (cut := _fit(line, fnt, max_width)) < len(line):
                 lines.append(line[:cut])
                 line = line[cut:]
         lines.append(line)

@@ -93,3 +93,24 @@ def test_glyphs_are_not_tofu(text):
 def test_languages_put_their_own_font_first():
     assert "KR" in FontChain(20, "ko").paths[0].name
     assert "SC" in FontChain(20, "zh").paths[0].name
+
+
+class CountingFont:
+    """A font that counts the characters it is asked to measure."""
+
+    def __init__(self, inner):
+        self.inner, self.measured = inner, 0
+
+    def getlength(self, text):
+        self.measured += len(text)
+        return self.inner.getlength(text)
+
+
+@pytest.mark.parametrize("text", ["w" * 4000, "汉" * 4000, ("word " * 800).strip()])
+def test_wrapping_measures_each_character_a_bounded_number_of_times(text):
+    # Linear, not quadratic: a 4000-letter word once cost its whole rest measured on every line it filled.
+    counting = CountingFont(font(20))
+    lines = wrap(text, counting, 200)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+    assert all(counting.inner.getlength(line) <= 200 for line in lines)
+    assert counting.measured <= 25 * len(text), counting.measured

@@ -13,7 +13,7 @@ from storyboard.compose.book import Book
 from storyboard.compose.fonts import FontSubset
 from storyboard.compose.html import book_html, page_html
 from storyboard.compose.page import Page
-from storyboard.compose.pdf import book_pdf, page_pdf
+from storyboard.compose.pdf import BookPdf, page_pdf
 from storyboard.compose.png import page_png
 from storyboard.files import atomic_save_png, atomic_write_bytes, atomic_write_text, encode_png
 from storyboard.output import PAGES_DIR, OutputFolder
@@ -44,8 +44,7 @@ def write_book(out: OutputFolder, book: Book, *, self_contained: bool = False,
     """
     if book.single:
         return write_page(out, book.pages[0], self_contained=self_contained)
-    encoded = _page_pngs([page for page in book.pages if pngs is None or page.number in pngs])
-    pdf = _made_in_scratch(out, lambda scratch: book_pdf(book.pages, book.fonts, book.chapters, scratch))
+    encoded, pdf = _book_files(out, book, pngs)
     html = book_html(book.pages, book.fonts, self_contained=self_contained, footer=book.footer)
     written = _write_fonts(out, book.fonts, self_contained)
     for number, png in encoded.items():
@@ -60,18 +59,30 @@ def write_book(out: OutputFolder, book: Book, *, self_contained: bool = False,
         path.unlink(missing_ok=True)
     return [*written, out.book_pdf, out.index_html]
 
-def _page_pngs(pages: list[Page]) -> dict[int, bytes]:
-    """Each page's PNG, by page number. A page is encoded on a second thread (zlib leaves the interpreter free) while
-    the next one is painted; at most two painted pages wait, so a long book never holds all its pictures at once."""
+
+def _book_files(out: OutputFolder, book: Book, pngs: Collection[int] | None) -> tuple[dict[int, bytes], bytes]:
+    """The PNG of each page in `pngs` (by page number) and the book's PDF, made page by page side by side: a page's
+    PNG is encoded on a second thread (zlib leaves the interpreter free) while the PDF's page is made and the next
+    PNG painted. At most two painted pages wait, so a long book never holds all its pictures at once."""
     encoded: dict[int, bytes] = {}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="storyboard-png") as encoder:
         pending: deque[tuple[int, Future[bytes]]] = deque()
-        for page in pages:
-            pending.append((page.number, encoder.submit(encode_png, page_png(page))))
-            while len(pending) > 2 or pending and page is pages[-1]:
-                number, future = pending.popleft()
-                encoded[number] = future.result()
-    return encoded
+        try:
+            with BookPdf(book.pages[0], book.fonts, book.chapters, out.scratch_dir) as document:
+                for page in book.pages:
+                    if pngs is None or page.number in pngs:
+                        pending.append((page.number, encoder.submit(encode_png, page_png(page))))
+                    document.add(page)
+                    while len(pending) > 2:
+                        number, future = pending.popleft()
+                        encoded[number] = future.result()
+                pdf = document.output()
+        finally:
+            with suppress(OSError):
+                out.scratch_dir.rmdir()
+        for number, future in pending:
+            encoded[number] = future.result()
+    return encoded, pdf
 
 
 def _made_in_scratch(out: OutputFolder, make: Callable[[Path], bytes]) -> bytes:

@@ -32,33 +32,56 @@ def page_pdf(page: Page, scratch: Path | None = None) -> bytes:
 def book_pdf(pages: Sequence[Page], fonts: Sequence[FontSubset], chapters: Sequence[tuple[str, int]] = (),
              scratch: Path | None = None) -> bytes:
     """One PDF page per comic page, each at its own size, with `fonts` (covering every page) embedded once and
-    `chapters` ((title, page number)) as the document's outline.
+    `chapters` ((title, page number)) as the document's outline. See `BookPdf` for `scratch`."""
+    with BookPdf(pages[0], fonts, chapters, scratch) as document:
+        for page in pages:
+            document.add(page)
+        return document.output()
+
+
+class BookPdf:
+    """A PDF made a page at a time (`add`), so that a caller can interleave it with other work on the same pages;
+    `output` gives its bytes. Used as a context manager.
 
     fpdf2 reads fonts from files: the subsets are written for it under `scratch` (default: the system's temporary
-    folder) and removed when the PDF is made; a build passes a folder of its own, so that a process killed
-    meanwhile leaves them where its next build removes them.
+    folder) and removed on exit; a build passes a folder of its own, so that a process killed meanwhile leaves
+    them where its next build removes them.
     """
-    from fpdf import FPDF
 
-    k = POINTS_PER_PIXEL
-    first = pages[0]
-    pdf = FPDF(unit="pt", format=(first.layout.width * k, first.layout.height * k))
-    pdf.set_auto_page_break(False)
-    pdf.set_margin(0)
-    pdf.set_creator("storyboard")
-    pdf.set_title(first.title)
-    pdf.set_lang(first.language)
-    starts = {number: title for title, number in chapters}
-    if scratch is not None:
-        scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="storyboard-pdf-", dir=scratch) as tmp:
-        families = _register_fonts(pdf, fonts, Path(tmp))
-        for n, page in enumerate(pages, start=1):
-            pdf.add_page(format=(page.layout.width * k, page.layout.height * k))
-            if (page.number or n) in starts:
-                pdf.start_section(starts[page.number or n])
-            paint_page(page, PdfPainter(pdf, page, families))
-        return bytes(pdf.output())
+    def __init__(self, first: Page, fonts: Sequence[FontSubset], chapters: Sequence[tuple[str, int]] = (),
+                 scratch: Path | None = None) -> None:
+        from fpdf import FPDF
+
+        k = POINTS_PER_PIXEL
+        self.pdf = pdf = FPDF(unit="pt", format=(first.layout.width * k, first.layout.height * k))
+        pdf.set_auto_page_break(False)
+        pdf.set_margin(0)
+        pdf.set_creator("storyboard")
+        pdf.set_title(first.title)
+        pdf.set_lang(first.language)
+        self.fonts, self.scratch, self.count = fonts, scratch, 0
+        self.starts = {number: title for title, number in chapters}
+
+    def __enter__(self) -> BookPdf:
+        if self.scratch is not None:
+            self.scratch.mkdir(parents=True, exist_ok=True)
+        self.tmp = tempfile.TemporaryDirectory(prefix="storyboard-pdf-", dir=self.scratch)
+        self.families = _register_fonts(self.pdf, self.fonts, Path(self.tmp.name))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.tmp.cleanup()
+
+    def add(self, page: Page) -> None:
+        k, pdf = POINTS_PER_PIXEL, self.pdf
+        self.count += 1
+        pdf.add_page(format=(page.layout.width * k, page.layout.height * k))
+        if (page.number or self.count) in self.starts:
+            pdf.start_section(self.starts[page.number or self.count])
+        paint_page(page, PdfPainter(pdf, page, self.families))
+
+    def output(self) -> bytes:
+        return bytes(self.pdf.output())
 
 
 class PdfPainter:

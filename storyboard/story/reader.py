@@ -62,7 +62,8 @@ def parse_yaml(text: str, file: str | Path | None = None) -> Any:
     _check_flow_depth(text, file)
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
-    _check_expansion(yaml, text, file)
+    if "*" in text:  # no alias, nothing to expand
+        _check_expansion(yaml, text, file)
     try:
         data = yaml.load(text)
     except MarkedYAMLError as exc:
