@@ -20,6 +20,7 @@ from storyboard.errors import StoryError
 from storyboard.geometry import panel_size
 from storyboard.output import character_file, panel_file
 from storyboard.story import MAX_SEED, Story
+from storyboard.story.film import framing
 
 
 @dataclass(frozen=True)
@@ -115,11 +116,14 @@ def join_prompt(*parts: str) -> str:
     return ", ".join(part for part in cleaned if part)
 
 
-def final_prompt(story: Story, panel_index: int) -> str:
-    """`"{style.prefix}, {description of each listed character}, {panel prompt}"`, empty parts skipped."""
+def final_prompt(story: Story, panel_index: int, model: str | None = None) -> str:
+    """`"{style.prefix}, {shot framing}, {description of each listed character}, {panel prompt}"`, empty parts
+    skipped. The framing words of a panel's `shot` are worded for `model` (default `render.model`): tags for CLIP
+    models, a sentence for T5 ones (see `storyboard.story.film.framing`)."""
     panel = story.panels[panel_index - 1]
     descriptions = [story.characters[name].description for name in panel.characters]
-    return join_prompt(story.style.prefix, *descriptions, panel.prompt)
+    shot = framing(panel.shot, model or story.render.model)
+    return join_prompt(story.style.prefix, shot, *descriptions, panel.prompt)
 
 
 def anchor_seed(story: Story, name: str) -> int:
@@ -204,7 +208,7 @@ def resolve(story: Story, *, model: str | None = None) -> list[PanelJob]:
         options |= _loras(story, panel.characters)
         jobs.append(PanelJob(
             index=i,
-            prompt=final_prompt(story, i),
+            prompt=final_prompt(story, i, model),
             negative_prompt=join_prompt(story.style.negative),
             seed=panel.seed if panel.seed is not None else render.seed + i - 1,
             width=panel_size((render.width, render.height), panel.span, story.layout.gutter)[0],

@@ -85,8 +85,8 @@ def test_little_prince_story_is_valid():
         ("title: x\ntitle: y\npanels:\n  - prompt: a\n",
          'story.yaml:2: invalid YAML: found duplicate key "title" with value "y" (original value: "x")'),
         ("title: x\ncaption: hi\npanels:\n  - prompt: a\n",
-         "story.yaml:2: caption: unknown field (allowed: title, language, outline, style, characters, render, "
-         "layout, planned_by, panels)"),
+         "story.yaml:2: caption: unknown field (allowed: title, medium, language, outline, style, characters, render, "
+         "layout, planned_by, animatic, panels)"),
         ("title: x\nlanguage: chinese\npanels:\n  - prompt: a\n",
          "story.yaml:2: language: expected a language code such as 'en', 'zh' or 'pt-BR', got 'chinese'"),
         ("title: x\nlayout:\n  columns: 0\npanels:\n  - prompt: a\n",

@@ -1,12 +1,14 @@
 """The story file.
 
     models     what a story is (pydantic): every field, its default and its checks
+    film       film grammar: shots, aspect ratios, the animatic's settings, the boards in time
     reader     file → text → YAML → Story, hostile files refused cheaply, errors with file and line
     messages   a ValidationError as one line naming the field
     document   editing the file in place (`pick`, `plan`), keeping comments and formatting
 """
 
 from storyboard.story.document import StoryDocument, dump_document, load_document, save_document, story_of
+from storyboard.story.film import Animatic, Board, Shot, timeline
 from storyboard.story.models import (
     DEFAULT_ANCHOR,
     DEFAULT_MODEL,
@@ -38,6 +40,10 @@ from storyboard.story.reader import (
 )
 
 __all__ = [
+    "Animatic",
+    "Board",
+    "Shot",
+    "timeline",
     "DEFAULT_ANCHOR",
     "DEFAULT_MODEL",
     "MAX_BUBBLES",

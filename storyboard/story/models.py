@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from storyboard.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
+from storyboard.story.film import ASPECTS, MAX_DURATION, Animatic, Shot, aspect_size
 from storyboard.story.hints import did_you_mean
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -117,6 +118,9 @@ class Render(StoryModel):
                           "guidance and scheduler; fields set in the story win.")
     model: str = Field(DEFAULT_MODEL, min_length=1,
                        description="Hugging Face hub id, local diffusers folder or checkpoint file.")
+    aspect: Literal["16:9", "2.39:1", "1.85:1", "4:3", "1:1", "9:16"] | None = Field(
+        None, description="The frame's shape: sets width and height for the model family (about its native pixel "
+                          "count); an explicit width or height wins.")
     width: StrictInt = 512
     height: StrictInt = 512
     steps: StrictInt = Field(25, ge=1, le=500)
@@ -155,6 +159,28 @@ class Render(StoryModel):
         if isinstance(value, dict) and value.get("preset") in PRESETS:
             return {**PRESETS[value["preset"]], **value}
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aspect(cls, value: Any) -> Any:
+        """Width and height from `aspect`, for the model's family; a width or height given wins, and both given
+        must have the aspect's shape."""
+        if not isinstance(value, dict) or not isinstance(value.get("aspect"), str) or value["aspect"] not in ASPECTS:
+            return value
+        aspect, width, height = value["aspect"], value.get("width"), value.get("height")
+        model = value.get("model") if isinstance(value.get("model"), str) else DEFAULT_MODEL
+        ratio = ASPECTS[aspect]
+        if isinstance(width, int) and isinstance(height, int):
+            if height and abs(width / height - ratio) > 0.02 * ratio:
+                raise FieldProblem(f"width {width} and height {height} are {width / height:.2f}:1, not {aspect}; "
+                                   "give one of them, or neither", ("render", "aspect"))
+            return value
+        if isinstance(width, int):
+            return {**value, "height": max(8, round(width / ratio / 8) * 8)}
+        if isinstance(height, int):
+            return {**value, "width": max(8, round(height * ratio / 8) * 8)}
+        width, height = aspect_size(aspect, model)
+        return {**value, "width": width, "height": height}
 
     @field_validator("scheduler")
     @classmethod
@@ -273,6 +299,14 @@ class Panel(StoryModel):
     page_break: StrictBool = Field(False, description="Start a new page with this panel.")
     chapter: str = Field("", max_length=MAX_TITLE,
                          description="Start a new page with this panel, headed by the chapter's title.")
+    # Film grammar (see `storyboard.story.film`); a comic panel leaves it out.
+    scene: str = Field("", max_length=MAX_TITLE,
+                       description="A scene heading (EXT. SAHARA DESERT - DAY) that starts a new scene here.")
+    shot: Shot | None = Field(None, description="The shot: size, angle, move, lens.")
+    duration: float | None = Field(None, gt=0, le=MAX_DURATION,
+                                   description="Seconds on screen (default: time to read its dialogue, at least 2).")
+    action: str = Field("", max_length=MAX_TEXT, description="What happens in the shot (the boards and shot list).")
+    notes: str = Field("", max_length=MAX_TEXT, description="Notes for the crew (the boards and shot list).")
 
     @field_validator("prompt")
     @classmethod
@@ -296,6 +330,8 @@ class PlannedBy(StoryModel):
 
 class Story(StoryModel):
     title: str = Field(min_length=1, max_length=MAX_TITLE)
+    medium: Literal["comic", "film"] = Field(
+        "comic", description="film: a 16:9 frame unless render says otherwise, and the planner asks for shots.")
     language: str = Field("en", max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
     outline: str = Field("", max_length=MAX_OUTLINE)
     style: Style = Field(default_factory=Style)
@@ -303,7 +339,21 @@ class Story(StoryModel):
     render: Render = Field(default_factory=Render)
     layout: Layout = Field(default_factory=Layout)
     planned_by: PlannedBy | None = None
+    animatic: Animatic = Field(default_factory=Animatic, description="How `storyboard export` plays the boards.")
     panels: list[Panel] = Field(min_length=1, max_length=MAX_PANELS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _film_frame(cls, value: Any) -> Any:
+        """A film is framed 16:9 unless its render section gives an aspect, a width or a height."""
+        if not isinstance(value, dict) or value.get("medium") != "film":
+            return value
+        render = value.get("render")
+        if render is None:
+            render = {}
+        if isinstance(render, dict) and not {"aspect", "width", "height"} & set(render):
+            return {**value, "render": {**render, "aspect": "16:9"}}
+        return value
 
     @field_validator("title")
     @classmethod
