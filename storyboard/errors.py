@@ -157,6 +157,10 @@ class BuildCancelled(BuildError):
     """A build was stopped on request (a newer save of the story arrived); every finished panel is kept."""
 
 
+class ExportError(StoryboardError):
+    """An export could not be made (its encoder failed, a picture it needs is missing)."""
+
+
 class CheckError(StoryboardError):
     """A built page cannot be scored: no build yet, a file of it missing, or a model that is not a CLIP."""
 

@@ -134,6 +134,8 @@ def _read_umask() -> int:
 
 # Read once, at import: setting and restoring the umask later could race with another thread creating a file.
 _UMASK = _read_umask()
+#: The permissions of a file made the usual way (open, then umask): for files first made under another name.
+NEW_FILE_MODE = 0o666 & ~_UMASK
 
 
 def read_regular_file(path: str | Path, limit: int) -> bytes:

@@ -11,6 +11,10 @@
         index.html  fonts/            the HTML page and its font subsets
         variants/panel-03/seed-S.png  candidates, and contact-sheet.png
         manifest.json  .lock
+        animatic.mp4  animatic.srt    `storyboard export`: the boards played in time, and their subtitles
+        animatic.otio  animatic.xml   the same timeline for editors (OpenTimelineIO, Final Cut Pro 7 XML)
+        shotlist.csv  boards.pdf      the shot list, and the printed storyboard sheet
+        exports.json                  what each exported file was made from     OutputFolder.export_file(name)
 
 Names relative to the folder (what the manifest and the HTML page link to) are plain strings; paths are the folder
 joined with them. A second folder shape for a story would be a second class, not a second spelling.
@@ -39,6 +43,10 @@ BOOK_PDF = "book.pdf"
 INDEX_HTML = "index.html"
 MANIFEST = "manifest.json"
 CONTACT_SHEET = "contact-sheet.png"
+EXPORTS = "exports.json"
+#: What `storyboard export` writes, by format name.
+EXPORT_FILES = {"animatic": "animatic.mp4", "srt": "animatic.srt", "otio": "animatic.otio",
+                "fcpxml": "animatic.xml", "shotlist": "shotlist.csv", "boards": "boards.pdf"}
 SCRATCH_DIR = ".scratch"  # what a build needs on disk only while it runs (the PDF writer's font files)
 #: Where a build writes, hence where a killed one may have left temporary files.
 SUBFOLDERS = (CACHE_DIR, PANELS_DIR, CHARACTERS_DIR, FONTS_DIR, VARIANTS_DIR, PAGES_DIR)
@@ -128,6 +136,15 @@ class OutputFolder:
 
     def contact_sheet(self, panel: int) -> Path:
         return self.variants_dir(panel) / CONTACT_SHEET
+
+    def export_file(self, name: str) -> Path:
+        """The file the export format `name` writes (see `EXPORT_FILES`)."""
+        return self.root / EXPORT_FILES[name]
+
+    @property
+    def exports(self) -> Path:
+        """The record of what each exported file was made from, so an unchanged one is not made again."""
+        return self.root / EXPORTS
 
     @property
     def scratch_dir(self) -> Path:

@@ -14,6 +14,7 @@ import click
 from storyboard import __version__
 from storyboard.cli.build import build, download, serve
 from storyboard.cli.check import check
+from storyboard.cli.export import export
 from storyboard.cli.panels import info, pick, variants
 from storyboard.cli.plan import plan
 from storyboard.errors import MAX_LINE, StoryboardError, internal_error, one_line, shorten
@@ -30,7 +31,7 @@ def cli(debug: bool) -> None:
     """
 
 
-for command in (build, serve, download, info, variants, pick, check, plan):
+for command in (build, export, serve, download, info, variants, pick, check, plan):
     cli.add_command(command)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from PIL import Image
 
 from storyboard.compose.fonts import FontSubset, page_subsets
-from storyboard.compose.page import CastMember, Page, story_footer, story_page
+from storyboard.compose.page import CastMember, Page, page_captions, story_footer, story_page
 from storyboard.geometry import place
 from storyboard.resolve import PanelJob
 from storyboard.story import Story
@@ -123,10 +123,11 @@ def page_key_input(story: Story, jobs: Sequence[PanelJob], keys: Mapping[int, st
     """
     panels = story.panels
     numbers = page.panels
+    captions = page_captions(story)
     data: dict[str, Any] = {
         "storyboard": version, "title": story.title, "language": story.language,
         "layout": story.layout.page_key_input(), "renderer": renderer, "model": jobs[0].model,
-        "panels": [[keys[n], jobs[n - 1].caption, panels[n - 1].narration,
+        "panels": [[keys[n], captions[n - 1], panels[n - 1].narration,
                     [d.model_dump() for d in panels[n - 1].dialogue], panels[n - 1].span] for n in numbers],
     }
     if book:
@@ -135,6 +136,8 @@ def page_key_input(story: Story, jobs: Sequence[PanelJob], keys: Mapping[int, st
         data["self_contained"] = self_contained
     if page.chapter:
         data["chapter"] = page.chapter
+    if story.medium == "film":
+        data["medium"] = story.medium
     if cast and story.layout.cast and page.number == 1:
         data["cast"] = [[member.name, member.file, member.key] for member in cast]
     return data

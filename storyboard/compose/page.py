@@ -11,8 +11,9 @@ from PIL import Image
 from storyboard.compose.fonts import FontSubset, page_subsets
 from storyboard.compose.typeset import PageText
 from storyboard.geometry import PageLayout, PageSpec, page_layout
+from storyboard.output import EXPORT_FILES
 from storyboard.resolve import PanelJob
-from storyboard.story import Story
+from storyboard.story import Story, timeline
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class Page:
     heading: str = ""  # the title of the chapter this page starts
     cast: Sequence[CastMember] = ()
     number: int = 0  # its number in a book of several pages; 0 for a story on one page
+    animatic: str = ""  # a film's animatic, relative to the page: shown in a player once `storyboard export` made it
 
     def texts(self) -> list[str]:
         """Every text the page shows."""
@@ -127,8 +129,9 @@ def story_page(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Imag
     footer names the model it drew with.
     """
     layout = story.layout
+    captions = page_captions(story)
     panels = [
-        PagePanel(index=job.index, image=images[job.index], file=job.file, caption=job.caption,
+        PagePanel(index=job.index, image=images[job.index], file=job.file, caption=captions[job.index - 1],
                   narration=panel.narration, dialogue=tuple((d.speaker, d.text) for d in panel.dialogue),
                   span=panel.span, prompt=job.prompt, seed=job.seed, flagged=job.index in flagged)
         for job, panel in ((job, story.panels[job.index - 1]) for job in jobs)
@@ -136,7 +139,7 @@ def story_page(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Imag
     footer = story_footer(story, renderer, jobs[0].model, names_model)
     if footer and number:
         footer += f" · page {number}"
-    return make_page(
+    page = make_page(
         story.title if title is None else title, panels, cell=(story.render.width, story.render.height),
         columns=layout.columns, direction=layout.direction, preset=layout.page, margin=layout.margin,
         gutter=layout.gutter, border=layout.border, captions=layout.captions, background=layout.background,
@@ -145,6 +148,21 @@ def story_page(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Imag
         cast=tuple(cast) if layout.cast else (), number=number, keep_columns=book,
         reserve_top=header,
     )
+    if story.medium == "film" and number <= 1:
+        page.animatic = EXPORT_FILES["animatic"]
+    return page
+
+
+def page_captions(story: Story) -> list[str]:
+    """What the page shows under each panel: its caption; for a film, its shot line first
+    ('1B · WS · low · push-in · 4 s — caption')."""
+    if story.medium != "film":
+        return [panel.caption for panel in story.panels]
+    captions = []
+    for board in timeline(story):
+        line = " · ".join(part for part in (board.shot, board.framing.label(), f"{board.duration:g} s") if part)
+        captions.append(f"{line} — {board.caption}" if board.caption else line)
+    return captions
 
 
 def story_footer(story: Story, renderer: str, model: str, names_model: bool = True) -> str:
