@@ -160,6 +160,12 @@
   on("variant-done", (e) => candidate(e.panel, e.seed, e.src, null));
   on("variants-done", (e) => { for (const c of e.candidates) candidate(e.panel, c.seed, c.src, e.current); });
   on("variants-failed", (e) => showError(e.error));
+  on("export-done", (e) => {
+    const video = document.querySelector("video.animatic");
+    if (video && e.made.some((file) => file.endsWith(".mp4"))) video.src = `${video.getAttribute("src").split("?")[0]}?v=${Date.now()}`;
+    if (e.made.length) status.textContent += ` · exported ${e.made.join(", ")}`;
+  });
+  on("export-failed", (e) => showError(e.error));
 
   shownMain = document.querySelector("main").innerHTML;
   addTools();

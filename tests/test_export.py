@@ -229,3 +229,46 @@ def test_exporting_before_building_says_so(film, tmp_path):
     built = Built(load_story(film), OutputFolder(tmp_path / "never-built"), ("k",) * 9)
     with pytest.raises(ExportError, match="panel-01.png is missing: build the story before exporting it"):
         export_built(built, choose_formats("shotlist", built.story))
+
+
+def test_serve_exports_again_after_each_build(film, tmp_path):
+    from storyboard.serve.builder import Builder
+    from storyboard.serve.events import EventBus
+    from storyboard.session import Session
+
+    class Recording(EventBus):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def publish(self, kind, **data):
+            self.seen.append((kind, data))
+            super().publish(kind, **data)
+
+    bus = Recording()
+    with Session(film, tmp_path / "out", renderer="draft") as session:
+        builder = Builder(session, bus, export="shotlist,srt")
+        builder.start()
+        try:
+            builder.story_saved()
+            assert builder.wait_idle(1, timeout=60)
+            film.write_text(film.read_text(encoding="utf-8").replace("duration: 4.0", "duration: 5.0", 1),
+                            encoding="utf-8")
+            builder.story_saved()
+            assert builder.wait_idle(2, timeout=60)
+            builder.story_saved()  # nothing changed: nothing is made again
+            assert builder.wait_idle(3, timeout=60)
+        finally:
+            builder.stop()
+    exports = [data for kind, data in bus.seen if kind == "export-done"]
+    assert exports == [{"made": ["animatic.srt", "shotlist.csv"], "kept": []},
+                       {"made": ["animatic.srt", "shotlist.csv"], "kept": []},
+                       {"made": [], "kept": ["animatic.srt", "shotlist.csv"]}]
+
+
+def test_serve_refuses_an_unknown_export_format_in_one_line(film, capsys):
+    from storyboard.cli import main
+
+    assert main(["serve", str(film), "--renderer", "draft", "--export", "gif"]) == 1
+    assert capsys.readouterr().err == ("Error: --export: unknown format 'gif'; choose from: all, animatic, srt, "
+                                       "otio, fcpxml, shotlist, boards\n")

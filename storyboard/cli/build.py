@@ -160,8 +160,10 @@ def _report_batch(batch: Any) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port to listen on (0: any free port).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
+@click.option("--export", "formats", default="", metavar="F[,F...]",
+              help="After each build, export these formats as `storyboard export --format` does.")
 def serve(story: str, out_dir: str | None, renderer: str | None, model: str | None, base_url: str | None,
-          timeout: float | None, host: str, port: int, open_browser: bool) -> None:
+          timeout: float | None, host: str, port: int, open_browser: bool, formats: str) -> None:
     """Build STORY, serve its page on http://HOST:PORT/ and rebuild it on every save.
 
     The renderer and its model stay loaded between builds, so an edit redraws only the panels it changed; the
@@ -170,9 +172,13 @@ def serve(story: str, out_dir: str | None, renderer: str | None, model: str | No
     """
     from storyboard.serve.server import serve as run_server
 
+    if formats:
+        from storyboard.export import format_names
+
+        format_names(formats, "--export")
     run_server(story, out_dir, host=host, port=port, open_browser=open_browser,
                renderer=chosen_renderer(renderer, base_url, timeout), model=model, say=lambda line: click.echo(line),
-               warn=lambda line: click.echo(line, err=True))
+               warn=lambda line: click.echo(line, err=True), export=formats)
 
 
 @click.command(short_help="Download a Stable Diffusion model from the Hugging Face hub.")

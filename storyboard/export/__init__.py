@@ -13,7 +13,7 @@ Every file goes into the build folder under the name `storyboard.output.OutputFo
 """
 
 from storyboard.export.built import Built
-from storyboard.export.formats import FORMATS, Format, choose_formats
+from storyboard.export.formats import FORMATS, Format, choose_formats, format_names
 from storyboard.export.run import Exported, ExportProgress, export_built
 
-__all__ = ["FORMATS", "Built", "ExportProgress", "Exported", "Format", "choose_formats", "export_built"]
+__all__ = ["FORMATS", "Built", "ExportProgress", "Exported", "Format", "choose_formats", "export_built", "format_names"]

@@ -40,25 +40,33 @@ FORMATS = ("animatic", "srt", "otio", "fcpxml", "shotlist", "boards")
 ALIASES = {"mp4": "animatic", "video": "animatic", "xml": "fcpxml", "csv": "shotlist", "pdf": "boards"}
 
 
-def choose_formats(names: str | list[str] | tuple[str, ...], story: Story) -> list[Format]:
-    """The formats `names` ask for ('all', or names and aliases, comma-separated), in `FORMATS` order.
-
-    The animatic brings its subtitles along: animatic.srt is always written beside animatic.mp4.
-    """
+def format_names(names: str | list[str] | tuple[str, ...], option: str = "--format") -> list[str]:
+    """The format names `names` ask for ('all', names and aliases, comma-separated); an unknown one is an
+    `OptionError` naming `option`."""
     if isinstance(names, str):
         names = [names]
     wanted = [part.strip().lower() for name in names for part in name.split(",") if part.strip()]
+    found = []
+    for name in wanted or ["all"]:
+        name = ALIASES.get(name, name)
+        if name != "all" and name not in FORMATS:
+            raise OptionError(f"{option}: unknown format {name!r}{did_you_mean(name, [*FORMATS, 'all'])}; "
+                              f"choose from: all, {', '.join(FORMATS)}")
+        found.append(name)
+    return found
+
+
+def choose_formats(names: str | list[str] | tuple[str, ...], story: Story, option: str = "--format") -> list[Format]:
+    """The formats `names` ask for (see `format_names`), in `FORMATS` order; 'all' is every format that applies to
+    `story`. The animatic brings its subtitles along: animatic.srt is always written beside animatic.mp4.
+    """
     every = _formats()
     chosen: set[str] = set()
-    for name in wanted or ["all"]:
+    for name in format_names(names, option):
         if name == "all":
             chosen.update(n for n, f in every.items() if f.applies(story))
-            continue
-        name = ALIASES.get(name, name)
-        if name not in every:
-            raise OptionError(f"--format: unknown format {name!r}{did_you_mean(name, [*FORMATS, 'all'])}; "
-                              f"choose from: all, {', '.join(FORMATS)}")
-        chosen.add(name)
+        else:
+            chosen.add(name)
     if "animatic" in chosen:
         chosen.add("srt")
     return [every[name] for name in FORMATS if name in chosen]

@@ -30,9 +30,11 @@ class VariantsRequest:
 class Builder:
     """Runs the session's builds on one thread and tells the bus what happens."""
 
-    def __init__(self, session: Session, bus: EventBus, *, after_build: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, session: Session, bus: EventBus, *, after_build: Callable[[], None] = lambda: None,
+                 export: str = "") -> None:
         self.session = session
         self.bus = bus
+        self.export = export  # formats to export after each build (`storyboard.export.format_names`); "" for none
         self.after_build = after_build  # e.g. refresh the watcher's list of files the story refers to
         self.builds = 0  # finished builds, successful or not (cancelled ones are not counted)
         self._changed = threading.Condition()
@@ -136,7 +138,25 @@ class Builder:
             return True
         self.bus.publish("build-done", rendered=result.rendered, reused=result.reused,
                          panels=[{"index": p.job.index, "file": p.job.file, "key": p.key} for p in result.panels])
+        if self.export:
+            self._export(result)
         return True
+
+    def _export(self, result: Any) -> None:
+        """Export the formats asked for, after a build: only those whose inputs changed are made again."""
+        from storyboard.export import Built, choose_formats, export_built
+
+        try:
+            done = export_built(Built.of(result), choose_formats(self.export, result.story, "--export"))
+        except StoryboardError as exc:
+            self.bus.publish("export-failed", error=f"Error: {exc}")
+            return
+        except Exception as exc:
+            self.bus.publish("export-failed", error=f"Error: {internal_error(exc)}")
+            return
+        out = OutputFolder(self.session.out)
+        self.bus.publish("export-done", made=[out.relative(e.path) for e in done if e.made],
+                         kept=[out.relative(e.path) for e in done if not e.made])
 
     def _draw_variants(self, request: VariantsRequest) -> None:
         events = _Events(self.bus, variants_of=request.panel, stopping=lambda: self._stopping)

@@ -45,8 +45,10 @@ def url_of(host: str, port: int) -> str:
 
 def serve(story_path: str | Path, out_dir: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 8000,
           open_browser: bool = False, renderer: str | Renderer = DEFAULT_RENDERER, model: str | None = None,
-          say: Callable[[str], None] = print, warn: Callable[[str], None] = print) -> None:
-    """Build the story, serve its page on host:port and rebuild on every save, until interrupted (Ctrl-C)."""
+          say: Callable[[str], None] = print, warn: Callable[[str], None] = print, export: str = "") -> None:
+    """Build the story, serve its page on host:port and rebuild on every save, until interrupted (Ctrl-C).
+
+    `export` names formats (`storyboard export --format`) to export again after each build."""
     import uvicorn
 
     story_path = Path(story_path)
@@ -64,7 +66,7 @@ def serve(story_path: str | Path, out_dir: str | Path | None = None, *, host: st
             return referenced_paths(story_path, story, model)
 
         watcher = Watcher(paths, lambda: builder.story_saved())
-        builder = Builder(session, bus, after_build=watcher.refresh)
+        builder = Builder(session, bus, after_build=watcher.refresh, export=export)
         site = LiveSite(story_path, session.out, builder, bus, token)
         server = uvicorn.Server(uvicorn.Config(create_app(site, host, port), log_level="warning", lifespan="off",
                                                timeout_graceful_shutdown=1))
