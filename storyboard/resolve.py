@@ -41,6 +41,7 @@ class PanelJob:
     guidance: float
     caption: str = ""
     scene: str = ""  # the panel's own prompt, before the style prefix and character descriptions
+    framing: str = ""  # the words its shot put into the prompt (film panels; see `storyboard.story.film.framing`)
     characters: tuple[str, ...] = ()
     options: tuple[tuple[str, Any], ...] = field(default=())  # renderer settings, sorted (key, value) pairs
     # Settings that decide where and how a panel is drawn but not (beyond the renderer's identity) its pixels:
@@ -88,7 +89,7 @@ class PanelJob:
         data["options"] = dict(self.options)
         data["runtime"] = dict(self.runtime)
         data["references"] = list(self.references)
-        for name in ("character", "slug", "image"):  # a panel's record stays as it always was
+        for name in ("character", "slug", "image", "framing"):  # a panel's record stays as it always was
             if not data[name]:
                 del data[name]
         if not data["references"]:
@@ -218,6 +219,7 @@ def resolve(story: Story, *, model: str | None = None) -> list[PanelJob]:
             guidance=render.guidance,
             caption=panel.caption,
             scene=panel.prompt.strip(),
+            framing=framing(panel.shot, model or render.model),
             characters=tuple(panel.characters),
             options=tuple(sorted(options.items())),
             runtime=tuple(sorted(render.runtime_options().items())),

@@ -272,3 +272,29 @@ def test_serve_refuses_an_unknown_export_format_in_one_line(film, capsys):
     assert main(["serve", str(film), "--renderer", "draft", "--export", "gif"]) == 1
     assert capsys.readouterr().err == ("Error: --export: unknown format 'gif'; choose from: all, animatic, srt, "
                                        "otio, fcpxml, shotlist, boards\n")
+
+
+def test_a_dissolve_blends_the_last_half_second_into_the_next_board(write_story, tmp_path):
+    path = write_story("""
+        title: Two boards
+        medium: film
+        render: {width: 128, height: 72}
+        animatic: {width: 128, transition: dissolve, subtitles: none}
+        panels:
+          - {prompt: a fox, duration: 2}
+          - {prompt: a rose, duration: 2}
+        """)
+    out = tmp_path / "out"
+    export(path, out, "animatic")
+    frames = [np.asarray(f, dtype=int) for f in decoded(out / "animatic.mp4")]
+    assert len(frames) == 96
+
+    def distance(a, b):
+        return np.abs(a - b).mean()
+
+    fox, rose = frames[10], frames[60]
+    assert distance(fox, rose) > 5
+    assert distance(frames[35], fox) < 2  # before the dissolve: the first board
+    middle = frames[42]  # half way through the 12 blended frames (36 to 47)
+    assert distance(middle, fox) > 2 and distance(middle, rose) > 2
+    assert distance(frames[48], rose) < 2  # the second board from its first frame

@@ -73,6 +73,8 @@ class DraftRenderer:
     def identity(self, job: PanelJob) -> dict[str, Any]:
         # A card shows the panel number and the panel's own prompt, so they decide its pixels too.
         identity = {"renderer": self.name, "version": VERSION, "index": job.index, "scene": job.scene}
+        if job.framing:  # a film panel's shot, which its card names
+            identity["framing"] = job.framing
         if job.is_anchor:
             identity["character"] = job.character
         return identity
@@ -93,7 +95,7 @@ def draw_card(job: PanelJob) -> Image.Image:
     accent = ACCENTS[(job.index - 1) % len(ACCENTS)]
     image = Image.new("RGB", (w, h), PAPER)
     draw = ImageDraw.Draw(image)
-    shot = framing(job.scene or job.prompt)
+    shot = (framing(job.framing) if job.framing else None) or framing(job.scene or job.prompt)
 
     # Header band: draft marker and panel number on the left, framing on the right.
     small = font(max(6, round(18 * unit)))
