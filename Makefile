@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STORY ?= stories/little_prince.yaml
 
-.PHONY: install browser demo preview lint test clean
+.PHONY: install tools browser demo preview lint test clean
 
 install: $(VENV)/.installed
 
@@ -25,24 +25,30 @@ demo: install
 preview: install
 	$(BIN)/storyboard build $(STORY) --renderer draft
 
-# The browser tests open the built page in a real headless Chromium (Debian's package). As root with apt-get it is
-# installed here; otherwise this says how, and those tests skip (under CI=true they fail instead).
-browser:
-	@if command -v chromium >/dev/null 2>&1 || [ -n "$$STORYBOARD_CHROMIUM" ]; then :; \
+# Two tests need programs from Debian: the browser tests open the built page in a real headless Chromium, and the
+# EPUB tests run epubcheck (with a Java runtime) on the e-books `storyboard export` writes. As root with apt-get they
+# are installed here; otherwise this says how, and those tests skip (under CI=true they fail instead).
+tools:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || [ -n "$$STORYBOARD_CHROMIUM" ] || missing="$$missing chromium"; \
+	command -v epubcheck >/dev/null 2>&1 || missing="$$missing epubcheck"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "Installing Debian's chromium for the browser tests..."; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		echo "Installing Debian's$$missing for the browser and EPUB tests..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else \
-		echo "chromium is not installed, so the browser tests will be skipped. Install it with:"; \
-		echo "    sudo apt-get install chromium    (or set STORYBOARD_CHROMIUM to a Chrome/Chromium executable)"; \
+		echo "$$missing not installed, so their tests will be skipped. Install with:"; \
+		echo "    sudo apt-get install$$missing    (or set STORYBOARD_CHROMIUM to a Chrome/Chromium executable)"; \
 	fi
+
+browser: tools
 
 # The layers of the package (import-linter's contracts in pyproject.toml) and ruff's checks.
 lint: install
 	$(BIN)/ruff check storyboard tests benchmarks
 	$(BIN)/lint-imports
 
-test: install browser lint
+test: install tools lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 clean:

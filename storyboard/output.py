@@ -14,6 +14,7 @@
         animatic.mp4  animatic.srt    `storyboard export`: the boards played in time, and their subtitles
         animatic.otio  animatic.xml   the same timeline for editors (OpenTimelineIO, Final Cut Pro 7 XML)
         shotlist.csv  boards.pdf      the shot list, and the printed storyboard sheet
+        <title>.cbz  <title>.epub     the pages for comic readers (ComicInfo.xml) and e-book readers (EPUB 3)
         exports.json                  what each exported file was made from     OutputFolder.export_file(name)
 
 Names relative to the folder (what the manifest and the HTML page link to) are plain strings; paths are the folder
@@ -46,7 +47,8 @@ CONTACT_SHEET = "contact-sheet.png"
 EXPORTS = "exports.json"
 #: What `storyboard export` writes, by format name.
 EXPORT_FILES = {"animatic": "animatic.mp4", "srt": "animatic.srt", "otio": "animatic.otio",
-                "fcpxml": "animatic.xml", "shotlist": "shotlist.csv", "boards": "boards.pdf"}
+                "fcpxml": "animatic.xml", "shotlist": "shotlist.csv", "boards": "boards.pdf",
+                "cbz": "{title}.cbz", "epub": "{title}.epub"}
 SCRATCH_DIR = ".scratch"  # what a build needs on disk only while it runs (the PDF writer's font files)
 #: Where a build writes, hence where a killed one may have left temporary files.
 SUBFOLDERS = (CACHE_DIR, PANELS_DIR, CHARACTERS_DIR, FONTS_DIR, VARIANTS_DIR, PAGES_DIR)
@@ -137,9 +139,10 @@ class OutputFolder:
     def contact_sheet(self, panel: int) -> Path:
         return self.variants_dir(panel) / CONTACT_SHEET
 
-    def export_file(self, name: str) -> Path:
-        """The file the export format `name` writes (see `EXPORT_FILES`)."""
-        return self.root / EXPORT_FILES[name]
+    def export_file(self, name: str, title: str = "comic") -> Path:
+        """The file the export format `name` writes (see `EXPORT_FILES`); `title` names a book's file (a name a
+        file system takes, see `storyboard.export.Built.book_name`)."""
+        return self.root / EXPORT_FILES[name].format(title=title)
 
     @property
     def exports(self) -> Path:

@@ -178,7 +178,8 @@ def test_a_comic_story_exports_what_makes_sense_for_it(write_story, tmp_path):
         """)
     out = tmp_path / "out"
     _, done = export(path, out)
-    assert [e.path.name for e in done] == FORMAT_FILES[:5]  # no boards sheet: a comic has its pages
+    # No boards sheet (a comic has its pages); the comic book and the e-book instead.
+    assert [e.path.name for e in done] == [*FORMAT_FILES[:5], "A comic.cbz", "A comic.epub"]
     frames = decoded(out / "animatic.mp4")
     assert len(frames) == 3 * 2 * 24 and frames[0].size == (128, 86)
     assert (out / "animatic.srt").read_text(encoding="utf-8") == (
@@ -218,7 +219,7 @@ def test_an_unknown_format_is_one_line_before_anything_is_drawn(film, tmp_path, 
     out = tmp_path / "out"
     assert main(["export", str(film), "--renderer", "draft", "--out", str(out), "--format", "mp4,otoi"]) == 1
     assert capsys.readouterr().err == ("Error: --format: unknown format 'otoi' (did you mean 'otio'?); choose from: "
-                                       "all, animatic, srt, otio, fcpxml, shotlist, boards\n")
+                                       "all, animatic, srt, otio, fcpxml, shotlist, boards, cbz, epub\n")
     assert not out.exists()
 
 
@@ -271,7 +272,7 @@ def test_serve_refuses_an_unknown_export_format_in_one_line(film, capsys):
 
     assert main(["serve", str(film), "--renderer", "draft", "--export", "gif"]) == 1
     assert capsys.readouterr().err == ("Error: --export: unknown format 'gif'; choose from: all, animatic, srt, "
-                                       "otio, fcpxml, shotlist, boards\n")
+                                       "otio, fcpxml, shotlist, boards, cbz, epub\n")
 
 
 def test_a_dissolve_blends_the_last_half_second_into_the_next_board(write_story, tmp_path):

@@ -1,5 +1,5 @@
-"""`export`: build what is missing, then write the animatic, its subtitles, the editors' timelines, the shot list
-and the boards sheet into the build folder."""
+"""`export`: build what is missing, then write the animatic, its subtitles, the editors' timelines, the shot list,
+the boards sheet and the books for readers into the build folder."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from storyboard.cli.options import (
 )
 
 
-@click.command(short_help="Write the animatic, timelines, shot list and boards sheet of a story.")
+@click.command(short_help="Write a story's animatic, timelines, shot list, boards sheet, CBZ and EPUB.")
 @click.argument("story", type=click.Path(path_type=str))
 @drawing_options
 @cache_option
 @click.option("--format", "formats", default="all", show_default=True, metavar="F[,F...]",
               help="What to write: all, animatic (animatic.mp4 with animatic.srt), srt, otio, fcpxml, shotlist, "
-                   "boards (boards.pdf, films only in 'all').")
+                   "boards (boards.pdf: films), cbz, epub (<title>.cbz and <title>.epub: comics).")
 def export(story: str, out_dir: str | None, cache: str | None, renderer: str | None, model: str | None,
            base_url: str | None, timeout: float | None, formats: str) -> None:
     """Build STORY as `build` does (drawing only what is missing), then write the formats asked into its build

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,21 +15,50 @@ from storyboard.story.film import ASPECTS
 
 
 @dataclass(frozen=True)
+class Page:
+    """A composed page of the built story: its PNG, the panels on it, its key, and the chapter it starts."""
+
+    file: Path
+    panels: tuple[int, ...]  # 1-based panel numbers, in reading order
+    key: str
+    chapter: str = ""
+
+
+@dataclass(frozen=True)
 class Built:
-    """A story whose panels are drawn into `folder`; `keys` are the panels' content keys, in order."""
+    """A story whose panels are drawn into `folder`; `keys` are the panels' content keys, in order, and `pages` its
+    composed pages (none when only the panels matter)."""
 
     story: Story
     folder: OutputFolder
     keys: tuple[str, ...]
+    pages: tuple[Page, ...] = ()
 
     @classmethod
     def of(cls, result: Any) -> Built:
         """What a build returned (`storyboard.building.BuildResult`), as the exports read it."""
-        return cls(result.story, result.folder, tuple(panel.key for panel in result.panels))
+        if result.pages:
+            pages = tuple(Page(result.folder.book_page(page.number), tuple(page.panels), key, page.chapter)
+                          for page, key in result.pages)
+        else:
+            pages = (Page(result.folder.page_png, tuple(range(1, len(result.panels) + 1)), result.page_key),)
+        return cls(result.story, result.folder, tuple(panel.key for panel in result.panels), pages)
 
     @functools.cached_property
     def boards(self) -> list[Board]:
         return timeline(self.story)
+
+    @property
+    def book_name(self) -> str:
+        """The title as a file name (for `<title>.cbz`, `<title>.epub`): what file systems refuse replaced."""
+        name = re.sub(r'[\x00-\x1f\x7f/\\:*?"<>|]+', "_", self.story.title).strip(" ._")[:100].strip(" ._")
+        return name or "comic"
+
+    def panel_text(self, number: int) -> list[str]:
+        """What panel `number` says, in reading order: narration, caption, then each line as 'Speaker: text'."""
+        panel = self.story.panels[number - 1]
+        said = [f"{line.speaker}: {line.text}" if line.speaker else line.text for line in panel.dialogue]
+        return [text for text in (panel.narration, panel.caption, *said) if text.strip()]
 
     @property
     def fps(self) -> int:
@@ -68,6 +98,9 @@ class Built:
             "title": self.story.title, "language": self.story.language, "medium": self.story.medium,
             "boards": [_board(b) for b in self.boards], "keys": list(self.keys),
             "animatic": self.story.animatic.model_dump(), "size": list(self.video_size),
+            "pages": [[self.folder.relative(p.file), p.key, list(p.panels), p.chapter] for p in self.pages],
+            "outline": self.story.outline, "credits": self.story.layout.credits,
+            "direction": self.story.layout.direction, "characters": list(self.story.characters),
             "folder": str(self.folder.root.resolve()),
         }
 

@@ -29,14 +29,16 @@ class Format(Protocol):
 
 def _formats() -> dict[str, Format]:
     from storyboard.export.animatic import Animatic
+    from storyboard.export.readers import ComicBook, Epub
     from storyboard.export.sheet import BoardsSheet
     from storyboard.export.texts import ShotList, Subtitles
     from storyboard.export.timelines import FinalCutXml, Otio
 
-    return {f.name: f for f in (Animatic(), Subtitles(), Otio(), FinalCutXml(), ShotList(), BoardsSheet())}
+    return {f.name: f for f in (Animatic(), Subtitles(), Otio(), FinalCutXml(), ShotList(), BoardsSheet(),
+                                ComicBook(), Epub())}
 
 
-FORMATS = ("animatic", "srt", "otio", "fcpxml", "shotlist", "boards")
+FORMATS = ("animatic", "srt", "otio", "fcpxml", "shotlist", "boards", "cbz", "epub")
 ALIASES = {"mp4": "animatic", "video": "animatic", "xml": "fcpxml", "csv": "shotlist", "pdf": "boards"}
 
 

@@ -49,13 +49,19 @@ def export_built(built: Built, formats: list[Format], progress: ExportProgress |
     inputs = built.inputs()
     done: list[Exported] = []
     for fmt in formats:
-        path = folder.export_file(fmt.name)
+        path = folder.export_file(fmt.name, built.book_name)
         key = content_key({"format": fmt.name, "format_version": fmt.version, "storyboard": __version__, **inputs})
-        if record.get(fmt.name) == key and path.is_file():
+        before = record.get(fmt.name)
+        if isinstance(before, dict) and before.get("key") == key and before.get("file") == path.name \
+                and path.is_file():
             done.append(Exported(fmt.name, path, made=False))
             continue
         _make(fmt, built, path, progress)
-        record[fmt.name] = key
+        if isinstance(before, dict) and isinstance(before.get("file"), str) and before["file"] != path.name:
+            stale = folder / before["file"]  # made for an earlier title
+            if stale.parent == folder.root and stale.suffix == path.suffix:
+                stale.unlink(missing_ok=True)
+        record[fmt.name] = {"key": key, "file": path.name}
         atomic_write_text(folder.exports, json.dumps(record, indent=2, sort_keys=True) + "\n")
         done.append(Exported(fmt.name, path, made=True))
     return done
