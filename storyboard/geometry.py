@@ -18,7 +18,9 @@ PRESETS: dict[str, tuple[int | None, int | None]] = {
     "a4": (2480, 3508),  # A4 portrait at 300 dpi
     "square": (2400, 2400),
     "strip": (1080, None),  # a narrow web strip, read by scrolling
+    "webtoon": (800, None),  # one column of panels edge to edge, read by scrolling on a phone
 }
+EDGE_TO_EDGE = {"webtoon"}  # presets whose panels fill the page's width: margins inset only the text
 MAX_AUTO_WIDTH = 3200
 REFERENCE_CELL = 512  # text sizes are designed for a one-column panel this wide
 CAPTION_GAP = 12  # between a panel and its caption, in reference units
@@ -205,7 +207,9 @@ def page_layout(spec: PageSpec, measure: Measure | None = None) -> PageLayout:
     columns = spec.columns if spec.keep_columns else min(spec.columns, max(sum(spec.spans), max(spec.spans)))
     slots = place(spec.spans, columns)
     rw, _ = spec.cell
-    natural_w = 2 * spec.margin + columns * rw + (columns - 1) * spec.gutter
+    natural_w = columns * rw + (columns - 1) * spec.gutter
+    if spec.page not in EDGE_TO_EDGE:
+        natural_w += 2 * spec.margin
     fixed_w, fixed_h = PRESETS[spec.page]
     if fixed_w is None:
         scale = min(1.0, MAX_AUTO_WIDTH / natural_w)
@@ -320,7 +324,7 @@ def _rows(spec: PageSpec, measure: Measure, slots: list[tuple[int, int]], grid: 
             boxes.append((i, left_col, Box(round(left), 0, round(right) - round(left), 0)))
         band = 0
         if spec.captions in ("below", "above"):
-            band = max(measure.caption(i + 1, box.w, unit) for i, _, box in boxes)
+            band = max(measure.caption(i + 1, box.w - 2 * _text_inset(spec, unit), unit) for i, _, box in boxes)
         top = y + (band + gap if band and spec.captions == "above" else 0)
         image_top, image_bottom = round(top), round(top + grid.cell_h)
         for i, left_col, box in boxes:
@@ -330,18 +334,24 @@ def _rows(spec: PageSpec, measure: Measure, slots: list[tuple[int, int]], grid: 
     return panels, y - g
 
 
+def _text_inset(spec: PageSpec, unit: float) -> int:
+    """How far a caption keeps from the panel's sides: none, but where panels run to the page's edges."""
+    return round(16 * unit) if spec.page in EDGE_TO_EDGE else 0
+
+
 def _panel(spec: PageSpec, measure: Measure, i: int, row: int, left_col: int, image: Box, band: int, gap: float,
            unit: float) -> PanelBox:
     index = i + 1
     inset = round(16 * unit)
     caption = None
     overlay_top = image.bottom - inset
+    side = _text_inset(spec, unit)
     if spec.captions == "below":
-        h = measure.caption(index, image.w, unit)
-        caption = Box(image.x, round(image.bottom + gap), image.w, h) if h else None
+        h = measure.caption(index, image.w - 2 * side, unit)
+        caption = Box(image.x + side, round(image.bottom + gap), image.w - 2 * side, h) if h else None
     elif spec.captions == "above":
-        h = measure.caption(index, image.w, unit)
-        caption = Box(image.x, round(image.y - gap - band), image.w, h) if h else None
+        h = measure.caption(index, image.w - 2 * side, unit)
+        caption = Box(image.x + side, round(image.y - gap - band), image.w - 2 * side, h) if h else None
     else:
         h = measure.caption(index, image.w - 2 * inset, unit)
         if h:
@@ -402,3 +412,33 @@ def _tail(image: Box, box: Box, corner: Corner, unit: float) -> tuple[int, int]:
     x = min(max(x, image.x + 1), image.right - 1)
     y = min(max(y, image.y + 1), image.bottom - 1)
     return x, y
+
+
+def slice_cuts(layout: PageLayout, most: int) -> list[int]:
+    """Where to cut a tall page into slices at most `most` pixels high: the edges, from 0 to its height.
+
+    Each cut is the lowest one that keeps the slice within `most`: in a gutter between panels where one is in
+    reach, else through a picture, but never through text (a bubble, a narration box, a caption, a title): such a
+    cut moves up above it.
+    """
+    texts = [box for p in layout.panels for box in (p.caption, p.narration, *(b.box for b in p.bubbles)) if box]
+    texts += [box for box in (layout.title, layout.heading, layout.footer) if box]
+    texts += [box for member in layout.cast for box in (member.image, member.name) if box]
+    rows = sorted({(p.image.y, max(p.image.bottom, p.caption.bottom if p.caption else 0)) for p in layout.panels})
+    gutters = [(above[1] + below[0]) // 2 for above, below in zip(rows, rows[1:]) if below[0] > above[1]]
+    cuts, top = [0], 0
+    while layout.height - top > most:
+        limit = top + most
+        reachable = [y for y in gutters if top < y <= limit]
+        y = max(reachable) if reachable else limit
+        moved = True
+        while moved:  # above any text the cut would go through
+            moved = False
+            for box in texts:
+                if box.y < y < box.bottom:
+                    y, moved = box.y, True
+        if y <= top:  # text taller than a slice: cut it where it must be cut
+            y = limit
+        cuts.append(y)
+        top = y
+    return [*cuts, layout.height]

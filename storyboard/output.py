@@ -8,6 +8,7 @@
         cache/<key>.png               every image drawn, by key     OutputFolder.cache_dir
         page.png  page.pdf            a story on one page
         pages/page-01.png …  book.pdf a story on several pages      OutputFolder.book_page_file(n)
+        webtoon/001.png …             a webtoon's slices (layout.page: webtoon), instead of page PNGs
         index.html  fonts/            the HTML page and its font subsets
         variants/panel-03/seed-S.png  candidates, and contact-sheet.png
         manifest.json  .lock
@@ -36,6 +37,7 @@ PANELS_DIR = "panels"
 CHARACTERS_DIR = "characters"
 CACHE_DIR = "cache"
 PAGES_DIR = "pages"
+WEBTOON_DIR = "webtoon"
 FONTS_DIR = "fonts"
 VARIANTS_DIR = "variants"
 PAGE_PNG = "page.png"
@@ -51,10 +53,11 @@ EXPORT_FILES = {"animatic": "animatic.mp4", "srt": "animatic.srt", "otio": "anim
                 "cbz": "{title}.cbz", "epub": "{title}.epub"}
 SCRATCH_DIR = ".scratch"  # what a build needs on disk only while it runs (the PDF writer's font files)
 #: Where a build writes, hence where a killed one may have left temporary files.
-SUBFOLDERS = (CACHE_DIR, PANELS_DIR, CHARACTERS_DIR, FONTS_DIR, VARIANTS_DIR, PAGES_DIR)
+SUBFOLDERS = (CACHE_DIR, PANELS_DIR, CHARACTERS_DIR, FONTS_DIR, VARIANTS_DIR, PAGES_DIR, WEBTOON_DIR)
 
 _PANEL_FILE = re.compile(r"^panel-(\d+)\.png$")
 _PAGE_FILE = re.compile(r"^page-(\d+)\.png$")
+_SLICE_FILE = re.compile(r"^(\d+)\.png$")
 
 
 def panel_file(index: int) -> str:
@@ -129,6 +132,19 @@ class OutputFolder:
 
     def book_page(self, number: int) -> Path:
         return self.root / book_page_file(number)
+
+    def webtoon_slice(self, number: int) -> Path:
+        """Slice `number` (1-based) of a webtoon, top to bottom."""
+        return self.root / WEBTOON_DIR / f"{number:03d}.png"
+
+    def webtoon_slices(self) -> list[Path]:
+        """The slices a webtoon build wrote, in order."""
+        found = [p for p in (self.root / WEBTOON_DIR).glob("*.png") if _SLICE_FILE.match(p.name)]
+        return sorted(found, key=lambda p: int(p.stem))
+
+    def webtoon_slices_after(self, count: int) -> Iterator[Path]:
+        """Slices numbered above `count`: left by an earlier build of a longer webtoon."""
+        return _numbered_after(self.root / WEBTOON_DIR, _SLICE_FILE, count)
 
     def variants_dir(self, panel: int) -> Path:
         return self.root / VARIANTS_DIR / f"panel-{panel:02d}"

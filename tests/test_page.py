@@ -140,7 +140,7 @@ def test_spanning_panels_render_wider(comic):
     ("layout: {direction: up}\npanels:\n  - {prompt: a}\n",
      "story.yaml:2: layout.direction: expected 'ltr' or 'rtl', got text ('up')"),
     ("layout: {page: letter}\npanels:\n  - {prompt: a}\n",
-     "story.yaml:2: layout.page: expected 'auto', 'a4', 'square' or 'strip', got text ('letter')"),
+     "story.yaml:2: layout.page: expected 'auto', 'a4', 'square', 'strip' or 'webtoon', got text ('letter')"),
     ("layout: {background: red}\npanels:\n  - {prompt: a}\n",
      "story.yaml:2: layout.background: expected a colour like '#ffffff', got 'red'"),
     ("panels:\n  - prompt: a\n    dialogue:\n      - {speaker: fox, txt: hi}\n",

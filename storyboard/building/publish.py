@@ -84,6 +84,7 @@ class Pages:
         self.story, self.jobs, self.keys, self.renderer, self.engine = story, jobs, keys, renderer, engine
         self.self_contained, self.cast, self.pages = self_contained, cast, pages
         self.book = len(pages) > 1
+        self.webtoon = story.layout.page == "webtoon"
         self.page_keys = [content_key(page_key_input(story, jobs, keys, renderer=renderer, version=__version__,
                                                      self_contained=self_contained, page=page, book=self.book,
                                                      cast=cast))
@@ -97,9 +98,10 @@ class Pages:
         these same pages and they are all there."""
         before, drawn_pages = previous
         stale = [page.number for page, key in zip(self.pages, self.page_keys, strict=True)
-                 if self.book and (drawn_pages.get(page.number) != key
+                 if self.book and not self.webtoon and (drawn_pages.get(page.number) != key
                                    or not is_complete_png(out.book_page(page.number)))]
-        if self.key == before and not stale and page_complete(out, self.self_contained, len(self.pages)):
+        if self.key == before and not stale and page_complete(out, self.self_contained, len(self.pages),
+                                                              self.webtoon):
             return
         images = {j.index: cache.open(self.keys[j.index]) for j in self.jobs}
         write_book(out, book_from_story(self.story, self.jobs, images, renderer=self.renderer,
@@ -112,9 +114,13 @@ class Pages:
         return list(zip(self.pages, self.page_keys, strict=True)) if self.book else []
 
 
-def page_complete(out: OutputFolder, self_contained: bool, pages: int = 1) -> bool:
+def page_complete(out: OutputFolder, self_contained: bool, pages: int = 1, webtoon: bool = False) -> bool:
     fonts = self_contained or any(out.fonts_dir.glob("*.woff"))
-    if pages > 1:
+    if webtoon:
+        slices = out.webtoon_slices()
+        drawn = bool(slices) and all(is_complete_png(p) for p in slices) \
+            and (out.page_pdf if pages == 1 else out.book_pdf).is_file()
+    elif pages > 1:
         drawn = all(is_complete_png(out.book_page(n)) for n in range(1, pages + 1)) and out.book_pdf.is_file()
     else:
         drawn = is_complete_png(out.page_png) and out.page_pdf.is_file()

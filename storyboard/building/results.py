@@ -62,8 +62,14 @@ class BuildResult:
         return self.folder.page_pdf
 
     @property
+    def webtoon(self) -> bool:
+        return self.story.layout.page == "webtoon"
+
+    @property
     def page_pngs(self) -> list[Path]:
-        """The PNG of every page: page.png, or a book's pages/page-01.png…"""
+        """The PNG of every page: page.png, a book's pages/page-01.png…, or a webtoon's slices webtoon/001.png…"""
+        if self.webtoon:
+            return self.folder.webtoon_slices()
         if not self.pages:
             return [self.page_png]
         return [self.folder.book_page(page.number) for page, _ in self.pages]

@@ -13,10 +13,13 @@ from storyboard.compose.book import Book
 from storyboard.compose.fonts import FontSubset
 from storyboard.compose.html import book_html, page_html
 from storyboard.compose.page import Page
-from storyboard.compose.pdf import BookPdf, page_pdf
+from storyboard.compose.pdf import BookPdf, book_pdf, page_pdf
 from storyboard.compose.png import page_png
 from storyboard.files import atomic_save_png, atomic_write_bytes, atomic_write_text, encode_png
+from storyboard.geometry import slice_cuts
 from storyboard.output import PAGES_DIR, OutputFolder
+
+SLICE_HEIGHT = 1280  # the tallest slice webtoon platforms take (800 × 1280)
 
 
 def write_page(out: OutputFolder, page: Page, *, self_contained: bool = False) -> list[Path]:
@@ -42,6 +45,8 @@ def write_book(out: OutputFolder, book: Book, *, self_contained: bool = False,
 
     Every file is made before any is written, so a failure leaves every file as it was.
     """
+    if book.webtoon:
+        return write_webtoon(out, book, self_contained=self_contained)
     if book.single:
         return write_page(out, book.pages[0], self_contained=self_contained)
     encoded, pdf = _book_files(out, book, pngs)
@@ -57,7 +62,41 @@ def write_book(out: OutputFolder, book: Book, *, self_contained: bool = False,
         single.unlink(missing_ok=True)
     for path in out.book_pages_after(len(book.pages)):  # left by an earlier build of a longer book
         path.unlink(missing_ok=True)
+    for path in out.webtoon_slices_after(0):  # left by an earlier build as a webtoon
+        path.unlink(missing_ok=True)
     return [*written, out.book_pdf, out.index_html]
+
+
+def write_webtoon(out: OutputFolder, book: Book, *, self_contained: bool = False) -> list[Path]:
+    """Write a webtoon into `out`: its strip as slices webtoon/001.png … (`SLICE_HEIGHT` high at most, cut between
+    panels where it can, never through text), the PDF (page.pdf, or book.pdf for a strip of several chapters) and
+    index.html. Every file is made before any is written."""
+    slices: list[bytes] = []
+    for page in book.pages:
+        image = page_png(page)
+        cuts = slice_cuts(page.layout, SLICE_HEIGHT)
+        slices.extend(encode_png(image.crop((0, top, image.width, bottom))) for top, bottom in zip(cuts, cuts[1:]))
+    single = len(book.pages) == 1
+    pdf_file = out.page_pdf if single else out.book_pdf
+    if single:
+        pdf = _made_in_scratch(out, lambda scratch: page_pdf(book.pages[0], scratch))
+    else:
+        pdf = _made_in_scratch(out, lambda scratch: book_pdf(book.pages, book.fonts, book.chapters, scratch))
+    html = book_html(book.pages, book.fonts, self_contained=self_contained, footer=book.footer)
+    written = _write_fonts(out, book.fonts, self_contained)
+    for number, data in enumerate(slices, start=1):
+        atomic_write_bytes(out.webtoon_slice(number), data)
+        written.append(out.webtoon_slice(number))
+    atomic_write_bytes(pdf_file, pdf)
+    atomic_write_text(out.index_html, html)
+    _remove_stale_fonts(out, book.fonts, self_contained)
+    for path in out.webtoon_slices_after(len(slices)):  # left by an earlier build of a longer strip
+        path.unlink(missing_ok=True)
+    for other in (out.page_png, out.book_pdf if single else out.page_pdf):  # left by other layouts
+        other.unlink(missing_ok=True)
+    for path in out.book_pages_after(0):
+        path.unlink(missing_ok=True)
+    return [*written, pdf_file, out.index_html]
 
 
 def _book_files(out: OutputFolder, book: Book, pngs: Collection[int] | None) -> tuple[dict[int, bytes], bytes]:
@@ -111,7 +150,7 @@ def _remove_stale_fonts(out: OutputFolder, fonts: list[FontSubset], self_contain
 
 def _remove_book(out: OutputFolder) -> None:
     """Remove what an earlier build of the story as a book of several pages left."""
-    for path in out.book_pages_after(0):
+    for path in [*out.book_pages_after(0), *out.webtoon_slices_after(0)]:
         path.unlink(missing_ok=True)
     out.book_pdf.unlink(missing_ok=True)
     try:

@@ -78,7 +78,11 @@ def build(stories: tuple[str, ...], out_dir: str | None, cache: str | None, rend
         _report_batch(batch)
         return
     click.echo(f"rendered {result.rendered}, reused {result.reused}{_anchors(result)} ({result.renderer} renderer)")
-    if result.pages:
+    if result.webtoon:
+        count = len(result.page_pngs)
+        click.echo(f"wrote {result.index_html}, webtoon/001.png … {count:03d}.png ({count} slices), "
+                   f"{result.pdf.name}, {result.manifest.name}")
+    elif result.pages:
         pages = f"pages/page-01.png … page-{len(result.pages):02d}.png ({len(result.pages)} pages)"
         click.echo(f"wrote {result.index_html}, {pages}, {result.pdf.name}, {result.manifest.name}")
     else:

@@ -57,8 +57,13 @@ def paginate(spans: Sequence[int], columns: int, rows: int | None = None,
 
 
 def book_pages(story: Story) -> list[BookPage]:
-    """The pages of `story`'s panels, as its `layout:` and the panels' `page_break` and `chapter` place them."""
+    """The pages of `story`'s panels, as its `layout:` and the panels' `page_break` and `chapter` place them. A
+    webtoon is one strip of one column from break to break."""
     panels = story.panels
+    if story.layout.page == "webtoon":
+        return paginate([1] * len(panels), 1, None,
+                        breaks={n for n, p in enumerate(panels, start=1) if p.page_break},
+                        chapters={n: p.chapter.strip() for n, p in enumerate(panels, start=1) if p.chapter.strip()})
     return paginate([p.span for p in panels], story.layout.columns, story.layout.rows,
                     breaks={n for n, p in enumerate(panels, start=1) if p.page_break},
                     chapters={n: p.chapter.strip() for n, p in enumerate(panels, start=1) if p.chapter.strip()})
@@ -73,6 +78,7 @@ class Book:
     chapters: list[tuple[str, int]]
     language: str = "en"
     footer: str = ""  # shown once under the pages of the HTML book; each PNG page adds its number
+    webtoon: bool = False  # written as slices for phones (`storyboard.geometry.slice_cuts`) instead of page PNGs
 
     @property
     def single(self) -> bool:
@@ -99,16 +105,19 @@ def book_from_story(story: Story, jobs: Sequence[PanelJob], images: Mapping[int,
                                     names_model=names_model)
     if len(pages) == 1:
         composed = [story_page(story, jobs, images, cast=cast, heading=pages[0].chapter, **drawn_by)]
-        return Book(story.title, composed, chapters, story.language, composed[0].footer)
+        return Book(story.title, composed, chapters, story.language, composed[0].footer,
+                    webtoon=story.layout.page == "webtoon")
     composed = [
         story_page(story, [by_index[n] for n in page.panels], images, cast=cast if page.number == 1 else (),
                    title=story.title if page.number == 1 else "", heading=page.chapter, number=page.number,
                    book=True, **drawn_by)
         for page in pages
     ]
-    _same_height(composed)
+    webtoon = story.layout.page == "webtoon"
+    if not webtoon:  # a webtoon's chapters are parts of one strip, each as long as it is
+        _same_height(composed)
     return Book(story.title, composed, chapters, story.language,
-                story_footer(story, renderer, jobs[0].model, names_model))
+                story_footer(story, renderer, jobs[0].model, names_model), webtoon=webtoon)
 
 
 def page_key_input(story: Story, jobs: Sequence[PanelJob], keys: Mapping[int, str], *, renderer: str, version: str,

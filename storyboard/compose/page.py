@@ -129,11 +129,12 @@ def story_page(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Imag
     footer names the model it drew with.
     """
     layout = story.layout
+    webtoon = layout.page == "webtoon"  # one column, read top to bottom whatever the direction
     captions = page_captions(story)
     panels = [
         PagePanel(index=job.index, image=images[job.index], file=job.file, caption=captions[job.index - 1],
                   narration=panel.narration, dialogue=tuple((d.speaker, d.text) for d in panel.dialogue),
-                  span=panel.span, prompt=job.prompt, seed=job.seed, flagged=job.index in flagged)
+                  span=1 if webtoon else panel.span, prompt=job.prompt, seed=job.seed, flagged=job.index in flagged)
         for job, panel in ((job, story.panels[job.index - 1]) for job in jobs)
     ]
     footer = story_footer(story, renderer, jobs[0].model, names_model)
@@ -141,7 +142,8 @@ def story_page(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Imag
         footer += f" · page {number}"
     page = make_page(
         story.title if title is None else title, panels, cell=(story.render.width, story.render.height),
-        columns=layout.columns, direction=layout.direction, preset=layout.page, margin=layout.margin,
+        columns=1 if webtoon else layout.columns, direction="ltr" if webtoon else layout.direction,
+        preset=layout.page, margin=layout.margin,
         gutter=layout.gutter, border=layout.border, captions=layout.captions, background=layout.background,
         footer=footer, language=story.language,
         renderer=renderer, model=jobs[0].model, version=version, heading=heading,

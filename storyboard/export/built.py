@@ -37,7 +37,9 @@ class Built:
     @classmethod
     def of(cls, result: Any) -> Built:
         """What a build returned (`storyboard.building.BuildResult`), as the exports read it."""
-        if result.pages:
+        if result.webtoon:  # its slices, in order: a slice cuts across panels, so none is said to hold any
+            pages = tuple(Page(path, (), f"{result.page_key}:{n}") for n, path in enumerate(result.page_pngs))
+        elif result.pages:
             pages = tuple(Page(result.folder.book_page(page.number), tuple(page.panels), key, page.chapter)
                           for page, key in result.pages)
         else:

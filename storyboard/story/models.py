@@ -240,8 +240,9 @@ class Layout(StoryModel):
     rows: StrictInt | None = Field(None, ge=1, le=50, description="Rows per page; with columns, panels per page. "
                                                                   "Default: every panel on one page.")
     direction: Literal["ltr", "rtl"] = Field("ltr", description="Reading order of panels: rtl reads right to left.")
-    page: Literal["auto", "a4", "square", "strip"] = Field(
-        "auto", description="auto: as wide as the panels need; a4 portrait; square; strip: a narrow web strip.")
+    page: Literal["auto", "a4", "square", "strip", "webtoon"] = Field(
+        "auto", description="auto: as wide as the panels need; a4 portrait; square; strip: a narrow web strip; "
+                            "webtoon: one column of full-width panels, written as 800 px slices for phones.")
     gutter: StrictInt = Field(32, ge=0, le=400, description="Space between panels, in pixels at render size.")
     margin: StrictInt = Field(48, ge=0, le=800, description="Space around the page, in pixels at render size.")
     border: StrictInt = Field(3, ge=0, le=40, description="Panel border width in pixels; 0 for none.")
@@ -383,7 +384,7 @@ class Story(StoryModel):
                         ("panels", i, "characters", j),
                     )
         for i, panel in enumerate(self.panels):
-            if panel.span > self.layout.columns:
+            if panel.span > self.layout.columns and self.layout.page != "webtoon":  # a webtoon has one column
                 raise FieldProblem(
                     f"span {panel.span} is wider than the page's {self.layout.columns} column"
                     f"{'s' if self.layout.columns > 1 else ''} (layout.columns)", ("panels", i, "span"))
