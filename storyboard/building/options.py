@@ -10,6 +10,7 @@ from storyboard.building.progress import BuildProgress
 from storyboard.output import OutputFolder, default_out_dir
 from storyboard.render import DEFAULT_RENDERER, Renderer, get_renderer
 from storyboard.story import Story, load_story
+from storyboard.story.edition import original_of
 from storyboard.workers import LocalWorkers, Workers
 
 
@@ -29,8 +30,19 @@ class Target:
 
     @property
     def folder(self) -> Path:
-        """The story file's folder: the files the story names are relative to it."""
-        return Path(self.path).parent
+        """The story file's folder: the files the story names are relative to it (an edition's: its original's)."""
+        original = original_of(self.story)
+        return original.parent if original is not None else Path(self.path).parent
+
+    def cache_dir(self, cache: str | Path | None) -> Path:
+        """Where drawn images are kept: `cache` when given; for an edition built into its default folder, the
+        original's default folder's cache (so it draws nothing the original's build drew); else ``<out>/cache``."""
+        if cache is not None:
+            return Path(cache)
+        original = original_of(self.story)
+        if original is not None and self.given_out is None:
+            return OutputFolder.of(original).cache_dir
+        return self.out.cache_dir
 
     @classmethod
     def of(cls, story_path: str | Path, out_dir: str | Path | None = None, story: Story | None = None) -> Target:

@@ -79,15 +79,17 @@ class Pages:
     """A story's pages: their keys, and composing them when a key changed or a file is missing."""
 
     def __init__(self, story: Story, jobs: list[PanelJob], keys: dict[int, str], engine: Renderer,
-                 self_contained: bool, cast: list[CastMember], pages: list[BookPage]) -> None:
+                 self_contained: bool, cast: list[CastMember], pages: list[BookPage],
+                 editions: list[tuple[str, str]] | None = None) -> None:
         renderer = engine.name
         self.story, self.jobs, self.keys, self.renderer, self.engine = story, jobs, keys, renderer, engine
         self.self_contained, self.cast, self.pages = self_contained, cast, pages
+        self.editions = list(editions or [])  # (language, link) of the story's editions, for the page's switch
         self.book = len(pages) > 1
         self.webtoon = story.layout.page == "webtoon"
         self.page_keys = [content_key(page_key_input(story, jobs, keys, renderer=renderer, version=__version__,
                                                      self_contained=self_contained, page=page, book=self.book,
-                                                     cast=cast))
+                                                     cast=cast, editions=self.editions))
                           for page in pages]
         self.key = self.page_keys[0] if not self.book else content_key(
             {"pages": self.page_keys, "self_contained": self_contained})
@@ -106,7 +108,8 @@ class Pages:
         images = {j.index: cache.open(self.keys[j.index]) for j in self.jobs}
         write_book(out, book_from_story(self.story, self.jobs, images, renderer=self.renderer,
                                              version=__version__, flagged=flagged, cast=self.cast,
-                                             pages=self.pages, **page_marks(self.engine)),
+                                             pages=self.pages, editions=self.editions,
+                                             **page_marks(self.engine)),
                    self_contained=self.self_contained, pngs=stale)
 
     def listed(self) -> list[tuple[BookPage, str]]:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from storyboard.building.keys import Keying, as_drawn_by
@@ -16,8 +18,20 @@ from storyboard.cache import PanelCache
 from storyboard.compose.book import book_pages
 from storyboard.compose.page import CastMember
 from storyboard.errors import StoryboardError
+from storyboard.output import INDEX_HTML, default_out_dir
 from storyboard.render import Renderer
 from storyboard.resolve import KeyedJob, check_panel_number, resolve_jobs
+from storyboard.story.edition import display_name, editions_of
+
+
+def edition_links(target: Target) -> list[tuple[str, str]]:
+    """The story's editions (and, for an edition, its original and the other editions) as (language, link from
+    this page), when every one is built into its default folder; [] for a story without editions."""
+    if target.given_out is not None:
+        return []
+    here = default_out_dir(target.path)
+    return [(language, Path(os.path.relpath(default_out_dir(path) / INDEX_HTML, here)).as_posix())
+            for language, path in editions_of(target.path)]
 
 
 class StoryBuild:
@@ -34,7 +48,7 @@ class StoryBuild:
         # The jobs to draw again even when cached, named by their file (unique within a build).
         self.redo = {job.file for job in self.jobs if force or job.index in redraw and not job.is_anchor}
         self.recorder = Recorder(self.story, str(target.path), target.given_out, drawing.model)
-        self.cache = PanelCache(drawing.cache if drawing.cache is not None else self.out.cache_dir)
+        self.cache = PanelCache(target.cache_dir(drawing.cache))
         self.keyed: list[KeyedJob] = []
         self.missing: list[KeyedJob] = []
         self.to_draw: list[KeyedJob] = []
@@ -66,14 +80,14 @@ class StoryBuild:
         panels = [r for r in results if not r.job.is_anchor]
         anchors = [r for r in results if r.job.is_anchor]
         remove_stale(self.out, len(self.panel_jobs), {r.job.file for r in anchors})
-        cast = [CastMember(r.job.character, self.cache.open(r.key), r.job.file, r.key) for r in anchors] \
-            if self.story.layout.cast else []
+        cast = [CastMember(display_name(self.story, r.job.character), self.cache.open(r.key), r.job.file, r.key)
+                for r in anchors] if self.story.layout.cast else []
         book = book_pages(self.story)
         for page in book:
             for number in page.panels:
                 panels[number - 1].page = page.number
         pages = Pages(self.story, self.panel_jobs, {r.job.index: r.key for r in panels}, self.engine,
-                      self.self_contained, cast, book)
+                      self.self_contained, cast, book, edition_links(self.target))
         pages.write(self.out, self.cache, previous_page_keys(self.previous),
                     flagged={r.job.index for r in panels if r.info.get("nsfw")})
         result = BuildResult(self.story, self.out.root, self.engine.name, panels, pages.key, anchors, pages.listed())

@@ -87,7 +87,7 @@ def variants_locked(target: Target, panel: int, count: int, drawing: Drawing, *,
     recorder = Recorder(target.story, str(target.path), target.given_out, drawing.model, variant=True)
 
     target.out.remove_temp_files()
-    cache = PanelCache(drawing.cache if drawing.cache is not None else target.out.cache_dir)
+    cache = PanelCache(target.cache_dir(drawing.cache))
     keying = Keying(engine, target.path, cache, [])
     work = [keying.key(j, must_draw=not j.is_anchor) for j in anchors + candidates]
     missing = [k for k in work if not cache.has(k.key)]

@@ -17,6 +17,7 @@ from storyboard.cli.check import check
 from storyboard.cli.export import export
 from storyboard.cli.panels import info, pick, variants
 from storyboard.cli.plan import plan
+from storyboard.cli.translate import translate
 from storyboard.errors import MAX_LINE, StoryboardError, internal_error, one_line, shorten
 
 
@@ -31,7 +32,7 @@ def cli(debug: bool) -> None:
     """
 
 
-for command in (build, export, serve, download, info, variants, pick, check, plan):
+for command in (build, export, serve, download, info, variants, pick, check, plan, translate):
     cli.add_command(command)
 
 

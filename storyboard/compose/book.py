@@ -95,14 +95,15 @@ class Book:
 
 def book_from_story(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Image.Image], *, renderer: str,
                     version: str, flagged: Collection[int] = (), cast: Sequence[CastMember] = (),
-                    pages: Sequence[BookPage] | None = None, header: float = 0.0, names_model: bool = True) -> Book:
+                    pages: Sequence[BookPage] | None = None, header: float = 0.0, names_model: bool = True,
+                    editions: Sequence[tuple[str, str]] = ()) -> Book:
     """Compose the pages of a resolved story (`pages`: by default as `book_pages` cuts them); `header` and
     `names_model` as for `story_page`."""
     pages = list(pages) if pages is not None else book_pages(story)
     by_index = {job.index: job for job in jobs}
     chapters = [(page.chapter, page.number) for page in pages if page.chapter]
     drawn_by: dict[str, Any] = dict(renderer=renderer, version=version, flagged=flagged, header=header,
-                                    names_model=names_model)
+                                    names_model=names_model, editions=tuple(editions))
     if len(pages) == 1:
         composed = [story_page(story, jobs, images, cast=cast, heading=pages[0].chapter, **drawn_by)]
         return Book(story.title, composed, chapters, story.language, composed[0].footer,
@@ -122,7 +123,7 @@ def book_from_story(story: Story, jobs: Sequence[PanelJob], images: Mapping[int,
 
 def page_key_input(story: Story, jobs: Sequence[PanelJob], keys: Mapping[int, str], *, renderer: str, version: str,
                    self_contained: bool, page: BookPage, book: bool, cast: Sequence[CastMember] = (),
-                   ) -> dict[str, Any]:
+                   editions: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
     """What decides the pixels of a page: hashed into its page key, which the manifest keeps so that a rebuild
     composes only pages whose key changed.
 
@@ -147,6 +148,8 @@ def page_key_input(story: Story, jobs: Sequence[PanelJob], keys: Mapping[int, st
         data["chapter"] = page.chapter
     if story.medium == "film":
         data["medium"] = story.medium
+    if editions:
+        data["editions"] = [list(edition) for edition in editions]
     if cast and story.layout.cast and page.number == 1:
         data["cast"] = [[member.name, member.file, member.key] for member in cast]
     return data

@@ -40,7 +40,7 @@ def book_html(pages: Sequence[Page], fonts: Sequence[FontSubset], self_contained
         footer=first.footer if footer is None else footer,
         version=first.version, renderer=first.renderer, model=first.model, pages=shown, book=len(pages) > 1,
         cast=any(page.cast for page in pages), chapters=any(page.heading for page in pages),
-        self_contained=self_contained, animatic=first.animatic,
+        self_contained=self_contained, animatic=first.animatic, editions=first.editions,
     )
 
 

@@ -57,6 +57,7 @@ class Page:
     cast: Sequence[CastMember] = ()
     number: int = 0  # its number in a book of several pages; 0 for a story on one page
     animatic: str = ""  # a film's animatic, relative to the page: shown in a player once `storyboard export` made it
+    editions: Sequence[tuple[str, str]] = ()  # (language, link) of the story in other languages, this one included
 
     def texts(self) -> list[str]:
         """Every text the page shows."""
@@ -120,7 +121,7 @@ def make_page(
 def story_page(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Image.Image], *, renderer: str,
                version: str, flagged: Collection[int] = (), cast: Sequence[CastMember] = (),
                title: str | None = None, heading: str = "", number: int = 0, book: bool = False,
-               header: float = 0.0, names_model: bool = True) -> Page:
+               header: float = 0.0, names_model: bool = True, editions: Sequence[tuple[str, str]] = ()) -> Page:
     """A page holding `jobs` (panels of `story`, in order): the whole story, or one page of its book.
 
     `flagged` holds the numbers of panels the safety checker flagged, and `cast` the portraits shown under the
@@ -152,6 +153,7 @@ def story_page(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Imag
     )
     if story.medium == "film" and number <= 1:
         page.animatic = EXPORT_FILES["animatic"]
+    page.editions = tuple(editions)
     return page
 
 

@@ -149,3 +149,13 @@ def _unwrap(annotation: Any) -> Any:
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         return args[0] if len(args) == 1 else annotation
     return annotation
+
+
+def line_of(data: Any, loc: tuple[str | int, ...]) -> int | None:
+    """The line of the value at `loc` in parsed YAML `data`."""
+    return _line_of(data, loc)
+
+
+def field_path(loc: tuple[str | int, ...]) -> str:
+    """`loc` as an error names a field: panels[2].caption."""
+    return _path(loc)

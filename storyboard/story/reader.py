@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from storyboard.errors import StoryError, shorten
 from storyboard.files import read_regular_file
-from storyboard.story.messages import describe, story_error
+from storyboard.story.edition import Edition, apply_edition, is_edition, text_only_problem
+from storyboard.story.messages import describe, field_path, line_of, story_error
 from storyboard.story.models import Story, StoryDraft
 
 # Limits that keep hostile files (alias bombs, absurd nesting, huge files) cheap to reject.
@@ -159,7 +160,31 @@ def story_from_yaml(text: str, file: str | Path | None = None, *, require_panels
     if not isinstance(data, dict):
         raise StoryError(f"expected a mapping of story fields (title:, panels:, ...), got {describe(data)}",
                          file=file, line=1)
+    if is_edition(data):
+        return _edition(data, file)
     try:
         return (Story if require_panels else StoryDraft).model_validate(data)
     except ValidationError as exc:
         raise story_error(exc, data, file) from None
+
+
+def _edition(data: dict[str, Any], file: str | Path | None) -> Story:
+    """The story an edition file tells: its original's, in the edition's words (see `storyboard.story.edition`)."""
+    problem = text_only_problem(data)
+    if problem is not None:
+        message, loc = problem
+        raise StoryError(message, file=file, line=line_of(data, loc), field=field_path(loc))
+    try:
+        edition = Edition.model_validate(data)
+    except ValidationError as exc:
+        raise story_error(exc, data, file) from None
+    folder = Path(file).parent if file is not None else Path(".")
+    original_path = folder / edition.edition_of
+    if not original_path.is_file():
+        raise StoryError(f"{edition.edition_of} is not a story file next to this edition ({original_path} "
+                         "does not exist)", file=file, line=line_of(data, ("edition_of",)), field="edition_of")
+    original_text = read_text(original_path)
+    if is_edition(parse_yaml(original_text, original_path)):
+        raise StoryError(f"{edition.edition_of} is an edition too; name the original story", file=file,
+                         line=line_of(data, ("edition_of",)), field="edition_of")
+    return apply_edition(story_from_yaml(original_text, original_path), edition, original_path, file)
