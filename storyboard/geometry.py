@@ -424,8 +424,17 @@ def slice_cuts(layout: PageLayout, most: int) -> list[int]:
     texts = [box for p in layout.panels for box in (p.caption, p.narration, *(b.box for b in p.bubbles)) if box]
     texts += [box for box in (layout.title, layout.heading, layout.footer) if box]
     texts += [box for member in layout.cast for box in (member.image, member.name) if box]
-    rows = sorted({(p.image.y, max(p.image.bottom, p.caption.bottom if p.caption else 0)) for p in layout.panels})
-    gutters = [(above[1] + below[0]) // 2 for above, below in zip(rows, rows[1:]) if below[0] > above[1]]
+    # What stands on the page, top to bottom (the title, the cast, a heading, each row of panels with its captions,
+    # the footer); the gaps between them are where a slice is best cut.
+    blocks = [(b.y, b.bottom) for b in texts if b not in {p.caption for p in layout.panels}]
+    blocks += [(p.image.y, max(p.image.bottom, p.caption.bottom if p.caption else 0)) for p in layout.panels]
+    merged: list[list[int]] = []
+    for start, end in sorted(blocks):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    gutters = [(above[1] + below[0]) // 2 for above, below in zip(merged, merged[1:])]
     cuts, top = [0], 0
     while layout.height - top > most:
         limit = top + most
