@@ -159,44 +159,40 @@ def _page_xhtml(title: str, number: int, image: str, size: tuple[int, int], text
     alt = html.escape(" ".join(texts) or f"{title}, page {number}", quote=True)
     text_layer = f'\n    <section class="text" aria-label="Text of page {number}">\n{said}\n    </section>' \
         if texts else ""
-    return f"""<?xml version="1.0" encoding="utf-8"?>
-<!DOCTYPE html>
-<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"
-      xml:lang="{language}" lang="{language}">
-  <head>
-    <meta charset="utf-8"/>
+    head = f"""
     <meta name="viewport" content="width={width}, height={height}"/>
-    <title>{html.escape(title)}, page {number}</title>
     <style>
       html, body {{ margin: 0; padding: 0; width: {width}px; height: {height}px; }}
       img {{ display: block; width: {width}px; height: {height}px; }}
       .text {{ position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }}
-    </style>
-  </head>
-  <body>
-    <img src="{image}" width="{width}" height="{height}" alt="{alt}"/>{text_layer}
-  </body>
-</html>
-"""
+    </style>"""
+    body = f'<img src="{image}" width="{width}" height="{height}" alt="{alt}"/>{text_layer}'
+    return _xhtml(f"{title}, page {number}", language, body, head)
 
 
 def _nav(title: str, contents: list[tuple[str, str]], language: str) -> str:
     entries = "\n".join(f'        <li><a href="{href}">{html.escape(name)}</a></li>' for name, href in contents)
+    body = f"""<nav epub:type="toc" id="toc">
+      <h1>{html.escape(title)}</h1>
+      <ol>
+{entries}
+      </ol>
+    </nav>"""
+    return _xhtml(title, language, body)
+
+
+def _xhtml(title: str, language: str, body: str, head: str = "") -> str:
+    """An EPUB content document."""
     return f"""<?xml version="1.0" encoding="utf-8"?>
 <!DOCTYPE html>
 <html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"
       xml:lang="{language}" lang="{language}">
   <head>
     <meta charset="utf-8"/>
-    <title>{html.escape(title)}</title>
+    <title>{html.escape(title)}</title>{head}
   </head>
   <body>
-    <nav epub:type="toc" id="toc">
-      <h1>{html.escape(title)}</h1>
-      <ol>
-{entries}
-      </ol>
-    </nav>
+    {body}
   </body>
 </html>
 """
