@@ -5,9 +5,12 @@ The values were computed with storyboard 0.1.0 at the commit before that change;
 every user's next build draws again what it had drawn.
 """
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
+
+from PIL import Image
 
 import storyboard
 
@@ -53,6 +56,11 @@ def test_the_little_prince_keeps_its_panel_anchor_and_page_keys(tmp_path):
     shutil.copy(ROOT / "stories" / "little_prince.yaml", tmp_path / "little_prince.yaml")
     storyboard.build(tmp_path / "little_prince.yaml", tmp_path / "out", renderer="draft")
     assert keys_of(tmp_path / "out" / "manifest.json") == {**LITTLE_PRINCE, "pages": []}
+    # And the page itself: the same pixels as before film, editions and webtoons came, and no player or switch.
+    pixels = Image.open(tmp_path / "out" / "page.png").convert("RGB").tobytes()
+    assert hashlib.sha256(pixels).hexdigest() == "a711ddc46a1ea066e7aee42fe080afd7932669f999c9fa2f36c2a7bcf0bf72de"
+    page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert "<video" not in page and "hreflang" not in page
 
 
 def test_a_book_of_24_panels_keeps_its_page_keys(tmp_path):
