@@ -26,8 +26,12 @@ from storyboard.plan.backend import DEFAULT_PROVIDER, PROVIDERS
 @click.option("--retries", type=click.IntRange(0, 10), default=3, show_default=True,
               help="Retries after a rate limit, server error, timeout or dropped connection.")
 @click.option("--dry-run", is_flag=True, help="Print the new panels as YAML and change nothing.")
+@click.option("--from", "script", default=None, metavar="SCRIPT.fountain", callback=not_blank,
+              type=click.Path(dir_okay=False, path_type=str),
+              help="Plan a film from a Fountain screenplay: its scenes, speakers and dialogue (verbatim); the LLM "
+                   "chooses the shots. STORY is written anew, or its panels are replaced.")
 def plan(story: str, provider: str, model: str | None, base_url: str | None, panels: int | None, timeout: float,
-         retries: int, dry_run: bool) -> None:
+         retries: int, dry_run: bool, script: str | None) -> None:
     """Let an LLM write the panels of STORY from its title and outline.
 
     \b
@@ -42,6 +46,19 @@ def plan(story: str, provider: str, model: str | None, base_url: str | None, pan
     if model is None and backend_class(provider).default_model is None:
         raise click.UsageError(f"--provider {provider} needs --model (the name the server knows the model by, "
                                "e.g. qwen-plus on DashScope's compatible mode, qwen2.5 on Ollama)")
+    if script is not None:
+        if panels is not None or dry_run:
+            raise click.UsageError("--from plans every scene of the script: it takes neither --panels nor --dry-run")
+        from storyboard.plan.from_script import plan_from_script
+
+        try:
+            planned = plan_from_script(story, script, provider=provider, model=model, base_url=base_url,
+                                       timeout=timeout, retries=retries,
+                                       notify=lambda line: click.echo(line, err=True))
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+        click.echo(planned.summary())
+        return
     try:
         result = plan_story(story, provider=provider, model=model, base_url=base_url, panels=panels,
                             timeout=timeout, retries=retries, dry_run=dry_run,

@@ -16,13 +16,14 @@ from ruamel.yaml.scalarstring import ScalarString
 from ruamel.yaml.tokens import CommentToken
 
 from storyboard.http import redact
-from storyboard.plan.reply import Plan
+from storyboard.plan.reply import FilmPanelPlan, Plan
 from storyboard.story import Render, Story
 
 # The order of a story file's sections, as in stories/little_prince.yaml.
 FIRST_RENDER_FIELDS = ("model", "width", "height", "steps", "guidance", "seed", "scheduler")
 SECTION_ORDER = ("title", "language", "outline", "style", "characters", "render", "layout", "planned_by", "panels")
 PANEL_ORDER = ("prompt", "caption", "characters")
+FILM_ORDER = ("scene", "shot", "duration", "prompt", "caption", "characters", "action")
 
 
 def apply_plan(document: CommentedMap, story: Story, plan: Plan, *, provider: str, model: str) -> list[str]:
@@ -102,7 +103,24 @@ def _write_panels(panels: CommentedSeq, story: Story, plan: Plan) -> None:
                 _put(node, key, _names(values[key], old), PANEL_ORDER)
             else:
                 _put(node, key, _same_style(values[key], old), PANEL_ORDER)
+        if isinstance(planned, FilmPanelPlan):
+            _write_shot(node, planned)
         _attach_following(_end_slot(panels, i), following)
+
+
+def _write_shot(node: CommentedMap, planned: FilmPanelPlan) -> None:
+    """A film panel's shot, duration, scene heading and action, beside what every panel gets."""
+    if planned.scene:
+        _put(node, "scene", redact(planned.scene), FILM_ORDER)
+    elif "scene" in node:
+        del node["scene"]
+    shot = CommentedMap((key, value) for key, value in planned.shot.model_dump().items()
+                        if not (key == "move" and value == "static"))
+    shot.fa.set_flow_style()
+    _put(node, "shot", shot, FILM_ORDER)
+    _put(node, "duration", round(planned.duration, 2), FILM_ORDER)
+    if planned.action:
+        _put(node, "action", redact(planned.action), FILM_ORDER)
 
 
 def _neighbour(panels: CommentedSeq, index: int) -> CommentedMap | None:

@@ -157,6 +157,7 @@ def _plan_in_parts(story: Story, backend: ChatBackend, *, parts: list[range], lo
                     for i, p in locked.items() if i in part},
             propose_style=number == 1 and not story.style.prefix.strip(),
             propose_characters=number == 1 and not story.characters,
+            film=story.medium == "film",
         )
         context: dict[str, Any] = {}
         if len(parts) > 1:
@@ -235,6 +236,7 @@ def plan_messages(story: Story, request: Request, *, part: dict[str, int] | None
         "schema": json.dumps(reply_schema(request), ensure_ascii=False),
         "propose_style": request.propose_style,
         "propose_characters": request.propose_characters,
+        "film": request.film,
     }
     return [
         {"role": "system", "content": render("plan_system.j2", **context)},

@@ -25,6 +25,26 @@ class PanelPlan(BaseModel):
                                               "appear in the panel; [] when none does.")
 
 
+class ShotPlan(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    size: str = Field(description="extreme-wide, wide, full, medium-wide, medium, medium-close, close-up or "
+                                  "extreme-close-up.")
+    angle: str = Field("eye-level", description="eye-level, high, low, overhead, dutch, over-the-shoulder or pov.")
+    move: str = Field("static", description="static, pan-left, pan-right, tilt-up, tilt-down, push-in, pull-out, "
+                                            "truck-left or truck-right.")
+
+
+class FilmPanelPlan(PanelPlan):
+    """A panel of a film story: a shot, with its framing and time on screen."""
+
+    scene: str = Field("", description="A scene heading (INT. PLACE - DAY) on the first shot of each scene; "
+                                       "empty on the others.")
+    shot: ShotPlan = Field(description="How the shot is framed and how the camera moves.")
+    duration: float = Field(description="Seconds on screen: long enough to read its caption and see its action.")
+    action: str = Field("", description="One sentence: what happens in the shot.")
+
+
 class StylePlan(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -43,6 +63,10 @@ class PlanReply(BaseModel):
                           "colours) that stays the same in every panel.")
 
 
+class FilmPlanReply(PlanReply):
+    panels: list[FilmPanelPlan] = Field(description="Every shot of the film, in order.")  # type: ignore[assignment]
+
+
 @dataclass(frozen=True)
 class Request:
     """What the model was asked for; a reply is checked against it."""
@@ -52,6 +76,11 @@ class Request:
     locked: dict[int, dict[str, Any]] = field(default_factory=dict)  # 0-based slot -> the locked panel's content
     propose_style: bool = False
     propose_characters: bool = False
+    film: bool = False  # a film story: each panel is a shot (`FilmPanelPlan`)
+
+    @property
+    def reply_model(self) -> type[PlanReply]:
+        return FilmPlanReply if self.film else PlanReply
 
 
 @dataclass
@@ -71,11 +100,11 @@ class BadReply(Exception):
 
 def reply_schema(request: Request) -> dict[str, Any]:
     """The JSON schema of the reply for this request: exact panel count, the allowed character names."""
-    schema = PlanReply.model_json_schema()
+    schema = request.reply_model.model_json_schema()
     props = schema["properties"]
     panels = props["panels"]
     panels["minItems"] = panels["maxItems"] = request.count
-    characters = schema["$defs"]["PanelPlan"]["properties"]["characters"]
+    characters = schema["$defs"]["FilmPanelPlan" if request.film else "PanelPlan"]["properties"]["characters"]
     if request.names:
         characters["items"]["enum"] = list(request.names)
     elif not request.propose_characters:
@@ -85,7 +114,7 @@ def reply_schema(request: Request) -> dict[str, Any]:
         if wanted:
             required.append(name)
             props[name] = props[name]["anyOf"][0]  # asked for: an object, not null
-            props[name]["description"] = PlanReply.model_fields[name].description
+            props[name]["description"] = request.reply_model.model_fields[name].description
         else:
             del props[name]
     if not request.propose_style:
@@ -109,7 +138,7 @@ def parse_reply(text: str, request: Request) -> Plan:
         # A locked slot's content is discarded, so nothing the model put there can make the reply invalid.
         data = {**data, "panels": [request.locked.get(i, item) for i, item in enumerate(data["panels"])]}
     try:
-        reply = PlanReply.model_validate(data)
+        reply = request.reply_model.model_validate(data)
     except ValidationError as exc:
         raise BadReply([_problem(error) for error in exc.errors()][:MAX_PROBLEMS]) from None
 
@@ -141,6 +170,8 @@ def parse_reply(text: str, request: Request) -> Plan:
             elif match not in names:
                 names.append(match)
         panel.characters = names
+        if isinstance(panel, FilmPanelPlan):
+            problems.extend(_shot_problems(panel, i))
     if problems:
         raise BadReply(problems[:MAX_PROBLEMS])
 
@@ -148,6 +179,22 @@ def parse_reply(text: str, request: Request) -> Plan:
     if style is not None:
         style = StylePlan(prefix=" ".join(style.prefix.split()), negative=" ".join(style.negative.split()))
     return Plan(panels=reply.panels, style=style, characters=proposed or None)
+
+
+def _shot_problems(panel: FilmPanelPlan, i: int) -> list[str]:
+    """What is wrong with a planned shot, by the story file's own vocabulary (aliases such as CU are accepted)."""
+    from storyboard.story.film import MAX_DURATION, Shot
+
+    problems = []
+    try:
+        checked = Shot.model_validate(panel.shot.model_dump())
+        panel.shot = ShotPlan(size=checked.size or "medium", angle=checked.angle or "eye-level", move=checked.move)
+    except ValueError as exc:
+        problems.append(f"panels[{i}].shot: {' '.join(str(exc).split())[:300]}")
+    if not 0 < panel.duration <= MAX_DURATION:
+        problems.append(f"panels[{i}].duration: expected seconds, more than 0 and at most {MAX_DURATION:g}")
+    panel.scene, panel.action = " ".join(panel.scene.split()), " ".join(panel.action.split())
+    return problems
 
 
 _THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
