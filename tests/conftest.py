@@ -63,6 +63,19 @@ def eight_panel_story(write_story) -> Path:
 
 
 @pytest.fixture
+def openai_chat(monkeypatch):
+    """A chat server on 127.0.0.1 speaking the OpenAI wire format (tests/chat_server.py), with a test key set and
+    no backoff between retries."""
+    from chat_server import ChatServer
+
+    server = ChatServer().start()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
+    monkeypatch.setenv("STORYBOARD_PLAN_BACKOFF", "0")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def small_renderer(monkeypatch):
     """A `SmallRenderer` instance, also registered as renderer 'small' for CLI runs in this process."""
     import small_renderers

@@ -8,14 +8,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from chat_server import ChatServer, Say
+from chat_server import Say
 
 import storyboard
 from storyboard.cli import main
 from storyboard.export import Built, choose_formats, export_built
 from storyboard.story import load_story
-
-KEY = "sk-test-0123456789abcdef"
 
 STORY = """\
 title: 狐狸和女孩
@@ -51,12 +49,8 @@ ENGLISH = {1: {"caption": "It snowed.", "dialogue": ["So cold."]},
 
 
 @pytest.fixture
-def chat(monkeypatch):
-    server = ChatServer().start()
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setenv("STORYBOARD_PLAN_BACKOFF", "0")
-    yield server
-    server.stop()
+def chat(openai_chat):
+    return openai_chat
 
 
 @pytest.fixture

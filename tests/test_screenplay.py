@@ -7,14 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from chat_server import ChatServer, Say
+from chat_server import Say
 
 from storyboard.cli import main
 from storyboard.plan.screenplay import Said, Scene, read_script
 from storyboard.story import load_story, timeline
 
 SCRIPT = Path(__file__).parent / "data" / "desert.fountain"
-KEY = "sk-test-0123456789abcdef"
 
 
 def test_every_element_of_the_script_is_read():
@@ -88,12 +87,8 @@ SHOTS = {
 
 
 @pytest.fixture
-def chat(monkeypatch):
-    server = ChatServer().start()
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setenv("STORYBOARD_PLAN_BACKOFF", "0")
-    yield server
-    server.stop()
+def chat(openai_chat):
+    return openai_chat
 
 
 def plan(chat, story: Path) -> int:
