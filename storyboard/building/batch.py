@@ -16,7 +16,8 @@ from storyboard.building.story_build import StoryBuild
 from storyboard.errors import BuildError, StoryboardError
 from storyboard.files import exclusive_lock
 from storyboard.output import default_out_dir
-from storyboard.render import DEFAULT_RENDERER, Renderer
+from storyboard.render import Renderer
+from storyboard.story import Story, load_story
 from storyboard.workers import LocalWorkers, Workers
 
 
@@ -47,7 +48,7 @@ def build_many(
     story_paths: Sequence[str | Path],
     out_dir: str | Path | None = None,
     *,
-    renderer: str | Renderer = DEFAULT_RENDERER,
+    renderer: str | Renderer | None = None,
     model: str | None = None,
     progress: BuildProgress | None = None,
     force: bool = False,
@@ -60,11 +61,12 @@ def build_many(
     twice) is drawn once and stored in each cache that needs it.
 
     A story that fails (an invalid file, a panel that cannot be drawn) is reported in its `StoryOutcome` and does
-    not stop the others. Every story's output folder is locked while the batch runs.
+    not stop the others. Every story's output folder is locked while the batch runs. Without `renderer`, the one
+    the stories' `render.renderer` names draws them (they must agree), else `DEFAULT_RENDERER`.
     """
     options = BuildOptions(renderer=renderer, model=model, cache=cache, progress=progress or BuildProgress(),
                            force=force, self_contained=self_contained, workers=workers or LocalWorkers())
-    engine = options.engine()
+    engine = options.engine(_readable(story_paths) if renderer is None else ())
     outcomes = [StoryOutcome(Path(p), Path(out_dir) / Path(p).stem if out_dir is not None else default_out_dir(p))
                 for p in story_paths]
     _check_distinct_folders(outcomes)
@@ -106,6 +108,17 @@ def _prepare_all(outcomes: list[StoryOutcome], engine: Renderer, options: BuildO
         locks.enter_context(held)
         builds.append((outcome, one))
     return builds
+
+
+def _readable(story_paths: Sequence[str | Path]) -> list[Story]:
+    """The stories that can be read, for the renderer they name; each one that cannot is reported by its build."""
+    stories = []
+    for path in story_paths:
+        try:
+            stories.append(load_story(path))
+        except StoryboardError:
+            continue
+    return stories
 
 
 def _check_distinct_folders(outcomes: list[StoryOutcome]) -> None:
