@@ -25,6 +25,7 @@ RENDERERS: dict[str, str] = {
     "draft": "storyboard.render.draft:DraftRenderer",
     "dashscope": "storyboard.render.dashscope:DashScopeRenderer",
     "a1111": "storyboard.render.a1111:A1111Renderer",
+    "comfyui": "storyboard.render.comfyui:ComfyUIRenderer",
 }
 DEFAULT_RENDERER = "diffusers"
 
