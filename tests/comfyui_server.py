@@ -140,6 +140,7 @@ class FakeComfyUI:
         self.interrupts: list[Any] = []
         self.scripts: dict[str, deque[Any]] = defaultdict(deque)
         self.step_delay = 0.0  # seconds per KSampler step
+        self.websockets = True  # False: refuse every websocket (a proxy that does not pass them on)
         self._open: dict[str, Any] = {}  # client id -> its websocket
         self._pending: deque[Run] = deque()
         self._running: Run | None = None
@@ -343,6 +344,9 @@ class FakeComfyUI:
         from starlette.websockets import WebSocketDisconnect
 
         client_id = websocket.query_params.get("clientId") or uuid.uuid4().hex
+        if not self.websockets:
+            await websocket.close()
+            return
         await websocket.accept()
         self.sockets.append(client_id)
         self._open[client_id] = websocket

@@ -3,6 +3,7 @@ websocket, checking graphs the way ComfyUI does. Nothing of the renderer is patc
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -310,7 +311,7 @@ def test_anchors_are_uploaded_once_and_each_panel_names_its_characters(capsys, c
     assert sorted(uploads) == sorted(names.values())
     for name, file in names.items():  # the pictures sent are the anchors as drawn
         with Image.open(out / "characters" / f"{name}.png") as drawn:
-            assert Image.open(__import__("io").BytesIO(comfy.uploads[file])).convert("RGB").tobytes() == \
+            assert Image.open(io.BytesIO(comfy.uploads[file])).convert("RGB").tobytes() == \
                 drawn.convert("RGB").tobytes()
     anchors, panels = comfy.queued()[:2], comfy.queued()[2:]
     assert all(set(graph) == set(BUILTIN) for graph in anchors)  # anchors: the built-in graph
@@ -607,3 +608,38 @@ def test_stories_that_name_different_renderers(write_story):
     with pytest.raises(OptionError, match=r"^the stories name different renderers in render.renderer \(a1111, "
                                           r"comfyui\); choose one with --renderer$"):
         named_renderer([a, b])
+
+
+def test_without_a_websocket_each_panel_is_followed_through_its_history(capsys, comfy, small_story, tmp_path):
+    comfy.websockets = False
+    out = tmp_path / "out"
+    code, stdout, stderr = run(capsys, *args(comfy, small_story, out))
+    assert code == 0 and stdout.startswith("rendered 2, reused 0")
+    assert stderr.startswith(f"the ComfyUI server at {comfy.root} opened no websocket (")
+    assert stderr.endswith("); following each panel through its history instead\n") and stderr.count("\n") == 1
+    assert pixel(out / "panels" / "panel-02.png") == expected_colour("watercolor, a girl in a blue coat", 2000)
+
+
+def test_a_graph_the_server_refuses_is_one_line(capsys, comfy, small_story, tmp_path):
+    graph = json.loads(IPADAPTER.read_text())
+    graph["12"]["inputs"]["image"] = ["4", 0]  # a MODEL where IPAdapter takes an IMAGE: ComfyUI's own check
+    (tmp_path / "graph.json").write_text(json.dumps(graph))
+    small_story.write_text(small_story.read_text().replace("render:\n", "render:\n  workflow: graph.json\n"))
+    code, _, stderr = run(capsys, *args(comfy, small_story, tmp_path / "out"))
+    assert (code, stderr) == (1, f"Error: the ComfyUI server at {comfy.root} refused the graph for panel 1: Prompt "
+                                 "outputs failed validation; node 12 (IPAdapterAdvanced): Return type mismatch "
+                                 "between linked nodes: image, received_type(MODEL) mismatch input_type(IMAGE)\n")
+    assert len([r for r in comfy.requests if r.path == "/prompt"]) == 1  # not retried
+
+
+def test_a_characters_own_picture_is_what_is_uploaded(capsys, comfy, cast_story, tmp_path):
+    Image.new("RGB", (80, 64), (200, 30, 30)).save(tmp_path / "fox.png")
+    cast_story.write_text(cast_story.read_text().replace("fox: a small red fox",
+                                                         "fox: {description: a small red fox, image: fox.png}"))
+    out = tmp_path / "out"
+    code, stdout, _ = run(capsys, *args(comfy, cast_story, out))
+    assert code == 0 and stdout.startswith("rendered 3, reused 0; character anchors: drawn 2, reused 0")
+    assert len(comfy.prompts) == 4  # the girl's anchor and three panels; the fox is the picture
+    fox = next(name for name in comfy.uploads if comfy.queued()[1]["10"]["inputs"]["image"] == name)
+    sent = Image.open(io.BytesIO(comfy.uploads[fox]))
+    assert sent.size == (64, 64) and sent.convert("RGB").getpixel((32, 32)) == (200, 30, 30)

@@ -274,8 +274,9 @@ class ComfyUIRenderer(RemoteRenderer):
         """Queue `graph` for `job` and wait until ComfyUI is done with it; its prompt id. Stopped on our side
         (the deadline, a cancel raised from `on_step`, Ctrl-C), the prompt is stopped on the server too."""
         body = {"prompt": graph, "client_id": self.client_id}
-        reply = self._request(job, "when asked to draw", lambda s: self._call("POST", "/prompt", s, body=body),
-                              deadline, REQUEST_TIMEOUT)
+        reply = self._request(job, "when asked to draw",
+                              lambda s: self._call("POST", "/prompt", s, body=body, label=job.label), deadline,
+                              REQUEST_TIMEOUT)
         prompt_id = reply.get("prompt_id") if isinstance(reply, dict) else None
         if not isinstance(prompt_id, str) or not prompt_id:
             raise RendererRequestError(f"{self._where()} queued {job.label} without a prompt id; is it a ComfyUI "

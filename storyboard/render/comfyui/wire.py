@@ -45,13 +45,13 @@ class Wire:
         self.session = requests.Session()
 
     def call(self, method: str, path: str, seconds: float, *, body: Any = None, files: Any = None,
-             raw: bool = False) -> Any:
-        """The reply to one request: its JSON, or its bytes with `raw`. A timeout is raised as `requests.Timeout`
-        for the caller, which knows what it asked for."""
+             raw: bool = False, label: str = "") -> Any:
+        """The reply to one request: its JSON, or its bytes with `raw`; `label` names the panel a graph is queued
+        for. A timeout is raised as `requests.Timeout` for the caller, which knows what it asked for."""
         with requests_errors(self.where, RENDERER_ERRORS):
             response = self.session.request(method, self.base_url + path, json=body, files=files, timeout=seconds)
         if response.status_code != 200:
-            raise self._refusal(response, path)
+            raise self._refusal(response, path, label)
         if raw:
             return response.content
         try:
@@ -60,14 +60,15 @@ class Wire:
             raise RendererRequestError(f"{self.where} answered {path} with something that is not JSON; is it a "
                                        "ComfyUI server?") from None
 
-    def _refusal(self, response: Any, path: str) -> StoryboardError:
+    def _refusal(self, response: Any, path: str, label: str) -> StoryboardError:
         status = response.status_code
         try:
             body = response.json()
         except ValueError:
             body = None
         if status == 400 and path == "/prompt" and isinstance(body, dict):
-            return RendererRequestError(f"{self.where} refused the graph: {describe(prompt_error(body), 300)}")
+            return RendererRequestError(f"{self.where} refused the graph for {label or 'a panel'}: "
+                                        f"{describe(prompt_error(body), 300)}")
         said = describe(response.text, 120) if body is None else describe(json.dumps(body), 160)
         detail = f"HTTP {status}" + (f" {said}" if said else "")
         if status in (401, 403):
