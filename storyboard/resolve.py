@@ -237,8 +237,12 @@ def resolve(story: Story, *, model: str | None = None, story_dir: str | Path = "
 
 def story_file(story_dir: str | Path, name: str | None) -> str:
     """A file the story names (relative to its folder) as an absolute path, links resolved; "" for none."""
-    # realpath, unlike Path.resolve, does not raise on a loop of links: reading the file reports it.
-    return os.path.realpath(Path(story_dir) / name) if name else ""
+    if not name:
+        return ""
+    try:  # realpath, unlike Path.resolve, does not raise on a loop of links: reading the file reports it
+        return os.path.realpath(Path(story_dir) / name)
+    except ValueError:  # a NUL in the name, which reading the file reports too
+        return os.path.abspath(Path(story_dir) / name)
 
 
 def _loras(story: Story, characters: list[str]) -> dict[str, Any]:

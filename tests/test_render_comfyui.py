@@ -643,3 +643,11 @@ def test_a_characters_own_picture_is_what_is_uploaded(capsys, comfy, cast_story,
     fox = next(name for name in comfy.uploads if comfy.queued()[1]["10"]["inputs"]["image"] == name)
     sent = Image.open(io.BytesIO(comfy.uploads[fox]))
     assert sent.size == (64, 64) and sent.convert("RGB").getpixel((32, 32)) == (200, 30, 30)
+
+
+def test_a_graph_path_holding_a_nul_is_one_line(capsys, comfy, small_story, tmp_path):
+    small_story.write_text(small_story.read_text().replace("render:\n", 'render:\n  workflow: "g\\0.json"\n'))
+    code, _, stderr = run(capsys, *args(comfy, small_story, tmp_path / "out"))
+    assert (code, stderr) == (1, f"Error: render.workflow: cannot read the ComfyUI graph {tmp_path}/g\\x00.json: the "
+                                 "path holds a NUL character\n")
+    assert comfy.requests == []

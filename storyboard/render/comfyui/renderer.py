@@ -136,7 +136,7 @@ class ComfyUIRenderer(RemoteRenderer):
         try:
             info = os.stat(path)
             stamp: tuple[int, int, int] | None = (info.st_mtime_ns, info.st_size, info.st_ino)
-        except OSError:
+        except (OSError, ValueError):  # not there, or a NUL in its name: reading it says which
             stamp = None
         cached = self._workflows.get(path)
         if cached is not None and stamp is not None and cached[0] == stamp:
