@@ -610,14 +610,14 @@ def test_stories_that_name_different_renderers(write_story):
         named_renderer([a, b])
 
 
-def test_without_a_websocket_each_panel_is_followed_through_its_history(capsys, comfy, small_story, tmp_path):
+def test_without_a_websocket_each_panel_is_followed_through_its_history(capsys, comfy, cast_story, tmp_path):
     comfy.websockets = False
     out = tmp_path / "out"
-    code, stdout, stderr = run(capsys, *args(comfy, small_story, out))
-    assert code == 0 and stdout.startswith("rendered 2, reused 0")
+    code, stdout, stderr = run(capsys, *args(comfy, cast_story, out))
+    assert code == 0 and stdout.startswith("rendered 3, reused 0; character anchors: drawn 2")
     assert stderr.startswith(f"the ComfyUI server at {comfy.root} opened no websocket (")
     assert stderr.endswith("); following each panel through its history instead\n") and stderr.count("\n") == 1
-    assert pixel(out / "panels" / "panel-02.png") == expected_colour("watercolor, a girl in a blue coat", 2000)
+    assert pixel(out / "panels" / "panel-03.png") == expected_colour("an empty desert at night", 9)
 
 
 def test_a_graph_the_server_refuses_is_one_line(capsys, comfy, small_story, tmp_path):
@@ -651,3 +651,27 @@ def test_a_graph_path_holding_a_nul_is_one_line(capsys, comfy, small_story, tmp_
     assert (code, stderr) == (1, f"Error: render.workflow: cannot read the ComfyUI graph {tmp_path}/g\\x00.json: the "
                                  "path holds a NUL character\n")
     assert comfy.requests == []
+
+
+def test_standard_nodes_are_found_through_a_controlnet_and_a_lora():
+    graph = json.loads(DEFAULT_GRAPH.read_text())
+    graph["3"] = {"class_type": "KSamplerAdvanced", "inputs": {
+        "add_noise": "enable", "noise_seed": 5, "steps": 20, "cfg": 8, "sampler_name": "euler", "scheduler": "normal",
+        "start_at_step": 0, "end_at_step": 10000, "return_with_leftover_noise": "disable", "model": ["10", 0],
+        "positive": ["11", 0], "negative": ["11", 1], "latent_image": ["5", 0]}}
+    graph["10"] = {"class_type": "LoraLoader", "inputs": {"lora_name": "x.safetensors", "strength_model": 1,
+                                                           "strength_clip": 1, "model": ["4", 0], "clip": ["4", 1]}}
+    graph["11"] = {"class_type": "ControlNetApplyAdvanced", "inputs": {
+        "strength": 1, "start_percent": 0, "end_percent": 1, "positive": ["6", 0], "negative": ["7", 0],
+        "control_net": ["12", 0], "image": ["13", 0]}}
+    graph["12"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": "canny.safetensors"}}
+    graph["13"] = {"class_type": "LoadImage", "inputs": {"image": "pose.png"}}
+    workflow = workflow_of(graph, "controlnet.json")
+    job = resolve(load_story(LITTLE_PRINCE))[0]
+    nodes = workflow.fill(job, []).nodes
+    assert {k: nodes["3"]["inputs"][k] for k in ("noise_seed", "steps", "cfg", "sampler_name", "scheduler")} == {
+        "noise_seed": 1234, "steps": 25, "cfg": 7.5, "sampler_name": "dpmpp_2m", "scheduler": "karras"}
+    assert nodes["6"]["inputs"]["text"] == job.prompt and nodes["7"]["inputs"]["text"] == job.negative_prompt
+    assert nodes["4"]["inputs"]["ckpt_name"] == job.model and nodes["5"]["inputs"]["width"] == 512
+    assert nodes["13"]["inputs"] == {"image": "pose.png"} and nodes["10"]["inputs"]["lora_name"] == "x.safetensors"
+    assert workflow.references == 0 and workflow.fills_sampler

@@ -91,6 +91,7 @@ class ComfyUIRenderer(RemoteRenderer):
         self._types: NodeTypes | None = None
         self._server_version: str | None = None
         self._uploaded: dict[str, str] = {}  # upload name -> the name the server keeps the picture under
+        self._said_no_websocket = False
 
     def __getstate__(self) -> dict[str, Any]:
         """A copy for another process (a Ray worker) opens its own connection."""
@@ -178,8 +179,10 @@ class ComfyUIRenderer(RemoteRenderer):
                                           min(REQUEST_TIMEOUT, max(0.1, deadline.left())))
             except (websocket.WebSocketException, OSError) as exc:
                 self._messages = None
-                self.notify(f"{self._where()} opened no websocket ({reason(exc)}); following each panel through "
-                            "its history instead")
+                if not self._said_no_websocket:
+                    self._said_no_websocket = True
+                    self.notify(f"{self._where()} opened no websocket ({reason(exc)}); following each panel "
+                                "through its history instead")
 
     def _call(self, method: str, path: str, seconds: float, **options: Any) -> Any:
         assert self._wire is not None
