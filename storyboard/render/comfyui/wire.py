@@ -79,9 +79,6 @@ class Wire:
                             not_found=f"is it a ComfyUI server, and is the address the one it prints (e.g. "
                                       f"{DEFAULT_URL})?")
 
-    def close(self) -> None:
-        self.session.close()
-
 
 def prompt_error(body: dict[str, Any]) -> str:
     """What ComfyUI's refusal of a graph says: its error, and each node's errors."""
@@ -151,11 +148,3 @@ class Messages:
             return self.queue.get(timeout=seconds)
         except queue.Empty:
             return None
-
-    def close(self) -> None:
-        import websocket
-
-        try:
-            self._socket.close()
-        except (websocket.WebSocketException, OSError):
-            pass  # gone already
