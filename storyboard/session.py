@@ -31,12 +31,13 @@ from storyboard.building import (
     build_locked,
     variants_locked,
 )
-from storyboard.errors import BuildCancelled, BuildError, StoryboardError
+from storyboard.building.options import readable_stories
+from storyboard.errors import BuildCancelled, BuildError
 from storyboard.files import exclusive_lock
 from storyboard.output import OutputFolder
 from storyboard.render import Renderer
 from storyboard.resolve import PanelJob
-from storyboard.story import Story, load_story
+from storyboard.story import Story
 
 
 class Session:
@@ -49,7 +50,7 @@ class Session:
         self.out_dir = out_dir
         self.out = OutputFolder.of(story_path, out_dir).root
         self.model = model
-        self.renderer: Renderer = Drawing(renderer).engine(_readable(self.story_path) if renderer is None else ())
+        self.renderer: Renderer = Drawing(renderer).engine(readable_stories([story_path]) if renderer is None else ())
         self._cancel = threading.Event()
         self._busy = threading.Lock()  # one build at a time, whichever thread asks
         self._held: ExitStack | None = None
@@ -113,14 +114,6 @@ class Session:
                 session._busy.release()
 
         return Running()
-
-
-def _readable(story_path: Path) -> list[Story]:
-    """The story, for the renderer it names; [] when it cannot be read yet (its first build says why)."""
-    try:
-        return [load_story(story_path)]
-    except StoryboardError:
-        return []
 
 
 class _Cancellable(BuildProgress):

@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_runs import pixel, run
 from comfyui_server import CHECKPOINTS, Crash, DropSocket, FakeComfyUI, Stall, node_types
 from image_server import expected_colour
 from loopback import Fail
 from PIL import Image
 
 from storyboard.building import BuildProgress
-from storyboard.cli import main
 from storyboard.errors import BuildCancelled, RendererRequestError, StoryError
 from storyboard.provenance import read_provenance
 from storyboard.render.comfyui import ComfyUIRenderer
@@ -37,8 +37,6 @@ IPADAPTER = ROOT / "docs" / "comfyui" / "ipadapter_api.json"
 DEFAULT_GRAPH = ROOT / "tests" / "data" / "comfyui" / "default_api.json"
 MODEL = "v1-5-pruned-emaonly.safetensors"
 PREFIX = re.compile(r"^storyboard/[0-9a-f]{20}$")
-PROGRESS = re.compile(r"^(drawing \d+ of \d+ panels( and \d+ character anchors?)? with the \w+ renderer"
-                      r"|(panel \d+|.+ \(anchor\)) done \(\d+/\d+\)|composing the page)$")
 
 
 @pytest.fixture(autouse=True)
@@ -105,18 +103,6 @@ def cast_story(write_story, tmp_path) -> Path:
 def args(server: FakeComfyUI, story: Path, out: Path, *more: object) -> list[str]:
     return ["build", str(story), "--out", str(out), "--renderer", "comfyui", "--base-url", server.root,
             "--model", MODEL, *map(str, more)]
-
-
-def run(capsys, *arguments: object) -> tuple[int, str, str]:
-    """Run the CLI; stderr comes back without the build's progress lines."""
-    code = main([str(a) for a in arguments])
-    out, err = capsys.readouterr()
-    return code, out, "".join(line for line in err.splitlines(keepends=True) if not PROGRESS.match(line.rstrip("\n")))
-
-
-def pixel(path: Path) -> tuple[int, int, int]:
-    with Image.open(path) as image:
-        return image.convert("RGB").getpixel((image.width // 2, image.height // 2))
 
 
 def little_prince(tmp_path: Path, **render: str) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from storyboard.building.draw import draw_missing
 from storyboard.building.keys import distinct
-from storyboard.building.options import BuildOptions, Target
+from storyboard.building.options import BuildOptions, Target, readable_stories
 from storyboard.building.progress import BuildProgress
 from storyboard.building.results import BuildResult
 from storyboard.building.story_build import StoryBuild
@@ -17,7 +17,6 @@ from storyboard.errors import BuildError, StoryboardError
 from storyboard.files import exclusive_lock
 from storyboard.output import default_out_dir
 from storyboard.render import Renderer
-from storyboard.story import Story, load_story
 from storyboard.workers import LocalWorkers, Workers
 
 
@@ -66,7 +65,7 @@ def build_many(
     """
     options = BuildOptions(renderer=renderer, model=model, cache=cache, progress=progress or BuildProgress(),
                            force=force, self_contained=self_contained, workers=workers or LocalWorkers())
-    engine = options.engine(_readable(story_paths) if renderer is None else ())
+    engine = options.engine(readable_stories(story_paths) if renderer is None else ())
     outcomes = [StoryOutcome(Path(p), Path(out_dir) / Path(p).stem if out_dir is not None else default_out_dir(p))
                 for p in story_paths]
     _check_distinct_folders(outcomes)
@@ -108,17 +107,6 @@ def _prepare_all(outcomes: list[StoryOutcome], engine: Renderer, options: BuildO
         locks.enter_context(held)
         builds.append((outcome, one))
     return builds
-
-
-def _readable(story_paths: Sequence[str | Path]) -> list[Story]:
-    """The stories that can be read, for the renderer they name; each one that cannot is reported by its build."""
-    stories = []
-    for path in story_paths:
-        try:
-            stories.append(load_story(path))
-        except StoryboardError:
-            continue
-    return stories
 
 
 def _check_distinct_folders(outcomes: list[StoryOutcome]) -> None:

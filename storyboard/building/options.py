@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from storyboard.building.progress import BuildProgress
+from storyboard.errors import StoryboardError
 from storyboard.output import OutputFolder, default_out_dir
 from storyboard.render import DEFAULT_RENDERER, Renderer, get_renderer, named_renderer
 from storyboard.story import Story, load_story
@@ -50,6 +51,18 @@ class Target:
         out = OutputFolder.of(story_path, out_dir)
         given = None if out_dir is None or Path(out_dir) == default_out_dir(story_path) else str(out_dir)
         return cls(story_path, story, out, given)
+
+
+def readable_stories(story_paths: Iterable[str | Path]) -> list[Story]:
+    """The stories at `story_paths` that can be read, for the renderer they name (`Drawing.engine`); one that
+    cannot is left out, and the command or build that reads it reports why."""
+    stories = []
+    for path in story_paths:
+        try:
+            stories.append(load_story(path))
+        except StoryboardError:
+            continue
+    return stories
 
 
 @dataclass

@@ -77,23 +77,12 @@ def chosen_renderer(name: str | None, base_url: str | None, timeout: float | Non
     the `stories`' `render.renderer` names, else the default."""
     from storyboard.render import DEFAULT_RENDERER, get_renderer, named_renderer, renderer_options
 
-    name = name or named_renderer(_readable(stories)) or DEFAULT_RENDERER
+    if name is None:
+        from storyboard.building.options import readable_stories
+
+        name = named_renderer(readable_stories(stories)) or DEFAULT_RENDERER
     options: dict[str, Any] = {key: value for key, value in (("base_url", base_url), ("timeout", timeout))
                                if value is not None}
     if "notify" in renderer_options(name):  # retries of a remote service are worth a line on stderr
         options["notify"] = lambda line: click.echo(line, err=True)
     return get_renderer(name, **options)
-
-
-def _readable(paths: Sequence[str]) -> list[Any]:
-    """The stories at `paths` that can be read; one that cannot is reported by the command itself."""
-    from storyboard.errors import StoryboardError
-    from storyboard.story import load_story
-
-    stories = []
-    for path in paths:
-        try:
-            stories.append(load_story(path))
-        except StoryboardError:
-            continue
-    return stories
