@@ -661,3 +661,11 @@ def test_standard_nodes_are_found_through_a_controlnet_and_a_lora():
     assert nodes["4"]["inputs"]["ckpt_name"] == job.model and nodes["5"]["inputs"]["width"] == 512
     assert nodes["13"]["inputs"] == {"image": "pose.png"} and nodes["10"]["inputs"]["lora_name"] == "x.safetensors"
     assert workflow.references == 0 and workflow.fills_sampler
+
+
+def test_a_graph_that_takes_only_the_schedule():
+    graph = json.loads(json.dumps(BUILTIN))
+    graph["3"]["inputs"]["sampler_name"] = "euler"
+    job = resolve(load_story(LITTLE_PRINCE))[0]
+    nodes = workflow_of(graph, "g.json").fill(job, []).nodes
+    assert (nodes["3"]["inputs"]["sampler_name"], nodes["3"]["inputs"]["scheduler"]) == ("euler", "karras")

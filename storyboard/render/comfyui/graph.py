@@ -101,7 +101,7 @@ class Workflow:
     sha256: str
     output: str
     references: int  # how many anchors it reads: the highest %referenceN% (0: none)
-    fills_sampler: bool  # whether %sampler% is in it, so that render.scheduler decides the sampler
+    fills_sampler: bool  # whether %sampler% or %scheduler% is in it: render.scheduler decides them
 
     def fill(self, job: PanelJob, anchors: Sequence[str]) -> Filled:
         """The graph for `job`; `anchors` are the names of the pictures of the characters it lists, in order."""
@@ -199,7 +199,7 @@ def workflow_of(graph: Any, name: str) -> Workflow:
                     raise ValueError(f"{name}: {found[0]} in {node_name(nodes, node_id)}: anchors are counted "
                                      "from 1 (%reference% is %reference1%)")
                 references = max(references, number)
-    fills_sampler = any("%sampler%" in value for _, _, value in _texts(nodes))
+    fills_sampler = any("%sampler%" in value or "%scheduler%" in value for _, _, value in _texts(nodes))
     return Workflow(name, nodes, sha256, output, references, fills_sampler)
 
 

@@ -103,7 +103,7 @@ class ComfyUIRenderer(RemoteRenderer):
     # ------------------------------------------------------------------ the graphs (no network)
 
     def anchors_unread(self, story: Story, story_dir: Path) -> str:
-        """"" when the story's graph has a ``%reference%`` input; else why its panels are drawn without anchors.
+        """Nothing when the story's graph has a ``%reference%`` input; else why its panels are drawn without anchors.
         Reads the story's graphs, so that a graph storyboard cannot use stops the build before anything is done."""
         render = story.render
         if render.anchor_workflow:
