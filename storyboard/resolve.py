@@ -54,6 +54,10 @@ class PanelJob:
     character: str = ""
     slug: str = ""
     image: str = ""
+    # The graph file a graph-driven renderer (comfyui) draws the job with, as an absolute path: `render.workflow`
+    # for a panel, `render.anchor_workflow` for an anchor; "" when the story names none. Not part of params(): the
+    # renderer's identity holds the graph itself, so moving the file changes no key and editing it does.
+    workflow: str = ""
 
     @property
     def is_anchor(self) -> bool:
@@ -89,7 +93,7 @@ class PanelJob:
         data["options"] = dict(self.options)
         data["runtime"] = dict(self.runtime)
         data["references"] = list(self.references)
-        for name in ("character", "slug", "image", "framing"):  # a panel's record stays as it always was
+        for name in ("character", "slug", "image", "framing", "workflow"):  # a panel's record stays as it was
             if not data[name]:
                 del data[name]
         if not data["references"]:
@@ -156,7 +160,8 @@ def file_slug(name: str, taken: set[str]) -> str:
 def resolve_jobs(story: Story, *, model: str | None = None, story_dir: str | Path = ".") -> list[PanelJob]:
     """Everything a build draws: an anchor per character that a panel lists (see `resolve_anchors`), then every
     panel (see `resolve`)."""
-    return resolve_anchors(story, model=model, story_dir=story_dir) + resolve(story, model=model)
+    return resolve_anchors(story, model=model, story_dir=story_dir) + resolve(story, model=model,
+                                                                              story_dir=story_dir)
 
 
 def resolve_anchors(story: Story, *, model: str | None = None, story_dir: str | Path = ".") -> list[PanelJob]:
@@ -164,7 +169,7 @@ def resolve_anchors(story: Story, *, model: str | None = None, story_dir: str | 
 
     An anchor is drawn at `render.width`×`height` from the style prefix, the description and the character's
     `anchor` framing, with `anchor_seed`. A character's `image` (resolved against `story_dir`, the story file's
-    folder) replaces the drawn portrait.
+    folder) replaces the drawn portrait; `render.anchor_workflow` is the graph a comfyui renderer draws it with.
     """
     render = story.render
     if render.consistency == "none":
@@ -188,14 +193,15 @@ def resolve_anchors(story: Story, *, model: str | None = None, story_dir: str | 
             runtime=tuple(sorted(render.runtime_options().items())),
             character=name,
             slug=file_slug(name, taken),
-            # realpath, unlike Path.resolve, does not raise on a loop of links: reading the picture reports it.
-            image=os.path.realpath(Path(story_dir) / character.image) if character.image else "",
+            image=story_file(story_dir, character.image),
+            workflow=story_file(story_dir, render.anchor_workflow),
         ))
     return jobs
 
 
-def resolve(story: Story, *, model: str | None = None) -> list[PanelJob]:
-    """Resolve every panel of `story` into a PanelJob. `model` overrides `render.model`.
+def resolve(story: Story, *, model: str | None = None, story_dir: str | Path = ".") -> list[PanelJob]:
+    """Resolve every panel of `story` into a PanelJob. `model` overrides `render.model`; `render.workflow` is
+    resolved against `story_dir`, the story file's folder.
 
     `render.width`/`height` size a one-column panel; a panel spanning columns is rendered wider, at its box's
     aspect ratio on the page. A panel reads the anchors of the characters it lists (`references`) unless
@@ -224,8 +230,19 @@ def resolve(story: Story, *, model: str | None = None) -> list[PanelJob]:
             options=tuple(sorted(options.items())),
             runtime=tuple(sorted(render.runtime_options().items())),
             references=references,
+            workflow=story_file(story_dir, render.workflow),
         ))
     return jobs
+
+
+def story_file(story_dir: str | Path, name: str | None) -> str:
+    """A file the story names (relative to its folder) as an absolute path, links resolved; "" for none."""
+    if not name:
+        return ""
+    try:  # realpath, unlike Path.resolve, does not raise on a loop of links: reading the file reports it
+        return os.path.realpath(Path(story_dir) / name)
+    except ValueError:  # a NUL in the name, which reading the file reports too
+        return os.path.abspath(Path(story_dir) / name)
 
 
 def _loras(story: Story, characters: list[str]) -> dict[str, Any]:

@@ -31,24 +31,26 @@ from storyboard.building import (
     build_locked,
     variants_locked,
 )
+from storyboard.building.options import readable_stories
 from storyboard.errors import BuildCancelled, BuildError
 from storyboard.files import exclusive_lock
 from storyboard.output import OutputFolder
-from storyboard.render import DEFAULT_RENDERER, Renderer, get_renderer
+from storyboard.render import Renderer
 from storyboard.resolve import PanelJob
 from storyboard.story import Story
 
 
 class Session:
-    """Builds of one story into one output folder, with one renderer instance kept between them."""
+    """Builds of one story into one output folder, with one renderer instance kept between them (by default the
+    one the story's `render.renderer` names when the session starts, else `DEFAULT_RENDERER`)."""
 
     def __init__(self, story_path: str | Path, out_dir: str | Path | None = None, *,
-                 renderer: str | Renderer = DEFAULT_RENDERER, model: str | None = None) -> None:
+                 renderer: str | Renderer | None = None, model: str | None = None) -> None:
         self.story_path = Path(story_path)
         self.out_dir = out_dir
         self.out = OutputFolder.of(story_path, out_dir).root
         self.model = model
-        self.renderer: Renderer = get_renderer(renderer) if isinstance(renderer, str) else renderer
+        self.renderer: Renderer = Drawing(renderer).engine(readable_stories([story_path]) if renderer is None else ())
         self._cancel = threading.Event()
         self._busy = threading.Lock()  # one build at a time, whichever thread asks
         self._held: ExitStack | None = None

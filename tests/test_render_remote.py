@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import dashscope
 import pytest
+from cli_runs import pixel, run
 from image_server import (
     CHECKPOINTS,
     SUBMIT_PATH,
@@ -30,9 +30,7 @@ from image_server import (
     TaskFails,
     expected_colour,
 )
-from PIL import Image
 
-from storyboard.cli import main
 from storyboard.provenance import read_provenance
 from storyboard.resolve import resolve
 from storyboard.story import load_story
@@ -116,22 +114,6 @@ def small_story(write_story) -> Path:
             span: 2
             seed: 2000
         """)
-
-
-PROGRESS = re.compile(r"^(drawing \d+ of \d+ panels( and \d+ character anchors?)? with the \w+ renderer"
-                      r"|(panel \d+|.+ \(anchor\)) done \(\d+/\d+\)|composing the page)$")
-
-
-def run(capsys, *args: object) -> tuple[int, str, str]:
-    """Run the CLI; stderr comes back without the build's progress lines."""
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, "".join(line for line in err.splitlines(keepends=True) if not PROGRESS.match(line.rstrip("\n")))
-
-
-def pixel(path: Path) -> tuple[int, int, int]:
-    with Image.open(path) as image:
-        return image.convert("RGB").getpixel((image.width // 2, image.height // 2))
 
 
 # --------------------------------------------------------------------------- the happy path

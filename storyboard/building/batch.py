@@ -9,14 +9,14 @@ from pathlib import Path
 
 from storyboard.building.draw import draw_missing
 from storyboard.building.keys import distinct
-from storyboard.building.options import BuildOptions, Target
+from storyboard.building.options import BuildOptions, Target, readable_stories
 from storyboard.building.progress import BuildProgress
 from storyboard.building.results import BuildResult
 from storyboard.building.story_build import StoryBuild
 from storyboard.errors import BuildError, StoryboardError
 from storyboard.files import exclusive_lock
 from storyboard.output import default_out_dir
-from storyboard.render import DEFAULT_RENDERER, Renderer
+from storyboard.render import Renderer
 from storyboard.workers import LocalWorkers, Workers
 
 
@@ -47,7 +47,7 @@ def build_many(
     story_paths: Sequence[str | Path],
     out_dir: str | Path | None = None,
     *,
-    renderer: str | Renderer = DEFAULT_RENDERER,
+    renderer: str | Renderer | None = None,
     model: str | None = None,
     progress: BuildProgress | None = None,
     force: bool = False,
@@ -60,11 +60,12 @@ def build_many(
     twice) is drawn once and stored in each cache that needs it.
 
     A story that fails (an invalid file, a panel that cannot be drawn) is reported in its `StoryOutcome` and does
-    not stop the others. Every story's output folder is locked while the batch runs.
+    not stop the others. Every story's output folder is locked while the batch runs. Without `renderer`, the one
+    the stories' `render.renderer` names draws them (they must agree), else `DEFAULT_RENDERER`.
     """
     options = BuildOptions(renderer=renderer, model=model, cache=cache, progress=progress or BuildProgress(),
                            force=force, self_contained=self_contained, workers=workers or LocalWorkers())
-    engine = options.engine()
+    engine = options.engine(readable_stories(story_paths) if renderer is None else ())
     outcomes = [StoryOutcome(Path(p), Path(out_dir) / Path(p).stem if out_dir is not None else default_out_dir(p))
                 for p in story_paths]
     _check_distinct_folders(outcomes)

@@ -116,7 +116,7 @@ class Storing:
         for name, key in task.references.items():
             if (owner.cache.folder, key) not in self.images:
                 self.images[owner.cache.folder, key] = owner.cache.open(key)
-            found[name] = Reference(owner.anchors[name].job, self.images[owner.cache.folder, key])
+            found[name] = Reference(owner.anchors[name].job, self.images[owner.cache.folder, key], key)
         return found
 
     def started(self, task: KeyedJob, worker: str) -> None:

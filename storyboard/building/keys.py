@@ -131,10 +131,11 @@ def _shown_path(path: Path, story_path: str | Path) -> Path:
         return path
 
 
-def as_drawn_by(engine: Renderer, story: Story) -> Story:
-    """`story` as `engine` can draw it: a renderer that cannot read anchors draws no anchor portraits, and its
-    panels are keyed and drawn as with ``consistency: none``; one that cannot apply LoRAs draws and keys its panels
-    without them. The build says so once."""
+def as_drawn_by(engine: Renderer, story: Story, story_dir: str | Path = ".") -> Story:
+    """`story` as `engine` can draw it: a renderer that cannot read anchors (for this story: see
+    `Renderer.anchors_unread`; files the story names are relative to `story_dir`) draws no anchor portraits, and
+    its panels are keyed and drawn as with ``consistency: none``; one that cannot apply LoRAs draws and keys its
+    panels without them. The build says so once."""
     if not getattr(engine, "applies_loras", True) and (story.render.loras or any(
             c.lora for c in story.characters.values())):
         log.warning("the %s renderer cannot apply LoRAs; render.loras and the characters' lora are not used",
@@ -142,12 +143,22 @@ def as_drawn_by(engine: Renderer, story: Story) -> Story:
         story = story.model_copy(update={
             "render": story.render.model_copy(update={"loras": []}),
             "characters": {name: c.model_copy(update={"lora": None}) for name, c in story.characters.items()}})
-    if getattr(engine, "reads_references", False) or story.render.consistency == "none" \
-            or not anchored_characters(story):
+    unread = _anchors_unread(engine, story, story_dir)
+    if not unread or story.render.consistency == "none" or not anchored_characters(story):
         return story
-    log.warning("the %s renderer cannot read character anchors; panels that list characters are drawn from their "
-                "prompts alone (render.consistency: none)", engine.name)
+    log.warning("%s; panels that list characters are drawn from their prompts alone (render.consistency: none)",
+                unread)
     return story.model_copy(update={"render": story.render.model_copy(update={"consistency": "none"})})
+
+
+def _anchors_unread(engine: Renderer, story: Story, story_dir: str | Path) -> str:
+    """Why `engine` draws the panels of `story` without their anchors; "" when it reads them."""
+    unread = getattr(engine, "anchors_unread", None)
+    if unread is not None:
+        return unread(story, Path(story_dir))
+    if getattr(engine, "reads_references", False):
+        return ""
+    return f"the {engine.name} renderer cannot read character anchors"
 
 
 def distinct(keyed: list[KeyedJob]) -> list[KeyedJob]:

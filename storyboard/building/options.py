@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from storyboard.building.progress import BuildProgress
+from storyboard.errors import StoryboardError
 from storyboard.output import OutputFolder, default_out_dir
-from storyboard.render import DEFAULT_RENDERER, Renderer, get_renderer
+from storyboard.render import DEFAULT_RENDERER, Renderer, get_renderer, named_renderer
 from storyboard.story import Story, load_story
 from storyboard.story.edition import original_of
 from storyboard.workers import LocalWorkers, Workers
@@ -52,19 +53,34 @@ class Target:
         return cls(story_path, story, out, given)
 
 
+def readable_stories(story_paths: Iterable[str | Path]) -> list[Story]:
+    """The stories at `story_paths` that can be read, for the renderer they name (`Drawing.engine`); one that
+    cannot is left out, and the command or build that reads it reports why."""
+    stories = []
+    for path in story_paths:
+        try:
+            stories.append(load_story(path))
+        except StoryboardError:
+            continue
+    return stories
+
+
 @dataclass
 class Drawing:
-    """How images are drawn and kept: by which renderer (a name, or an instance the caller keeps warm), with which
-    model (``--model``), where they are cached (default ``<out>/cache``; a shared folder is never pruned) and who
-    hears about it."""
+    """How images are drawn and kept: by which renderer (a name, or an instance the caller keeps warm; None for the
+    one the story's `render.renderer` names, else the default), with which model (``--model``), where they are
+    cached (default ``<out>/cache``; a shared folder is never pruned) and who hears about it."""
 
-    renderer: str | Renderer = DEFAULT_RENDERER
+    renderer: str | Renderer | None = None
     model: str | None = None
     cache: str | Path | None = None
     progress: BuildProgress = field(default_factory=BuildProgress)
 
-    def engine(self) -> Renderer:
-        return get_renderer(self.renderer) if isinstance(self.renderer, str) else self.renderer
+    def engine(self, stories: Iterable[Story] = ()) -> Renderer:
+        """The renderer to draw `stories` with."""
+        if self.renderer is not None and not isinstance(self.renderer, str):
+            return self.renderer
+        return get_renderer(self.renderer or named_renderer(stories) or DEFAULT_RENDERER)
 
 
 @dataclass

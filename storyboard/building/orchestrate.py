@@ -21,7 +21,7 @@ from storyboard.building.publish import warm_page
 from storyboard.building.results import BuildResult
 from storyboard.building.story_build import StoryBuild
 from storyboard.files import exclusive_lock
-from storyboard.render import DEFAULT_RENDERER, Renderer
+from storyboard.render import Renderer
 from storyboard.story import Story
 from storyboard.workers import LocalWorkers, Workers
 
@@ -31,7 +31,7 @@ def build(
     out_dir: str | Path | None = None,
     *,
     story: Story | None = None,
-    renderer: str | Renderer = DEFAULT_RENDERER,
+    renderer: str | Renderer | None = None,
     model: str | None = None,
     progress: BuildProgress | None = None,
     panels: Iterable[int] = (),
@@ -59,7 +59,8 @@ def build(
 
     `story` builds that in-memory story instead of the file's contents; `story_path` still places the default
     output folder and the files the story names relative to itself. `renderer` may be an instance the caller
-    keeps (and its loaded model with it) across builds. The build holds the output folder's lock while it runs;
+    keeps (and its loaded model with it) across builds; without one, the story's `render.renderer` names it (else
+    it is `DEFAULT_RENDERER`). The build holds the output folder's lock while it runs;
     a caller that holds it already (a `storyboard.Session`) calls `build_locked`.
     """
     target = Target.of(story_path, out_dir, story)
@@ -72,7 +73,7 @@ def build(
 
 def build_locked(target: Target, options: BuildOptions) -> BuildResult:
     """`build`, for a caller that holds the output folder's lock (`storyboard.files.exclusive_lock`)."""
-    engine = options.engine()
+    engine = options.engine([target.story])
     one = StoryBuild(target, engine, options, panels=options.panels, force=options.force,
                      self_contained=options.self_contained)
     one.prepare()

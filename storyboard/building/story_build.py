@@ -41,7 +41,7 @@ class StoryBuild:
                  force: bool = False, self_contained: bool = False) -> None:
         self.target, self.engine, self.self_contained = target, engine, self_contained
         self.story, self.story_path, self.out = target.story, target.path, target.out
-        self.jobs = resolve_jobs(as_drawn_by(engine, self.story), model=drawing.model,
+        self.jobs = resolve_jobs(as_drawn_by(engine, self.story, target.folder), model=drawing.model,
                                  story_dir=target.folder)
         self.panel_jobs = [job for job in self.jobs if not job.is_anchor]
         redraw = {check_panel_number(n, len(self.panel_jobs), target.path) for n in panels}

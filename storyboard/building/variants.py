@@ -15,7 +15,7 @@ from storyboard.cache import PanelCache
 from storyboard.compose.contact_sheet import contact_sheet
 from storyboard.errors import BuildError
 from storyboard.files import atomic_save_png, exclusive_lock
-from storyboard.render import DEFAULT_RENDERER, Renderer
+from storyboard.render import Renderer
 from storyboard.resolve import KeyedJob, PanelJob, check_panel_number, resolve_jobs
 from storyboard.story import MAX_SEED, Story
 from storyboard.workers import LocalWorkers
@@ -57,7 +57,7 @@ def variants(
     *,
     seed_start: int | None = None,
     out_dir: str | Path | None = None,
-    renderer: str | Renderer = DEFAULT_RENDERER,
+    renderer: str | Renderer | None = None,
     model: str | None = None,
     progress: BuildProgress | None = None,
     story: Story | None = None,
@@ -78,8 +78,8 @@ def variants(
 def variants_locked(target: Target, panel: int, count: int, drawing: Drawing, *,
                     seed_start: int | None = None) -> VariantsResult:
     """`variants`, for a caller that holds the output folder's lock."""
-    engine = drawing.engine()
-    jobs = resolve_jobs(as_drawn_by(engine, target.story), model=drawing.model, story_dir=target.folder)
+    engine = drawing.engine([target.story])
+    jobs = resolve_jobs(as_drawn_by(engine, target.story, target.folder), model=drawing.model, story_dir=target.folder)
     panel_jobs = [j for j in jobs if not j.is_anchor]
     job = panel_jobs[check_panel_number(panel, len(panel_jobs), target.path) - 1]
     candidates = [replace(job, seed=seed) for seed in _seeds(job, panel, count, seed_start)]

@@ -55,7 +55,7 @@ def build(stories: tuple[str, ...], out_dir: str | None, cache: str | None, rend
         raise click.UsageError("--panel works on one story at a time")
     if workers is not None and ray_address is None:
         raise click.UsageError("--workers goes with --ray")
-    engine = chosen_renderer(renderer, base_url, timeout)
+    engine = chosen_renderer(renderer, base_url, timeout, files)
     drawing = _workers(ray_address, workers)
     progress, shown = progress_display()
     try:
@@ -181,8 +181,8 @@ def serve(story: str, out_dir: str | None, renderer: str | None, model: str | No
 
         format_names(formats, "--export")
     run_server(story, out_dir, host=host, port=port, open_browser=open_browser,
-               renderer=chosen_renderer(renderer, base_url, timeout), model=model, say=lambda line: click.echo(line),
-               warn=lambda line: click.echo(line, err=True), export=formats)
+               renderer=chosen_renderer(renderer, base_url, timeout, [story]), model=model,
+               say=lambda line: click.echo(line), warn=lambda line: click.echo(line, err=True), export=formats)
 
 
 @click.command(short_help="Download a Stable Diffusion model from the Hugging Face hub.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -52,13 +52,14 @@ def drawing_options(command: Callable[..., None]) -> Callable[..., None]:
                                 "[default: 600].")(command)
     command = click.option("--base-url", default=None, metavar="URL", callback=not_blank,
                            help="Remote renderers: the service's address, e.g. http://127.0.0.1:7860 for "
-                                "--renderer a1111 [a1111: STORYBOARD_A1111_URL; dashscope: "
-                                "DASHSCOPE_HTTP_BASE_URL or the SDK's default].")(command)
+                                "--renderer a1111 [a1111: STORYBOARD_A1111_URL; comfyui: COMFYUI_URL, else "
+                                "http://127.0.0.1:8188; dashscope: DASHSCOPE_HTTP_BASE_URL or the SDK's "
+                                "default].")(command)
     command = click.option("--model", default=None, callback=not_blank,
                            help="Model to render with, overriding render.model in the story.")(command)
     command = click.option("--renderer", default=None, metavar="NAME", callback=not_blank,
-                           help="Renderer to draw panels with: diffusers (default), draft, dashscope, "
-                                "a1111.")(command)
+                           help="Renderer to draw panels with: diffusers (default), draft, dashscope, a1111, "
+                                "comfyui [default: the story's render.renderer, else diffusers].")(command)
     return out_option(command)
 
 
@@ -70,11 +71,16 @@ def cache_option(command: Callable[..., None]) -> Callable[..., None]:
                              "<out>/cache; env: STORYBOARD_CACHE].")(command)
 
 
-def chosen_renderer(name: str | None, base_url: str | None, timeout: float | None) -> Any:
-    """The renderer to draw with, given only the options that were on the command line."""
-    from storyboard.render import DEFAULT_RENDERER, get_renderer, renderer_options
+def chosen_renderer(name: str | None, base_url: str | None, timeout: float | None,
+                    stories: Sequence[str] = ()) -> Any:
+    """The renderer to draw with, given only the options that were on the command line: --renderer, else the one
+    the `stories`' `render.renderer` names, else the default."""
+    from storyboard.render import DEFAULT_RENDERER, get_renderer, named_renderer, renderer_options
 
-    name = name or DEFAULT_RENDERER
+    if name is None:
+        from storyboard.building.options import readable_stories
+
+        name = named_renderer(readable_stories(stories)) or DEFAULT_RENDERER
     options: dict[str, Any] = {key: value for key, value in (("base_url", base_url), ("timeout", timeout))
                                if value is not None}
     if "notify" in renderer_options(name):  # retries of a remote service are worth a line on stderr

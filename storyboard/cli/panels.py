@@ -65,7 +65,7 @@ def variants(story: str, panel: int, count: int, seed_start: int | None, out_dir
     """
     from storyboard.building import variants as run_variants
 
-    engine = chosen_renderer(renderer, base_url, timeout)
+    engine = chosen_renderer(renderer, base_url, timeout, [story])
     progress, shown = progress_display()
     with keeping_finished_panels(), shown:
         result = run_variants(story, panel, count, seed_start=seed_start, out_dir=out_dir,

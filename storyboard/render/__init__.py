@@ -6,7 +6,7 @@ dependencies (torch, diffusers) load only for builds that need them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -15,6 +15,7 @@ from PIL import Image
 from storyboard.errors import OptionError
 from storyboard.registry import load_registered
 from storyboard.resolve import PanelJob
+from storyboard.story import Story
 
 #: Called as ``on_step(job, step, total_steps)`` while a panel is being drawn.
 StepCallback = Callable[[PanelJob, int, int], None]
@@ -24,6 +25,7 @@ RENDERERS: dict[str, str] = {
     "draft": "storyboard.render.draft:DraftRenderer",
     "dashscope": "storyboard.render.dashscope:DashScopeRenderer",
     "a1111": "storyboard.render.a1111:A1111Renderer",
+    "comfyui": "storyboard.render.comfyui:ComfyUIRenderer",
 }
 DEFAULT_RENDERER = "diffusers"
 
@@ -39,10 +41,12 @@ class Rendered:
 
 @dataclass(frozen=True)
 class Reference:
-    """A character's anchor as panels read it: the anchor's job (prompt, seed...) and its image."""
+    """A character's anchor as panels read it: the anchor's job (prompt, seed...), its image and its content key
+    (a name for the picture that changes whenever its pixels may: a remote renderer uploads it under that name)."""
 
     job: PanelJob
     image: Image.Image
+    key: str = ""
 
 
 class Renderer(Protocol):
@@ -58,6 +62,11 @@ class Renderer(Protocol):
     page_header: float
     #: Optional, True when absent: whether the images come from `job.model`, so that the page's footer names it.
     names_model: bool
+
+    # Optional: ``anchors_unread(story, story_dir) -> str``, for a renderer whose reading of anchors depends on the
+    # story (the comfyui renderer's graph): "" when panels of `story` read their anchors, else why not (the build
+    # says it once, and draws them as with ``consistency: none``). It may raise for files the story names that it
+    # cannot use. Without it, `reads_references` decides.
 
     def prepare(self, jobs: Sequence[PanelJob]) -> None:
         """Make local what drawing these jobs needs (e.g. download a hub model); called once by the build, after it
@@ -91,6 +100,16 @@ class Renderer(Protocol):
 def renderer_class(name: str) -> type[Renderer]:
     """The class registered as `name`, imported only now."""
     return load_registered(RENDERERS, name, "renderer", OptionError)
+
+
+def named_renderer(stories: Iterable[Story]) -> str | None:
+    """The renderer the stories' `render.renderer` names, for a build whose caller names none; None when none of
+    them names one. Stories that name different ones are an `OptionError`: one build draws with one renderer."""
+    named = sorted({story.render.renderer for story in stories if story.render.renderer})
+    if len(named) > 1:
+        raise OptionError(f"the stories name different renderers in render.renderer ({', '.join(named)}); "
+                          "choose one with --renderer")
+    return named[0] if named else None
 
 
 def renderer_options(name: str) -> set[str]:

@@ -57,12 +57,9 @@ class RemoteRenderer:
         self._prepare(jobs)
         for job in jobs:
             image, info = self._draw(job, Deadline(self.timeout))
-            if image.size != (job.width, job.height):
-                info["size_returned"] = f"{image.width}x{image.height}"
-                image = image.resize((job.width, job.height), Image.Resampling.LANCZOS)
             if on_step:
                 on_step(job, 1, 1)
-            yield Rendered(job, image, info)
+            yield Rendered(job, fitted(image, job, info), info)
 
     def _prepare(self, jobs: Sequence[PanelJob]) -> None:
         """Check what can be checked before the first panel (key, address, model), once per build."""
@@ -93,6 +90,14 @@ class RemoteRenderer:
 
     def _where(self) -> str:
         return self.name
+
+
+def fitted(image: Image.Image, job: PanelJob, info: dict[str, Any]) -> Image.Image:
+    """`image` at the job's size; a picture of another size is resized, and its size is recorded in `info`."""
+    if image.size == (job.width, job.height):
+        return image
+    info["size_returned"] = f"{image.width}x{image.height}"
+    return image.resize((job.width, job.height), Image.Resampling.LANCZOS)
 
 
 def open_image(data: bytes, where: str, job: PanelJob) -> Image.Image:

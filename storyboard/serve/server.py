@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from storyboard.errors import ServeError, StoryError
-from storyboard.render import DEFAULT_RENDERER, Renderer
+from storyboard.render import Renderer
 from storyboard.serve.app import WILDCARD_HOSTS, LiveSite, create_app
 from storyboard.serve.builder import Builder
 from storyboard.serve.events import EventBus
@@ -44,7 +44,7 @@ def url_of(host: str, port: int) -> str:
 
 
 def serve(story_path: str | Path, out_dir: str | Path | None = None, *, host: str = "127.0.0.1", port: int = 8000,
-          open_browser: bool = False, renderer: str | Renderer = DEFAULT_RENDERER, model: str | None = None,
+          open_browser: bool = False, renderer: str | Renderer | None = None, model: str | None = None,
           say: Callable[[str], None] = print, warn: Callable[[str], None] = print, export: str = "") -> None:
     """Build the story, serve its page on host:port and rebuild on every save, until interrupted (Ctrl-C).
 

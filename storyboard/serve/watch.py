@@ -19,8 +19,8 @@ DEBOUNCE_MS = 400  # at most this long is spent gathering one burst
 
 
 def referenced_paths(story_path: str | Path, story: Story | None, model: str | None = None) -> set[Path]:
-    """The story file and the local files and folders it refers to: characters' reference pictures (relative to
-    the story file) and a model given as a path (a folder or a checkpoint file)."""
+    """The story file and the local files and folders it refers to: characters' reference pictures and ComfyUI
+    graphs (relative to the story file) and a model given as a path (a folder or a checkpoint file)."""
     paths = {Path(story_path).absolute()}
     name = model or (story.render.model if story is not None else None)
     if name:
@@ -33,6 +33,9 @@ def referenced_paths(story_path: str | Path, story: Story | None, model: str | N
     for character in (story.characters.values() if story is not None else ()):
         if character.image:  # watched even while missing: adding it is a change
             paths.add((Path(story_path).absolute().parent / character.image).absolute())
+    for graph in (story.render.workflow, story.render.anchor_workflow) if story is not None else ():
+        if graph:
+            paths.add((Path(story_path).absolute().parent / graph).absolute())
     return paths | {Path(os.path.realpath(p)) for p in paths}
 
 
