@@ -299,3 +299,12 @@ def test_a_dissolve_blends_the_last_half_second_into_the_next_board(write_story,
     middle = frames[42]  # half way through the 12 blended frames (36 to 47)
     assert distance(middle, fox) > 2 and distance(middle, rose) > 2
     assert distance(frames[48], rose) < 2  # the second board from its first frame
+
+
+def test_export_draws_with_the_renderer_the_story_names(write_story, tmp_path, capsys):
+    from storyboard.cli import main
+
+    path = write_story("title: x\nrender: {renderer: draft, width: 64, height: 64}\npanels:\n  - {prompt: a fox}\n")
+    out = tmp_path / "out"
+    assert main(["export", str(path), "--out", str(out), "--format", "shotlist"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "rendered 1, reused 0 (draft renderer)"

@@ -33,7 +33,7 @@ def export(story: str, out_dir: str | None, cache: str | None, renderer: str | N
     from storyboard.story import load_story
 
     choose_formats(formats, load_story(story))  # a wrong --format is one line before anything is drawn
-    engine = chosen_renderer(renderer, base_url, timeout)
+    engine = chosen_renderer(renderer, base_url, timeout, [story])
     progress, shown = progress_display()
     with keeping_finished_panels(), shown:
         result = run_build(story, out_dir, renderer=engine, model=model, progress=progress, cache=cache)
