@@ -209,3 +209,12 @@ def test_a_planned_shot_with_an_unknown_size_is_sent_back(chat, tmp_path, capsys
     repair = chat.requests[1].body["messages"][-1]["content"]
     assert "panels[0].shot: " in repair and "unknown shot size 'huge'" in repair
     assert load_story(story).panels[0].shot.size == "wide"
+
+
+def test_a_script_of_twenty_thousand_notes_is_read_in_one_pass(tmp_path):
+    script = tmp_path / "notes.fountain"
+    script.write_text("INT. A - DAY\n\n" + "".join(f"Bob waits. [[note {i}]]\n\n" for i in range(20000)),
+                      encoding="utf-8")
+    (scene,) = read_script(script).scenes
+    assert len(scene.notes) == 20000 and scene.notes[-1] == "note 19999"
+    assert scene.action[0] == "Bob waits."

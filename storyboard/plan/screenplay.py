@@ -86,13 +86,18 @@ def _check_closed(text: str, path: Path) -> None:
 
 
 def _notes_by_line(text: str) -> list[tuple[int, str]]:
-    return [(text.count("\n", 0, m.start()) + 1, " ".join(m.group(1).split())) for m in NOTE.finditer(text)
-            if not _in_boneyard(text, m.start())]
-
-
-def _in_boneyard(text: str, at: int) -> bool:
-    opened = text.rfind("/*", 0, at)
-    return opened >= 0 and text.find("*/", opened) > at
+    """Each note outside the boneyard, with its line: one pass over the text, however many notes it holds."""
+    boneyards = [(m.start(), m.end()) for m in re.finditer(r"/\*.*?\*/", text, re.S)]
+    notes, line, at, bone = [], 1, 0, 0
+    for match in NOTE.finditer(text):
+        line += text.count("\n", at, match.start())
+        at = match.start()
+        while bone < len(boneyards) and boneyards[bone][1] <= at:
+            bone += 1
+        if bone < len(boneyards) and boneyards[bone][0] <= at:
+            continue  # inside a boneyard: cut, like everything there
+        notes.append((line, " ".join(match.group(1).split())))
+    return notes
 
 
 def _name(cue: str) -> str:
@@ -110,7 +115,8 @@ def _parse(text: str, notes: list[tuple[int, str]], original: str) -> Script:
     from screenplain.types import Action, Dialog, DualDialog, Slug, Transition
 
     screenplay = fountain.parse(io.StringIO(text))
-    title = " ".join(str(part) for part in screenplay.title_page.get("Title", [])).strip()
+    title = " ".join(str(part) for part in screenplay.title_page.get("Title", []))
+    title = " ".join(re.sub(r"(\*{1,3}|_)(\S(?:.*?\S)?)\1", r"\2", title).split())  # *emphasis*, _underline_
     scenes: list[Scene] = []
 
     def current() -> Scene:
@@ -132,7 +138,7 @@ def _parse(text: str, notes: list[tuple[int, str]], original: str) -> Script:
         if isinstance(paragraph, Slug):
             scenes.append(Scene(" ".join(str(paragraph.line).split())))
         elif isinstance(paragraph, Action):
-            words = " ".join(" ".join(str(line).split()) for line in paragraph.lines).strip()
+            words = " ".join(" ".join(str(line).lstrip("~").split()) for line in paragraph.lines).strip()
             if words:
                 current().action.append(words)
         elif isinstance(paragraph, DualDialog):
@@ -142,11 +148,19 @@ def _parse(text: str, notes: list[tuple[int, str]], original: str) -> Script:
             dialogue(paragraph)
         elif isinstance(paragraph, Transition):
             current().transition = " ".join(str(paragraph.line).split())
-    # Each note goes to the scene whose heading comes before it in the file.
-    headings = [(original.find(scene.heading), n) for n, scene in enumerate(scenes) if scene.heading]
+    # Each note goes to the scene whose heading comes before it in the file: the headings' lines, found in order.
+    starts, at = [], 0
+    for n, scene in enumerate(scenes):
+        found = original.find(scene.heading, at) if scene.heading else -1
+        if found >= 0:
+            starts.append((original.count("\n", 0, found) + 1 if not starts else
+                           starts[-1][0] + original.count("\n", at, found), n))
+            at = found
+    owner, next_start = 0, 0
     for line, note in notes:
-        offset = sum(len(row) + 1 for row in original.split("\n")[: line - 1])
-        owner = max((n for at, n in headings if 0 <= at <= offset), default=0)
+        while next_start < len(starts) and starts[next_start][0] <= line:
+            owner = starts[next_start][1]
+            next_start += 1
         if scenes and note:
             scenes[owner].notes.append(note)
     return Script(title, scenes)
