@@ -134,7 +134,8 @@ class Render(StoryModel):
     safety_checker: StrictBool = Field(True, description="Run the safety checker the model ships (if any).")
     device: str = Field("auto", description="auto picks CUDA, then Apple MPS, then CPU; or cpu, mps, cuda, cuda:1...")
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(
-        "auto", description="auto: float16 on a GPU, float32 on the CPU.")
+        "auto", description="auto: float16 on a GPU; on the CPU bfloat16 where it computes it natively (AVX512-BF16 "
+                            "or AMX), else float32.")
     attention_slicing: StrictBool = Field(False, description="Less VRAM, a little slower.")
     vae_tiling: StrictBool = Field(False, description="Decode the image in tiles: large images on small GPUs.")
     vae_slicing: StrictBool = Field(False, description="Decode one image at a time.")
