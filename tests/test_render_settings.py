@@ -45,7 +45,7 @@ def key(render: str) -> str:
 def test_only_pixel_settings_change_the_cache_key():
     base = key("")
     for changes_pixels in ("  scheduler: euler_a\n", "  safety_checker: false\n", "  vae_tiling: true\n",
-                           "  attention_slicing: true\n", "  config: some/repo\n"):
+                           "  attention_slicing: true\n", "  config: some/repo\n", "  vae: tiny\n"):
         assert key(changes_pixels) != base, changes_pixels
     # Device and dtype enter through the renderer's identity, as the class and dtype they resolve to.
     for runtime_only in ("  cpu_offload: true\n", "  vae_slicing: true\n", "  device: cpu\n", "  dtype: float32\n"):
