@@ -45,7 +45,7 @@ def key(render: str) -> str:
 def test_only_pixel_settings_change_the_cache_key():
     base = key("")
     for changes_pixels in ("  scheduler: euler_a\n", "  safety_checker: false\n", "  vae_tiling: true\n",
-                           "  attention_slicing: true\n", "  config: some/repo\n"):
+                           "  attention_slicing: true\n", "  config: some/repo\n", "  vae: tiny\n"):
         assert key(changes_pixels) != base, changes_pixels
     # Device and dtype enter through the renderer's identity, as the class and dtype they resolve to.
     for runtime_only in ("  cpu_offload: true\n", "  vae_slicing: true\n", "  device: cpu\n", "  dtype: float32\n"):
@@ -69,8 +69,12 @@ def test_identity_decides_device_class_and_dtype_from_the_settings(tmp_path, mon
     assert (identity["model"], identity["revision"]) == ("nobody/x", "c0ffee")
     identity = renderer.identity(resolve(story("  device: mps\n  dtype: bfloat16\n"), model="nobody/x")[0])
     assert (identity["device"], identity["dtype"], identity["sampler"]) == ("mps", "bfloat16", "DPM++ 2M Karras")
-    identity = renderer.identity(resolve(story("  device: cpu\n"), model="nobody/x")[0])
-    assert (identity["device"], identity["dtype"]) == ("cpu", "float32")
+    # On the CPU, auto is bfloat16 where the CPU computes it natively, float32 elsewhere (see test_cpu.py).
+    for flags, dtype in (("fpu sse avx2 avx512f", "float32"), ("fpu sse avx2 avx512f avx512_bf16", "bfloat16")):
+        (tmp_path / dtype).write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr("storyboard.render.diffusers.device.CPUINFO", tmp_path / dtype)
+        identity = DiffusersRenderer().identity(resolve(story("  device: cpu\n"), model="nobody/x")[0])
+        assert (identity["device"], identity["dtype"]) == ("cpu", dtype)
     # Offline, a model that is not cached cannot be identified (nor drawn): the build decides what that means.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotFound, match="HF_HUB_OFFLINE=1 forbids downloading it"):

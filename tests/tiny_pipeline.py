@@ -439,6 +439,20 @@ def build_tiny_kolors(out: str | Path) -> Path:
     return Path(out)
 
 
+def build_tiny_autoencoder(out: str | Path, *, latent_channels: int = 4, blocks: int = 4, seed: int = 0) -> Path:
+    """A tiny random `AutoencoderTiny` (the class of TAESD, TAESDXL, TAESD3 and TAEF1) whose latents match a tiny
+    pipeline's: `blocks` levels upsample by 2 ** (blocks - 1), like the pipeline's autoencoder."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(seed)
+    vae = AutoencoderTiny(encoder_block_out_channels=(8,) * blocks, decoder_block_out_channels=(8,) * blocks,
+                          num_encoder_blocks=(1,) * blocks, num_decoder_blocks=(1,) * blocks,
+                          latent_channels=latent_channels)
+    vae.save_pretrained(out, safe_serialization=True)
+    return Path(out)
+
+
 def build_tiny_lora(model: str | Path, target: str | Path, *, seed: int = 1, rank: int = 4) -> Path:
     """A random LoRA for the UNet (or transformer) of the tiny pipeline in `model`, saved as one `.safetensors`
     file in the diffusers/peft layout, as LoRA trainers write them."""

@@ -188,14 +188,19 @@ def serve(story: str, out_dir: str | None, renderer: str | None, model: str | No
 @click.command(short_help="Download a Stable Diffusion model from the Hugging Face hub.")
 @click.argument("model")
 def download(model: str) -> None:
-    """Download MODEL (a hub id, or a story file whose render.model to fetch) into the Hugging Face cache.
+    """Download MODEL (a hub id, or a story file whose render.model and render.vae to fetch) into the Hugging Face
+    cache.
 
     Only the files the pipeline loads are fetched, not every checkpoint the repository holds; builds then work
     offline. Gated models need `hf auth login` first.
     """
     from storyboard.render.diffusers import download as fetch
+    from storyboard.render.diffusers import download_story_models
     from storyboard.story import load_story
 
     if model.lower().endswith((".yaml", ".yml")):
-        model = load_story(model).render.model
+        render = load_story(model).render
+        for name, folder in download_story_models(render.model, render.vae, render.config):
+            click.echo(f"{name} is in {folder}")
+        return
     click.echo(f"{model} is in {fetch(model)}")

@@ -134,8 +134,13 @@ class Render(StoryModel):
     safety_checker: StrictBool = Field(True, description="Run the safety checker the model ships (if any).")
     device: str = Field("auto", description="auto picks CUDA, then Apple MPS, then CPU; or cpu, mps, cuda, cuda:1...")
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(
-        "auto", description="auto: float16 on a GPU, float32 on the CPU.")
+        "auto", description="auto: float16 on a GPU; on the CPU bfloat16 where it computes it natively (AVX512-BF16 "
+                            "or AMX), else float32.")
     attention_slicing: StrictBool = Field(False, description="Less VRAM, a little slower.")
+    vae: str | None = Field(None, min_length=1,
+                            description="The autoencoder that turns latents into pixels: unset, the model's own; "
+                                        "tiny, the tiny one made for its family (TAESD...), fast drafts with less "
+                                        "detail; or a hub id or local folder holding a diffusers autoencoder.")
     vae_tiling: StrictBool = Field(False, description="Decode the image in tiles: large images on small GPUs.")
     vae_slicing: StrictBool = Field(False, description="Decode one image at a time.")
     cpu_offload: StrictBool = Field(False, description="Keep each model part on the CPU until it is needed "
@@ -209,8 +214,11 @@ class Render(StoryModel):
 
     def pixel_options(self) -> dict[str, Any]:
         """Renderer settings that change the pixels, so they belong in every panel's cache key."""
-        return {"scheduler": self.scheduler, "config": self.config, "safety_checker": self.safety_checker,
-                "attention_slicing": self.attention_slicing, "vae_tiling": self.vae_tiling}
+        options = {"scheduler": self.scheduler, "config": self.config, "safety_checker": self.safety_checker,
+                   "attention_slicing": self.attention_slicing, "vae_tiling": self.vae_tiling}
+        if self.vae is not None:  # only when set: the keys of stories that leave it alone stay what they were
+            options["vae"] = self.vae
+        return options
 
     def loras_for(self, characters: list[Character]) -> list[dict[str, Any]]:
         """The LoRAs a panel showing `characters` is drawn with: the story's, then each character's."""

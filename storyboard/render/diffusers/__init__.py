@@ -8,6 +8,7 @@ noun a module, bottom up:
 - `download`: the one place that fetches from the hub; `downloads`: what `prepare` fetched, or could not;
 - `families`: what differs between model families (prompt encoding, guidance, schedulers); `scheduler`, `prompts`;
 - `loras`, `ip_adapter`, `reference` (reference attention): LoRAs and the two ways a panel reads its anchors;
+- `vae`: the autoencoder `render.vae` names (the model's own, the family's tiny one, or another);
 - `load`: a pipeline from a folder, a hub snapshot or a checkpoint file; `identity`: what goes into a panel's key;
 - `renderer`: `DiffusersRenderer`, which ties them together.
 """
@@ -24,11 +25,13 @@ from storyboard.render.diffusers.locate import (
     model_stamp,
 )
 from storyboard.render.diffusers.renderer import DiffusersRenderer
+from storyboard.render.diffusers.vae import download_story_models
 
 __all__ = [
     "DiffusersRenderer",
     "ModelSource",
     "download",
+    "download_story_models",
     "dropped_words",
     "file_sha256",
     "folder_fingerprint",

@@ -15,6 +15,9 @@ from storyboard.render.diffusers.locate import fix_hint, locate
 
 #: The configs a single-file checkpoint is loaded with, and nothing else (as diffusers fetches them).
 CONFIG_FILES = ["**/*.json", "*.json", "*.txt", "**/*.txt", "**/*.model"]
+#: The files an autoencoder (`render.vae`) is loaded from: its config and its safetensors weights, not the other
+#: formats its repository may hold.
+VAE_FILES = ["config.json", "diffusion_pytorch_model.safetensors"]
 
 
 def download(model: str) -> Path:
@@ -89,3 +92,16 @@ def download_adapter(repo_id: str, files: list[str], spec: str) -> Path:
     except Exception as exc:
         raise download_error(f"IP-Adapter {spec!r}", repo_id, exc, "check the network connection and "
                              "render.ip_adapter") from None
+
+
+def download_vae(repo_id: str) -> Path:
+    """Fetch an autoencoder's config and weights (`VAE_FILES`) into the hub cache; return the snapshot folder."""
+    if hub_offline():
+        raise ModelNotFound(f"cannot download {repo_id!r}: HF_HUB_OFFLINE=1 forbids it; unset it and try again")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=VAE_FILES))
+    except Exception as exc:
+        raise download_error(f"autoencoder {repo_id!r}", repo_id, exc, "check the network connection and "
+                             "render.vae") from None

@@ -15,6 +15,7 @@ from storyboard.render.diffusers.download import download, download_configs
 from storyboard.render.diffusers.ip_adapter import adapter_download
 from storyboard.render.diffusers.locate import locate, locate_config
 from storyboard.render.diffusers.loras import lora_download, lora_name
+from storyboard.render.diffusers.vae import job_vae, vae_download
 from storyboard.resolve import PanelJob
 
 
@@ -53,7 +54,8 @@ class Downloads:
 
 
 def _needs(job: PanelJob) -> Iterator[str]:
-    """The names of what drawing `job` reads: its model, config, LoRAs and IP-Adapter, as the story gives them."""
+    """The names of what drawing `job` reads: its model, config, LoRAs, IP-Adapter and autoencoder, as the story
+    gives them."""
     options = dict(job.options)
     yield job.model
     if options.get("config"):
@@ -62,6 +64,8 @@ def _needs(job: PanelJob) -> Iterator[str]:
         yield lora_name(spec)
     if options.get("consistency") == "ip_adapter" and options.get("ip_adapter"):
         yield options["ip_adapter"]
+    if options.get("vae"):
+        yield "vae:" + options["vae"]
 
 
 def _missing(job: PanelJob) -> Iterator[tuple[str, Callable[[], Any]]]:
@@ -87,3 +91,10 @@ def _missing(job: PanelJob) -> Iterator[tuple[str, Callable[[], Any]]]:
         fetch = adapter_download(options["ip_adapter"])
         if fetch is not None:
             yield options["ip_adapter"], fetch
+    try:  # after the model's own fetch above: `tiny` is chosen by the model's family
+        vae = job_vae(job)
+    except RenderError:
+        vae = None
+    fetch = vae_download(vae) if vae is not None else None
+    if fetch is not None:
+        yield "vae:" + options["vae"], fetch

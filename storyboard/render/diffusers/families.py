@@ -36,6 +36,7 @@ class Family:
     name = "Stable Diffusion"
     flow_matching = False  # flow-matching models (FLUX, SD3) take flow schedulers, the others the DDPM family
     negative_prompt = True
+    tiny_vae = "madebyollin/taesd"  # `render.vae: tiny`: the tiny autoencoder trained on this family's latents
 
     def check_scheduler(self, scheduler: str, pipeline_class: str) -> None:
         spec = SCHEDULERS[scheduler]
@@ -74,6 +75,7 @@ class SDXL(Family):
     """Two CLIP encoders (ViT-L and bigG) whose penultimate layers are joined, plus bigG's pooled embedding."""
 
     name = "SDXL"
+    tiny_vae = "madebyollin/taesdxl"
 
     @staticmethod
     def _pairs(pipe: Any) -> list[tuple[str, str]]:
@@ -124,6 +126,7 @@ class Kolors(LongWindow):
 
     name = "Kolors"
     specials = 2
+    tiny_vae = "madebyollin/taesdxl"  # Kolors decodes with SDXL's autoencoder
 
 
 class Flux(LongWindow):
@@ -131,6 +134,7 @@ class Flux(LongWindow):
 
     name = "FLUX"
     flow_matching = True
+    tiny_vae = "madebyollin/taef1"
     negative_prompt = False
     tokenizer = "tokenizer_2"
 
@@ -158,6 +162,7 @@ class SD3(LongWindow):
 
     name = "SD3"
     flow_matching = True
+    tiny_vae = "madebyollin/taesd3"
     tokenizer = "tokenizer_3"
 
 

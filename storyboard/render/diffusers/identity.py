@@ -1,6 +1,7 @@
 """What decides a diffusers panel's pixels beyond its job: the renderer's version, the libraries', the model's
-fingerprint (hub commit, folder configs and stamps, checkpoint sha256), the scheduler, device class and dtype, and
-the LoRA and IP-Adapter files. Read from disk alone: no torch, no diffusers, no network (see `prepare`)."""
+fingerprint (hub commit, folder configs and stamps, checkpoint sha256), the scheduler, device class and dtype, the
+LoRA and IP-Adapter files, and the autoencoder `render.vae` names. Read from disk alone: no torch, no diffusers, no
+network (see `prepare`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from storyboard.render.diffusers.locate import (
 )
 from storyboard.render.diffusers.loras import lora_file
 from storyboard.render.diffusers.scheduler import effective_scheduler, sampler_label
+from storyboard.render.diffusers.vae import job_vae, vae_identity, vae_stamp
 from storyboard.resolve import PanelJob
 
 VERSION = "1"
@@ -57,19 +59,22 @@ def identity_of(job: PanelJob, renderer: str) -> dict[str, Any]:
                              for spec in options["loras"]]
     if options.get("consistency") == "ip_adapter":
         identity["ip_adapter"] = adapter_identity(options["ip_adapter"])
+    vae = job_vae(job)
+    if vae is not None:
+        identity["vae"] = vae_identity(vae)
     return identity
 
 
 def identity_memo(job: PanelJob) -> tuple[Any, ...]:
     """When `identity_of(job)` may be remembered: for the job's settings and its files as they are now. A folder
-    saved again, a new hub snapshot, another checkpoint, LoRA or IP-Adapter file under the same name gives a new
-    one, in a session that keeps the renderer for hours."""
+    saved again, a new hub snapshot, another checkpoint, LoRA, IP-Adapter file or autoencoder under the same name
+    gives a new one, in a session that keeps the renderer for hours."""
     options = dict(job.options)
     config = options.get("config")
     extra_files = [spec["path"] for spec in options.get("loras") or []] + [options.get("ip_adapter") or ""]
     return (job.model, json.dumps(job.options, sort_keys=True, default=str), job.runtime,
             model_stamp(job.model), config and model_stamp(config),
-            tuple(model_stamp(name) for name in extra_files if name))
+            tuple(model_stamp(name) for name in extra_files if name), vae_stamp(job))
 
 
 def _package_version(name: str) -> str | None:

@@ -25,6 +25,7 @@ from storyboard.render.diffusers.locate import (
     locate_config,
     read_model_index,
 )
+from storyboard.render.diffusers.vae import job_vae, load_vae
 from storyboard.resolve import PanelJob
 
 LOW_VRAM_HINT = ("set cpu_offload: true, attention_slicing: true and vae_tiling: true under render: in the story "
@@ -45,11 +46,13 @@ def open_pipeline(job: PanelJob, source: ModelSource) -> tuple[Any, Any]:
     device = torch_device(runtime.get("device", "auto"))
     dtype = getattr(torch, resolve_dtype(runtime.get("dtype", "auto"), device.type))
     safety_checker = options.get("safety_checker", True)
+    vae = job_vae(job)
+    components = {"vae": load_vae(vae, dtype)} if vae is not None else {}
     with quiet_libraries():
         if source.kind == "file":
-            pipe = load_single_file(source, options.get("config"), dtype, safety_checker)
+            pipe = load_single_file(source, options.get("config"), dtype, safety_checker, components)
         else:
-            pipe = load_pretrained(source, dtype, safety_checker)
+            pipe = load_pretrained(source, dtype, safety_checker, components)
         if runtime.get("cpu_offload") and device.type != "cpu":
             pipe.enable_model_cpu_offload(device=device)
         else:
@@ -65,20 +68,23 @@ def open_pipeline(job: PanelJob, source: ModelSource) -> tuple[Any, Any]:
     return pipe, device
 
 
-def load_pretrained(source: ModelSource, dtype: Any, safety_checker: bool) -> Any:
-    """A diffusers folder or cached hub snapshot (`source.path`), loaded with the class its model_index.json names."""
+def load_pretrained(source: ModelSource, dtype: Any, safety_checker: bool,
+                    components: dict[str, Any] | None = None) -> Any:
+    """A diffusers folder or cached hub snapshot (`source.path`), loaded with the class its model_index.json names;
+    `components` (e.g. another autoencoder) take the place of the model's own."""
     import diffusers
 
     index = check_model_index(source)
     cls = pipeline_class(diffusers, index)
     try:
         return cls.from_pretrained(str(source.path), torch_dtype=dtype, local_files_only=True,
-                                   **pipeline_kwargs(cls, index, safety_checker))
+                                   **pipeline_kwargs(cls, index, safety_checker), **(components or {}))
     except Exception as exc:
         raise load_error(source, exc) from None
 
 
-def load_single_file(source: ModelSource, config: str | None, dtype: Any, safety_checker: bool) -> Any:
+def load_single_file(source: ModelSource, config: str | None, dtype: Any, safety_checker: bool,
+                     components: dict[str, Any] | None = None) -> Any:
     """A checkpoint file, with the configs of `config` (render.config), or of the pipeline diffusers recognises
     from the checkpoint's keys."""
     import diffusers
@@ -105,7 +111,8 @@ def load_single_file(source: ModelSource, config: str | None, dtype: Any, safety
                           f"use a diffusers folder or hub id as render.model")
     try:
         return cls.from_single_file(str(source.path), config=str(config_source.path), torch_dtype=dtype,
-                                    local_files_only=True, **pipeline_kwargs(cls, index, safety_checker))
+                                    local_files_only=True, **pipeline_kwargs(cls, index, safety_checker),
+                                    **(components or {}))
     except Exception as exc:
         raise load_error(source, exc) from None
 

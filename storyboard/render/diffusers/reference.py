@@ -122,7 +122,9 @@ class ReferenceReader:
         device, vae = pipe._execution_device, pipe.vae
         pixels = pipe.image_processor.preprocess(reference.image, height=job.height, width=job.width)
         with torch.inference_mode():
-            latents = vae.encode(pixels.to(device=device, dtype=vae.dtype)).latent_dist.mean
+            encoded = vae.encode(pixels.to(device=device, dtype=vae.dtype))
+        # AutoencoderKL gives a distribution (its mean is the anchor's latents); a tiny autoencoder the latents.
+        latents = encoded.latent_dist.mean if hasattr(encoded, "latent_dist") else encoded.latents
         latents = latents * vae.config.scaling_factor
         if getattr(vae.config, "shift_factor", None):
             latents = latents - vae.config.shift_factor * vae.config.scaling_factor

@@ -31,7 +31,7 @@ from storyboard.resolve import PanelJob
 log = logging.getLogger("storyboard")
 
 #: What of a job's identity names the weights a loaded pipeline holds.
-LOADED_FROM = ("model", "sha256", "folder_sha256", "revision", "config")
+LOADED_FROM = ("model", "sha256", "folder_sha256", "revision", "config", "vae", "dtype")
 
 
 class DiffusersRenderer:
