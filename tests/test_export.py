@@ -308,3 +308,26 @@ def test_export_draws_with_the_renderer_the_story_names(write_story, tmp_path, c
     out = tmp_path / "out"
     assert main(["export", str(path), "--out", str(out), "--format", "shotlist"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "rendered 1, reused 0 (draft renderer)"
+
+
+def test_the_animatic_holds_at_most_two_pictures_at_once(film, tmp_path, monkeypatch):
+    from storyboard.export import animatic
+
+    alive, most = [0], [0]
+    opened, closed = animatic.Still.__init__, animatic.Still.close
+
+    def counting_init(self, *args, **kwargs):
+        opened(self, *args, **kwargs)
+        alive[0] += 1
+        most[0] = max(most[0], alive[0])
+
+    def counting_close(self):
+        closed(self)
+        alive[0] -= 1
+
+    monkeypatch.setattr(animatic.Still, "__init__", counting_init)
+    monkeypatch.setattr(animatic.Still, "close", counting_close)
+    film.write_text(film.read_text(encoding="utf-8").replace("transition: cut", "transition: dissolve"),
+                    encoding="utf-8")
+    export(film, tmp_path / "out", "animatic")
+    assert (most[0], alive[0]) == (2, 0)  # the board playing and the one it dissolves into; all let go

@@ -65,27 +65,34 @@ class Animatic:
 
 
 def _frames(built: Built, size: tuple[int, int]) -> Iterator[Any]:
-    """Every frame of the animatic in order: a PIL image, or the same `av.VideoFrame` again for a held still."""
+    """Every frame of the animatic in order: a PIL image, or the same `av.VideoFrame` again for a held still.
+
+    A board's picture is read when its frames begin and let go when they end: at most two (a board and, for a
+    dissolve, the next) are held, however long the film."""
     import av
 
     story = built.story
-    stills = [Still(built.picture(b), b, size, story.language, story.animatic.burned) for b in built.boards]
+
+    def still(n: int) -> Still:
+        board = built.boards[n]
+        return Still(built.picture(board), board, size, story.language, story.animatic.burned)
+
     fade = round(DISSOLVE * built.fps) if story.animatic.transition == "dissolve" else 0
-    for n, (still, (_, count)) in enumerate(zip(stills, built.frames)):
-        blend = min(fade, count // 2, built.frames[n + 1][1] // 2) if n + 1 < len(stills) else 0
-        held = None
+    current = still(0)
+    for n, (_, count) in enumerate(built.frames):
+        following = n + 1 < len(built.boards)
+        blend = min(fade, count // 2, built.frames[n + 1][1] // 2) if following else 0
+        upcoming = still(n + 1) if following else None
+        held = None if current.moves else av.VideoFrame.from_image(current.frame(0.0)).reformat(format="yuv420p")
         for i in range(count):
-            picture = still.at(i / max(1, count - 1))
-            if blend and i >= count - blend:
+            if blend and i >= count - blend and upcoming is not None:
                 alpha = (i - (count - blend) + 1) / (blend + 1)
-                yield Image.blend(picture or still.at(0.0), stills[n + 1].at(0.0), alpha)  # type: ignore[arg-type]
-            elif picture is None:  # static: one frame, held
-                if held is None:
-                    held = av.VideoFrame.from_image(still.at(0.0)).reformat(format="yuv420p")
-                yield held
+                yield Image.blend(current.frame(i / max(1, count - 1)), upcoming.frame(0.0), alpha)
             else:
-                yield picture
-        still.close()
+                yield held if held is not None else current.frame(i / max(1, count - 1))
+        current.close()
+        if upcoming is not None:
+            current = upcoming
 
 
 class Still:
@@ -100,16 +107,19 @@ class Still:
         self.size, self.move = size, board.framing.move
         self.cover = _cover(self.image.size, size[0] / size[1])
         self.words = _subtitle(board.subtitle(), size, language) if burned and board.subtitle() else None
-        self.first: Image.Image | None = None
+        self.still: Image.Image | None = None
 
-    def at(self, t: float) -> Image.Image | None:
-        """The frame at `t` (0 to 1 through the board); None for every frame but the first of a static board."""
-        if self.move == "static":
-            if self.first is None:
-                self.first = self._frame(self.cover)
-                return self.first
-            return None if t > 0 else self.first
-        return self._frame(_window(self.cover, self.move, _ease(t)))
+    @property
+    def moves(self) -> bool:
+        return self.move != "static"
+
+    def frame(self, t: float) -> Image.Image:
+        """The frame at `t` (0 to 1 through the board); a static board's one frame is made once."""
+        if self.moves:
+            return self._frame(_window(self.cover, self.move, _ease(t)))
+        if self.still is None:
+            self.still = self._frame(self.cover)
+        return self.still
 
     def _frame(self, box: Box) -> Image.Image:
         frame = self.image.resize(self.size, Image.Resampling.BILINEAR, box=box)
