@@ -426,7 +426,8 @@ def slice_cuts(layout: PageLayout, most: int) -> list[int]:
     texts += [box for member in layout.cast for box in (member.image, member.name) if box]
     # What stands on the page, top to bottom (the title, the cast, a heading, each row of panels with its captions,
     # the footer); the gaps between them are where a slice is best cut.
-    blocks = [(b.y, b.bottom) for b in texts if b not in {p.caption for p in layout.panels}]
+    captions = {p.caption for p in layout.panels}  # they stand with their row
+    blocks = [(b.y, b.bottom) for b in texts if b not in captions]
     blocks += [(p.image.y, max(p.image.bottom, p.caption.bottom if p.caption else 0)) for p in layout.panels]
     merged: list[list[int]] = []
     for start, end in sorted(blocks):

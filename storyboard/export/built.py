@@ -57,10 +57,8 @@ class Built:
         return name or "comic"
 
     def panel_text(self, number: int) -> list[str]:
-        """What panel `number` says, in reading order: narration, caption, then each line as 'Speaker: text'."""
-        panel = self.story.panels[number - 1]
-        said = [f"{line.speaker}: {line.text}" if line.speaker else line.text for line in panel.dialogue]
-        return [text for text in (panel.narration, panel.caption, *said) if text.strip()]
+        """What panel `number` says (see `Board.said`)."""
+        return self.boards[number - 1].said()
 
     @property
     def fps(self) -> int:

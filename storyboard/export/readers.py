@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import io
 import uuid
 import xml.etree.ElementTree as ET
 import zipfile
@@ -36,16 +37,14 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, compress: bool = True
     archive.writestr(info, data)
 
 
-def _page_bytes(page: Page) -> bytes:
+def _read_page(page: Page) -> tuple[bytes, tuple[int, int]]:
+    """A page's PNG, read once: its bytes and its size."""
     try:
-        return page.file.read_bytes()
+        data = page.file.read_bytes()
+        with Image.open(io.BytesIO(data)) as image:
+            return data, image.size
     except OSError as exc:
         raise ExportError(f"cannot read {page.file}: {exc.strerror or exc}; build the story again") from None
-
-
-def _size(page: Page) -> tuple[int, int]:
-    with Image.open(page.file) as image:
-        return image.size
 
 
 class ComicBook:
@@ -63,9 +62,9 @@ class ComicBook:
         with zipfile.ZipFile(path, "w") as archive:
             sizes = []
             for n, page in enumerate(built.pages, start=1):
-                data = _page_bytes(page)
+                data, size = _read_page(page)
                 _add(archive, f"{n:0{width}d}.png", data, compress=False)  # PNG is compressed already
-                sizes.append((len(data), *_size(page)))
+                sizes.append((len(data), *size))
             _add(archive, "ComicInfo.xml", comic_info(built, sizes))
 
 
@@ -126,9 +125,9 @@ class Epub:
             _add(archive, "mimetype", b"application/epub+zip", compress=False)  # first, stored: the spec says so
             _add(archive, "META-INF/container.xml", CONTAINER.encode())
             for n, page in enumerate(built.pages, start=1):
-                width, height = _size(page)
+                data, (width, height) = _read_page(page)
                 image, document = f"images/page-{n:03d}.png", f"page-{n:03d}.xhtml"
-                _add(archive, f"EPUB/{image}", _page_bytes(page), compress=False)
+                _add(archive, f"EPUB/{image}", data, compress=False)
                 texts = [text for number in page.panels for text in built.panel_text(number)]
                 _add(archive, f"EPUB/{document}", _page_xhtml(story.title, n, image, (width, height), texts,
                                                                language).encode())

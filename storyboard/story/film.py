@@ -188,10 +188,14 @@ class Board:
     def end(self) -> float:
         return self.start + self.duration
 
+    def said(self) -> list[str]:
+        """What the board says, in reading order: narration, caption, then each line as 'Speaker: text'."""
+        lines = [f"{speaker}: {text}" if speaker else text for speaker, text in self.lines]
+        return [part.strip() for part in (self.narration, self.caption, *lines) if part.strip()]
+
     def subtitle(self) -> str:
-        """What the board says on screen: narration, caption, then each line as 'Speaker: text'."""
-        said = [f"{speaker}: {text}" if speaker else text for speaker, text in self.lines]
-        return "\n".join(part.strip() for part in (self.narration, self.caption, *said) if part.strip())
+        """What the board says on screen, a part a line."""
+        return "\n".join(self.said())
 
 
 def shot_letter(n: int) -> str:
