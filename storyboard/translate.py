@@ -32,7 +32,8 @@ from storyboard.resolve import resolve
 from storyboard.retry import RetryPolicy
 from storyboard.story import Story, load_story, parse_yaml, read_text
 from storyboard.story.document import Formatting, dump_yaml
-from storyboard.story.edition import Edition, EditionPanel, apply_edition, is_edition, panel_source
+from storyboard.story.edition import Edition, EditionPanel, apply_edition, original_of, panel_source
+from storyboard.story.models import is_language_code
 
 
 @dataclass
@@ -70,14 +71,12 @@ def translate_story(path: str | Path, languages: Sequence[str], *, provider: str
     """Write (or bring up to date) an edition of the story at `path` for each of `languages`."""
     path = Path(path)
     say = (lambda line: notify(redact(line))) if notify else (lambda line: None)
-    original = load_story(path)
-    if is_edition(parse_yaml(read_text(path), path)):
-        raise StoryError("is an edition; translate the story it is an edition of", file=path)
     for language in languages:
-        try:
-            Edition(edition_of=path.name, language=language, title="x")
-        except ValueError:
-            raise PlannerError(f"--to: {language!r} is not a language code such as 'en', 'ja' or 'pt-BR'") from None
+        if not is_language_code(language):
+            raise PlannerError(f"--to: {language!r} is not a language code such as 'en', 'ja' or 'pt-BR'")
+    original = load_story(path)
+    if original_of(original) is not None:
+        raise StoryError("is an edition; translate the story it is an edition of", file=path)
     if backend is None:
         backend = get_backend(provider, model=model, base_url=base_url)
     policy = RetryPolicy.from_env(retries)

@@ -31,7 +31,7 @@ def edition_links(target: Target) -> list[tuple[str, str]]:
         return []
     here = default_out_dir(target.path)
     return [(language, Path(os.path.relpath(default_out_dir(path) / INDEX_HTML, here)).as_posix())
-            for language, path in editions_of(target.path)]
+            for language, path in editions_of(target.path, target.story)]
 
 
 class StoryBuild:

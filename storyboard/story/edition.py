@@ -26,7 +26,17 @@ from typing import Any
 from pydantic import Field, PrivateAttr
 
 from storyboard.errors import StoryError
-from storyboard.story.models import MAX_BUBBLE, MAX_NAME, MAX_TEXT, MAX_TITLE, Line, PlannedBy, Story, StoryModel
+from storyboard.story.models import (
+    LANGUAGE_CODE,
+    MAX_BUBBLE,
+    MAX_NAME,
+    MAX_TEXT,
+    MAX_TITLE,
+    Line,
+    PlannedBy,
+    Story,
+    StoryModel,
+)
 
 TEXT_FIELDS = ("caption", "narration", "dialogue", "chapter", "source", "locked")
 
@@ -47,7 +57,7 @@ class EditionPanel(StoryModel):
 
 class Edition(StoryModel):
     edition_of: str = Field(min_length=1, description="The story this edition translates, relative to this file.")
-    language: str = Field(max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+    language: str = Field(max_length=35, pattern=LANGUAGE_CODE)
     title: str = Field(min_length=1, max_length=MAX_TITLE)
     glossary: dict[str, str] = Field(default_factory=dict, description="Names and terms, translated once.")
     translated_by: PlannedBy | None = None
@@ -59,6 +69,7 @@ class EditionStory(Story):
     file, and `glossary` the edition's names."""
 
     _original: Path | None = PrivateAttr(None)
+    _original_language: str = PrivateAttr("en")
     _glossary: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @property
@@ -126,12 +137,13 @@ def apply_edition(original: Story, edition: Edition, original_path: Path, file: 
         dialogue = [Line(speaker=line.speaker, text=line.text) for line in text.dialogue]
         panels.append(panel.model_copy(update={"caption": text.caption, "narration": text.narration,
                                                "dialogue": dialogue, "chapter": text.chapter or panel.chapter}))
-    data = original.model_dump(exclude={"panels", "title", "language"})
-    story = EditionStory.model_construct(**data, title=edition.title, language=edition.language, panels=panels)
-    for name in ("style", "render", "layout", "animatic", "planned_by"):
-        object.__setattr__(story, name, getattr(original, name))  # the original's own objects, as validated
-    object.__setattr__(story, "characters", original.characters)
-    story._original, story._glossary = original_path, dict(edition.glossary)
+    # The original's own validated values (its render keeps which fields were set, which decides defaults later),
+    # with the edition's words.
+    values = {name: getattr(original, name) for name in Story.model_fields}
+    story = EditionStory.model_construct(original.model_fields_set, **{
+        **values, "title": edition.title, "language": edition.language, "panels": panels})
+    story._original, story._original_language = original_path, original.language
+    story._glossary = dict(edition.glossary)
     return story
 
 
@@ -139,32 +151,21 @@ def _numbers(first: int, last: int) -> str:
     return str(first) if first == last else f"{first} to {last}"
 
 
-def editions_of(story_path: str | Path) -> list[tuple[str, Path]]:
-    """The editions beside a story file (`<stem>.<language>.yaml` naming it in `edition_of`), as (language, path);
-    for an edition, its original's (the original first, under its own language)."""
+def editions_of(story_path: str | Path, story: Story) -> list[tuple[str, Path]]:
+    """The editions of the story built from `story_path` (`<stem>.<language>.yaml` files beside the original that
+    name it in `edition_of`), as (language, path), the original first; [] when it has none."""
     from storyboard.story.reader import parse_yaml, read_text
 
-    path = Path(story_path)
-    try:
-        data = parse_yaml(read_text(path), path)
-    except StoryError:
-        return []
-    if is_edition(data):
-        original = path.parent / str(data.get("edition_of"))
-        return [(lang, p) for lang, p in editions_of(original)] if original.is_file() else []
+    original = original_of(story)
+    base = original if original is not None else Path(story_path)
+    language = story._original_language if isinstance(story, EditionStory) else story.language
     found = []
-    for other in sorted(path.parent.glob(f"{path.stem}.*{path.suffix}")):
+    for other in sorted(base.parent.glob(f"{base.stem}.*{base.suffix}")):
         try:
             data = parse_yaml(read_text(other), other)
         except StoryError:
             continue
-        if is_edition(data) and (other.parent / str(data["edition_of"])).resolve() == path.resolve() \
+        if is_edition(data) and (other.parent / str(data["edition_of"])).resolve() == base.resolve() \
                 and isinstance(data.get("language"), str):
             found.append((data["language"], other))
-    if not found:
-        return []
-    try:
-        language = parse_yaml(read_text(path), path).get("language", "en")
-    except (StoryError, AttributeError):
-        language = "en"
-    return [(str(language), path), *found]
+    return [(language, base), *found] if found else []

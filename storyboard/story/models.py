@@ -22,6 +22,11 @@ MAX_TEXT = 2000  # a caption, a narration, a character's description or framing
 MAX_PROMPT = 4000  # a panel's prompt, the style's prefix and negative prompt
 MAX_OUTLINE = 100_000
 MAX_CHARACTERS = 200
+LANGUAGE_CODE = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"  # en, zh, pt-BR, zh_Hant
+
+
+def is_language_code(code: str) -> bool:
+    return len(code) <= 35 and re.fullmatch(LANGUAGE_CODE, code) is not None
 
 
 def name_problem(name: str) -> str:
@@ -351,7 +356,7 @@ class Story(StoryModel):
     title: str = Field(min_length=1, max_length=MAX_TITLE)
     medium: Literal["comic", "film"] = Field(
         "comic", description="film: a 16:9 frame unless render says otherwise, and the planner asks for shots.")
-    language: str = Field("en", max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+    language: str = Field("en", max_length=35, pattern=LANGUAGE_CODE)
     outline: str = Field("", max_length=MAX_OUTLINE)
     style: Style = Field(default_factory=Style)
     characters: dict[str, Character] = Field(default_factory=dict, max_length=MAX_CHARACTERS)

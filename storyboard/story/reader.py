@@ -150,7 +150,16 @@ def load_story(path: str | Path) -> Story:
 
 
 def story_from_yaml(text: str, file: str | Path | None = None, *, require_panels: bool = True) -> Story:
-    """Validate story YAML text. With `require_panels=False` a story without panels passes (as a `StoryDraft`)."""
+    """Validate story YAML text. With `require_panels=False` a story without panels passes (as a `StoryDraft`).
+    An edition's text gives its original's story in the edition's words."""
+    data = _mapping(text, file, require_panels)
+    if is_edition(data):
+        return _edition(data, file)
+    return _validated(data, file, require_panels)
+
+
+def _mapping(text: str, file: str | Path | None, require_panels: bool) -> dict[str, Any]:
+    """The YAML mapping a story file holds, or one line saying why there is none."""
     needs = "'title' and 'panels'" if require_panels else "'title'"
     if not text.strip():
         raise StoryError(f"the file is empty; a story needs at least {needs}", file=file)
@@ -160,8 +169,10 @@ def story_from_yaml(text: str, file: str | Path | None = None, *, require_panels
     if not isinstance(data, dict):
         raise StoryError(f"expected a mapping of story fields (title:, panels:, ...), got {describe(data)}",
                          file=file, line=1)
-    if is_edition(data):
-        return _edition(data, file)
+    return data
+
+
+def _validated(data: dict[str, Any], file: str | Path | None, require_panels: bool) -> Story:
     try:
         return (Story if require_panels else StoryDraft).model_validate(data)
     except ValidationError as exc:
@@ -183,8 +194,8 @@ def _edition(data: dict[str, Any], file: str | Path | None) -> Story:
     if not original_path.is_file():
         raise StoryError(f"{edition.edition_of} is not a story file next to this edition ({original_path} "
                          "does not exist)", file=file, line=line_of(data, ("edition_of",)), field="edition_of")
-    original_text = read_text(original_path)
-    if is_edition(parse_yaml(original_text, original_path)):
+    original = _mapping(read_text(original_path), original_path, require_panels=True)
+    if is_edition(original):
         raise StoryError(f"{edition.edition_of} is an edition too; name the original story", file=file,
                          line=line_of(data, ("edition_of",)), field="edition_of")
-    return apply_edition(story_from_yaml(original_text, original_path), edition, original_path, file)
+    return apply_edition(_validated(original, original_path, True), edition, original_path, file)
