@@ -26,7 +26,7 @@ from storyboard.compose.typeset import SIZES
 from storyboard.errors import PlannerError, ReplyInvalid, StoryError
 from storyboard.http import redact
 from storyboard.plan.backend import DEFAULT_PROVIDER, ChatBackend, get_backend
-from storyboard.plan.planner import DEFAULT_TIMEOUT, LANGUAGES, _ask, render
+from storyboard.plan.planner import DEFAULT_TIMEOUT, LANGUAGES, ask, render
 from storyboard.plan.reply import extract_json
 from storyboard.resolve import resolve
 from storyboard.retry import RetryPolicy
@@ -164,7 +164,7 @@ def _request(backend: ChatBackend, original: Story, language: str, todo: list[in
                "panels": json.dumps(source, ensure_ascii=False, indent=1), **extra}
     messages = [{"role": "system", "content": render("translate_system.j2", **context)},
                 {"role": "user", "content": render(template, **context)}]
-    text = _ask(backend, messages, timeout=timeout, policy=policy, notify=say)  # type: ignore[arg-type]
+    text = ask(backend, messages, timeout=timeout, policy=policy, notify=say)  # type: ignore[arg-type]
     return _check(text, original, todo, names, backend)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from storyboard.errors import PlannerError, ReplyInvalid, StoryboardError, StoryError
 from storyboard.http import redact
 from storyboard.plan.backend import DEFAULT_PROVIDER, ChatBackend, get_backend
-from storyboard.plan.planner import DEFAULT_REPAIRS, DEFAULT_TIMEOUT, MAX_REPLY_ECHO, _ask, render
+from storyboard.plan.planner import DEFAULT_REPAIRS, DEFAULT_TIMEOUT, ask_until_valid, render
 from storyboard.plan.reply import BadReply, extract_json
 from storyboard.plan.screenplay import Said, Script, read_script
 from storyboard.retry import RetryPolicy
@@ -119,20 +119,10 @@ def _shots(script: Script, known: dict[str, Any], backend: ChatBackend, timeout:
                "lines_per_shot": LINES_PER_SHOT}
     messages = [{"role": "system", "content": render("plan_script_system.j2", **context)},
                 {"role": "user", "content": render("plan_script_user.j2", **context)}]
-    conversation = messages
-    for attempt in range(1, repairs + 2):
-        text = _ask(backend, conversation, timeout=timeout, policy=policy, notify=say)  # type: ignore[arg-type]
-        try:
-            return _check(text, script, request["characters"])
-        except BadReply as bad:
-            problems = bad.problems
-        if attempt <= repairs:
-            say(f"the reply is not a valid shot list ({problems[0]}); asking {backend.model} to fix it "
-                f"(repair {attempt} of {repairs})")
-            conversation = [*messages, {"role": "assistant", "content": text[:MAX_REPLY_ECHO]},
-                            {"role": "user", "content": render("plan_script_repair.j2", problems=problems)}]
-    shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
-    raise ReplyInvalid(f"{backend.provider} {backend.model} gave no valid shot list in {repairs + 1} replies: {shown}")
+    return ask_until_valid(backend, messages, lambda text: _check(text, script, request["characters"]),
+                           what="shot list", repair=lambda problems: render("plan_script_repair.j2",
+                                                                            problems=problems),
+                           repairs=repairs, timeout=timeout, policy=policy, say=say)
 
 
 def _check(text: str, script: Script, describe: list[str]) -> dict[str, Any]:

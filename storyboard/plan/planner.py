@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from storyboard.errors import PlannerError, ProviderUnavailable, ReplyInvalid, StoryboardError
 from storyboard.http import redact
@@ -22,6 +22,7 @@ from storyboard.story import Story, story_from_yaml
 from storyboard.story.document import Formatting, StoryDocument, document_from_bytes, dump_yaml
 from storyboard.story.reader import read_bytes
 
+T = TypeVar("T")
 DEFAULT_PANELS = 8
 MAX_PANELS = 500
 PART_PANELS = 24  # the most panels asked for in one request; longer stories are planned in parts
@@ -188,27 +189,36 @@ def _plan_in_parts(story: Story, backend: ChatBackend, *, parts: list[range], lo
 
 def _plan(story: Story, backend: ChatBackend, *, request: Request, context: dict[str, Any], timeout: float,
           policy: RetryPolicy, repairs: int, say: Callable[[str], None]) -> Plan:
-    count = request.count
-    messages = plan_messages(story, request, **context)
+    return ask_until_valid(backend, plan_messages(story, request, **context), lambda text: parse_reply(text, request),
+                           what="plan", repair=lambda problems: render("plan_repair.j2", problems=problems,
+                                                                        count=request.count),
+                           repairs=repairs, timeout=timeout, policy=policy, say=say)
+
+
+def ask_until_valid(backend: ChatBackend, messages: list[Message], parse: Callable[[str], T], *, what: str,
+                    repair: Callable[[list[str]], str], repairs: int, timeout: float, policy: RetryPolicy,
+                    say: Callable[[str], None]) -> T:
+    """`parse` of the model's reply to `messages`; a reply it refuses (`BadReply`) is sent back with its problems
+    (`repair` words the request) up to `repairs` times, then `ReplyInvalid` names the first problems."""
     conversation = messages
     replies = repairs + 1
     for attempt in range(1, replies + 1):
-        text = _ask(backend, conversation, timeout=timeout, policy=policy, notify=say)
+        text = ask(backend, conversation, timeout=timeout, policy=policy, notify=say)
         try:
-            return parse_reply(text, request)
+            return parse(text)
         except BadReply as bad:
             problems = bad.problems
         if attempt < replies:
             more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
-            say(f"the reply is not a valid plan ({problems[0]}{more}); "
+            say(f"the reply is not a valid {what} ({problems[0]}{more}); "
                 f"asking {backend.model} to fix it (repair {attempt} of {repairs})")
             conversation = [
                 *messages,
                 {"role": "assistant", "content": text[:MAX_REPLY_ECHO]},
-                {"role": "user", "content": render("plan_repair.j2", problems=problems, count=count)},
+                {"role": "user", "content": repair(problems)},
             ]
     shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
-    raise ReplyInvalid(f"{backend.provider} {backend.model} gave no valid plan in {replies} "
+    raise ReplyInvalid(f"{backend.provider} {backend.model} gave no valid {what} in {replies} "
                        f"{'replies' if replies > 1 else 'reply'}: {shown}")
 
 
@@ -260,7 +270,7 @@ def _fragment(document: StoryDocument, added: list[str]) -> str:
     return dump_yaml(part, Formatting(indent=document.formatting.indent))
 
 
-def _ask(backend: ChatBackend, messages: list[Message], *, timeout: float, policy: RetryPolicy,
+def ask(backend: ChatBackend, messages: list[Message], *, timeout: float, policy: RetryPolicy,
          notify: Callable[[str], None]) -> str:
     """`backend.complete(messages)`, each attempt within `timeout` seconds, retried when the provider is unavailable."""
     def late(seconds: float) -> ProviderUnavailable:

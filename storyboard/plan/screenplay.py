@@ -18,7 +18,7 @@ from storyboard.errors import StoryError
 from storyboard.files import read_regular_file
 
 MAX_SCRIPT_BYTES = 2_000_000
-EXTENSION = re.compile(r"\s*\((?:V\.?O\.?|O\.?S\.?|O\.?C\.?|CONT'?D|CONT'D|CONTINUED|.*?)\)\s*$", re.I)
+EXTENSION = re.compile(r"\s*\([^()]*\)\s*$")  # a cue's (V.O.), (O.S.), (CONT'D)...
 NOTE = re.compile(r"\[\[(.*?)\]\]", re.S)
 
 
