@@ -98,9 +98,9 @@ def _translate(path: Path, original: Story, language: str, backend: ChatBackend,
     todo = [n for n in range(len(original.panels)) if n not in keep]
     names = sorted({*original.characters, *(line.speaker for p in original.panels for line in p.dialogue
                                             if line.speaker)} - set(glossary))
-    title = old.title if old and not todo and not names else None
+    title = old.title if old and not todo and not names else None  # nothing to ask for
     panels: dict[int, dict[str, Any]] = {n: old.panels[n].model_dump() for n in keep} if old else {}
-    if todo or names or title is None:
+    if title is None:
         say(f"asking {backend.provider} {backend.model} for {_language(language)}: {len(todo)} panel"
             f"{'s' if len(todo) != 1 else ''}" + (f" ({len(keep)} kept)" if keep else "") + "...")
         reply = _request(backend, original, language, todo, names, glossary, timeout, policy, say,
@@ -129,15 +129,12 @@ def _translate(path: Path, original: Story, language: str, backend: ChatBackend,
                         [f"panel {n + 1} {what}" for n, what in long], text)
     if dry_run:
         return result
-    from storyboard.files import atomic_write_bytes
+    from storyboard.story.edits import write_if_unchanged, writing
 
-    changed = target.exists() if before is None else not atomic_write_bytes(target, text.encode("utf-8"),
-                                                                            expect=before)
-    if changed:
-        raise PlannerError(f"{target} changed while it was being translated; nothing was written, run "
-                           "`storyboard translate` again")
-    if before is None:
-        atomic_write_bytes(target, text.encode("utf-8"))
+    with writing(target):
+        if not write_if_unchanged(target, before, text.encode("utf-8")):
+            raise PlannerError(f"{target} changed while it was being translated; nothing was written, run "
+                               "`storyboard translate` again")
     return result
 
 

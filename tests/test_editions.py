@@ -185,3 +185,18 @@ def test_an_editions_epub_passes_epubcheck_in_its_language(chat, story, tmp_path
     with zipfile.ZipFile(epub.path) as book:
         assert "<dc:language>en</dc:language>" in book.read("EPUB/package.opf").decode("utf-8")
         assert "Hello, little fox." in book.read("EPUB/page-001.xhtml").decode("utf-8")
+
+
+def test_an_edition_saved_while_it_is_translated_is_left_as_saved(chat, story, tmp_path, capsys):
+    chat.add(Say(reply(ENGLISH)))
+    assert translate(chat, story) == 0
+    edition = tmp_path / "fox.en.yaml"
+    story.write_text(STORY.replace("完。", "结束。"), encoding="utf-8")
+    saved = edition.read_text(encoding="utf-8").replace("The end.", "The End, by hand.")
+    chat.add(Say(reply({3: {"caption": "Finished.", "dialogue": []}}),
+                 before=lambda: edition.write_text(saved, encoding="utf-8")))
+    assert translate(chat, story) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"Error: {edition} changed while it was being translated; nothing was written, run `storyboard translate` "
+        "again")
+    assert edition.read_text(encoding="utf-8") == saved

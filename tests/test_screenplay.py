@@ -219,3 +219,12 @@ def test_a_script_of_twenty_thousand_notes_is_read_in_one_pass(tmp_path):
     (scene,) = read_script(script).scenes
     assert len(scene.notes) == 20000 and scene.notes[-1] == "note 19999"
     assert scene.action[0] == "Bob waits."
+
+
+def test_a_story_file_made_while_the_script_is_planned_is_left_alone(chat, tmp_path, capsys):
+    story = tmp_path / "desert.yaml"
+    chat.add(Say(json.dumps(SHOTS), before=lambda: story.write_text("title: mine\n", encoding="utf-8")))
+    assert plan(chat, story) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"Error: {story} changed while the plan was being written; nothing was written, run `storyboard plan` again")
+    assert story.read_text(encoding="utf-8") == "title: mine\n"

@@ -78,15 +78,12 @@ def plan_from_script(path: str | Path, script_path: str | Path, *, provider: str
         story_from_yaml(text, file=path)
     except StoryboardError as exc:
         raise PlannerError(f"the plan does not make a valid story, so nothing was written: {exc}") from None
-    from storyboard.files import atomic_write_bytes
+    from storyboard.story.edits import write_if_unchanged, writing
 
-    if before is None:
-        if path.exists():
-            raise PlannerError(f"{path} appeared while the plan was being written; nothing was written")
-        atomic_write_bytes(path, text.encode("utf-8"))
-    elif not atomic_write_bytes(path, text.encode("utf-8"), expect=before):
-        raise PlannerError(f"{path} changed while the plan was being written; nothing was written, run "
-                           "`storyboard plan` again")
+    with writing(path):
+        if not write_if_unchanged(path, before, text.encode("utf-8")):
+            raise PlannerError(f"{path} changed while the plan was being written; nothing was written, run "
+                               "`storyboard plan` again")
     return ScriptPlan(path, backend.provider, backend.model, len(script.scenes), len(panels), len(lines), True)
 
 

@@ -50,9 +50,13 @@ def edit_story(path: str | Path, change: Callable[[StoryDocument], T], *, requir
     raise StoryChanged(f"{path} kept changing while storyboard was writing it; nothing was written, try again")
 
 
-def write_if_unchanged(path: Path, before: bytes, data: bytes) -> bool:
-    """Write `data` to `path` atomically if the file still holds `before`; whether it was written. Call it while
-    holding the file's lock (`writing`; `edit_story` holds it)."""
+def write_if_unchanged(path: Path, before: bytes | None, data: bytes) -> bool:
+    """Write `data` to `path` atomically if the file still holds `before` (`None`: if there is still no file);
+    whether it was written. Call it while holding the file's lock (`writing`; `edit_story` holds it)."""
+    if before is None:
+        if path.exists():
+            return False
+        return atomic_write_bytes(path, data)
     return atomic_write_bytes(path, data, expect=before)
 
 
