@@ -19,7 +19,7 @@ from storyboard.building.record import Recorder
 from storyboard.building.write import write_book
 from storyboard.cache import PanelCache
 from storyboard.compose.book import BookPage, book_from_story, page_key_input
-from storyboard.compose.page import CastMember, story_page
+from storyboard.compose.page import CastMember, page_captions, story_page
 from storyboard.files import atomic_write_bytes, is_complete_png
 from storyboard.output import OutputFolder
 from storyboard.provenance import STORYBOARD, text_chunk, with_text
@@ -87,9 +87,10 @@ class Pages:
         self.editions = list(editions or [])  # (language, link) of the story's editions, for the page's switch
         self.book = len(pages) > 1
         self.webtoon = story.layout.page == "webtoon"
+        captions = page_captions(story)
         self.page_keys = [content_key(page_key_input(story, jobs, keys, renderer=renderer, version=__version__,
                                                      self_contained=self_contained, page=page, book=self.book,
-                                                     cast=cast, editions=self.editions))
+                                                     cast=cast, editions=self.editions, captions=captions))
                           for page in pages]
         self.key = self.page_keys[0] if not self.book else content_key(
             {"pages": self.page_keys, "self_contained": self_contained})

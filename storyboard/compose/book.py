@@ -103,7 +103,8 @@ def book_from_story(story: Story, jobs: Sequence[PanelJob], images: Mapping[int,
     by_index = {job.index: job for job in jobs}
     chapters = [(page.chapter, page.number) for page in pages if page.chapter]
     drawn_by: dict[str, Any] = dict(renderer=renderer, version=version, flagged=flagged, header=header,
-                                    names_model=names_model, editions=tuple(editions))
+                                    names_model=names_model, editions=tuple(editions),
+                                    captions=page_captions(story))
     if len(pages) == 1:
         composed = [story_page(story, jobs, images, cast=cast, heading=pages[0].chapter, **drawn_by)]
         return Book(story.title, composed, chapters, story.language, composed[0].footer,
@@ -123,7 +124,8 @@ def book_from_story(story: Story, jobs: Sequence[PanelJob], images: Mapping[int,
 
 def page_key_input(story: Story, jobs: Sequence[PanelJob], keys: Mapping[int, str], *, renderer: str, version: str,
                    self_contained: bool, page: BookPage, book: bool, cast: Sequence[CastMember] = (),
-                   editions: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+                   editions: Sequence[tuple[str, str]] = (), captions: Sequence[str] | None = None,
+                   ) -> dict[str, Any]:
     """What decides the pixels of a page: hashed into its page key, which the manifest keeps so that a rebuild
     composes only pages whose key changed.
 
@@ -133,7 +135,7 @@ def page_key_input(story: Story, jobs: Sequence[PanelJob], keys: Mapping[int, st
     """
     panels = story.panels
     numbers = page.panels
-    captions = page_captions(story)
+    captions = page_captions(story) if captions is None else captions
     data: dict[str, Any] = {
         "storyboard": version, "title": story.title, "language": story.language,
         "layout": story.layout.page_key_input(), "renderer": renderer, "model": jobs[0].model,

@@ -121,7 +121,8 @@ def make_page(
 def story_page(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Image.Image], *, renderer: str,
                version: str, flagged: Collection[int] = (), cast: Sequence[CastMember] = (),
                title: str | None = None, heading: str = "", number: int = 0, book: bool = False,
-               header: float = 0.0, names_model: bool = True, editions: Sequence[tuple[str, str]] = ()) -> Page:
+               header: float = 0.0, names_model: bool = True, editions: Sequence[tuple[str, str]] = (),
+               captions: Sequence[str] | None = None) -> Page:
     """A page holding `jobs` (panels of `story`, in order): the whole story, or one page of its book.
 
     `flagged` holds the numbers of panels the safety checker flagged, and `cast` the portraits shown under the
@@ -131,7 +132,7 @@ def story_page(story: Story, jobs: Sequence[PanelJob], images: Mapping[int, Imag
     """
     layout = story.layout
     webtoon = layout.page == "webtoon"  # one column, read top to bottom whatever the direction
-    captions = page_captions(story)
+    captions = page_captions(story) if captions is None else captions  # a book passes them, made once
     panels = [
         PagePanel(index=job.index, image=images[job.index], file=job.file, caption=captions[job.index - 1],
                   narration=panel.narration, dialogue=tuple((d.speaker, d.text) for d in panel.dialogue),

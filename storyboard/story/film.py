@@ -198,6 +198,9 @@ class Board:
         return "\n".join(self.said())
 
 
+NO_SHOT = Shot()  # a panel that gives none: eye level, static (shared, never changed)
+
+
 def shot_letter(n: int) -> str:
     """A, B, ... Z, AA, AB, ...: the n-th (0-based) shot of a scene."""
     letters = ""
@@ -220,7 +223,7 @@ def timeline(story: Any) -> list[Board]:
             heading = panel.scene.strip()
         lines = tuple((line.speaker, line.text) for line in panel.dialogue)
         board = Board(panel=number, scene=scene, heading=heading, shot=f"{scene}{shot_letter(letter)}",
-                      framing=panel.shot or Shot(), start=start, duration=0.0, action=panel.action,
+                      framing=panel.shot or NO_SHOT, start=start, duration=0.0, action=panel.action,
                       lines=lines, caption=panel.caption, narration=panel.narration, notes=panel.notes)
         duration = panel.duration if panel.duration is not None else reading_time(board.subtitle())
         boards.append(dataclasses.replace(board, duration=float(duration)))
