@@ -29,10 +29,9 @@ def export(story: str, out_dir: str | None, cache: str | None, renderer: str | N
     """Build STORY as `build` does (drawing only what is missing), then write the formats asked into its build
     folder. A file whose inputs did not change since it was written is left as it is."""
     from storyboard.building import build as run_build
-    from storyboard.export import Built, choose_formats, export_built
-    from storyboard.story import load_story
+    from storyboard.export import Built, choose_formats, export_built, format_names
 
-    choose_formats(formats, load_story(story))  # a wrong --format is one line before anything is drawn
+    format_names(formats)  # a wrong --format is one line before anything is drawn
     engine = chosen_renderer(renderer, base_url, timeout, [story])
     progress, shown = progress_display()
     with keeping_finished_panels(), shown:
