@@ -227,6 +227,14 @@ def tiny_kolors(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_taesd(tmp_path_factory) -> Path:
+    """A tiny random AutoencoderTiny whose latents fit the tiny SD pipeline's, as a diffusers folder."""
+    from tests.tiny_pipeline import build_tiny_autoencoder
+
+    return build_tiny_autoencoder(tmp_path_factory.mktemp("vae") / "taesd")
+
+
+@pytest.fixture(scope="session")
 def tiny_lora(tiny_model, tmp_path_factory) -> Path:
     """A random LoRA for the tiny SD pipeline, as one .safetensors file."""
     from tests.tiny_pipeline import build_tiny_lora

@@ -57,7 +57,7 @@ def test_bad_story_is_one_line_and_exit_1(write_story, tmp_path):
     [
         (["build", "missing.yaml", "--renderer", "draft"], "Error: missing.yaml: no such file\n"),
         (["build", "{story}", "--renderer", "nope"],
-         "Error: unknown renderer 'nope' (choose from: diffusers, draft, dashscope, a1111, comfyui)\n"),
+         "Error: unknown renderer 'nope' (choose from: diffusers, draft, dashscope, a1111, comfyui, openvino)\n"),
     ],
 )
 def test_cli_errors(minimal_story, args, expected, tmp_path):

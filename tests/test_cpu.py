@@ -157,14 +157,6 @@ def test_every_family_draws_in_bfloat16_on_the_cpu(family, request, tmp_path):
 # --------------------------------------------------------------------------- the tiny autoencoder
 
 
-@pytest.fixture(scope="session")
-def tiny_taesd(tmp_path_factory) -> Path:
-    """A tiny random AutoencoderTiny whose latents fit the tiny SD pipeline's, as a diffusers folder."""
-    from tests.tiny_pipeline import build_tiny_autoencoder
-
-    return build_tiny_autoencoder(tmp_path_factory.mktemp("vae") / "taesd")
-
-
 @pytest.fixture
 def hub(tiny_taesd, tmp_path, monkeypatch) -> Path:
     """A hub cache holding `tiny_taesd` as a download of madebyollin/taesd at TAESD_COMMIT; HF_HUB_CACHE points

@@ -58,8 +58,8 @@ def drawing_options(command: Callable[..., None]) -> Callable[..., None]:
     command = click.option("--model", default=None, callback=not_blank,
                            help="Model to render with, overriding render.model in the story.")(command)
     command = click.option("--renderer", default=None, metavar="NAME", callback=not_blank,
-                           help="Renderer to draw panels with: diffusers (default), draft, dashscope, a1111, "
-                                "comfyui [default: the story's render.renderer, else diffusers].")(command)
+                           help="Renderer to draw panels with: diffusers (default), draft, openvino, dashscope, "
+                                "a1111, comfyui [default: the story's render.renderer, else diffusers].")(command)
     return out_option(command)
 
 

@@ -26,6 +26,7 @@ RENDERERS: dict[str, str] = {
     "dashscope": "storyboard.render.dashscope:DashScopeRenderer",
     "a1111": "storyboard.render.a1111:A1111Renderer",
     "comfyui": "storyboard.render.comfyui:ComfyUIRenderer",
+    "openvino": "storyboard.render.openvino:OpenVinoRenderer",
 }
 DEFAULT_RENDERER = "diffusers"
 

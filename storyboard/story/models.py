@@ -164,8 +164,8 @@ class Render(StoryModel):
                                         "(h94/IP-Adapter/models/ip-adapter_sd15.safetensors) or a local file.")
     renderer: str | None = Field(
         None, pattern=r"^[a-z][a-z0-9_]*$",
-        description="The renderer to draw with when the command line names none: diffusers, draft, dashscope, "
-                    "a1111 or comfyui.")
+        description="The renderer to draw with when the command line names none: diffusers, draft, openvino, "
+                    "dashscope, a1111 or comfyui.")
     workflow: str | None = Field(
         None, min_length=1, description="For the comfyui renderer: your ComfyUI graph in API format (\"Save (API)\"), "
                                         "a path relative to the story file; default: a built-in txt2img graph.")

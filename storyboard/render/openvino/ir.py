@@ -1,0 +1,187 @@
+"""Exporting a loaded pipeline's UNet and decoder to OpenVINO IR, once per model, LoRA set and library versions.
+
+An export holds float32 weights whatever precision the panels are drawn in (the precision is a compile setting), so
+a story drawn in bfloat16 and one in float32 share it. It is written to a temporary folder and renamed into place
+with its `export.json` last: a folder with that file is complete, and an interrupted export leaves none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from storyboard.errors import RenderError
+from storyboard.files import user_cache_dir
+from storyboard.hub import first_line, quiet_libraries
+
+log = logging.getLogger("storyboard")
+
+#: Changes whenever an export made by another version of this module would differ.
+EXPORT_VERSION = "1"
+#: What of a panel's identity decides the exported weights: the model's fingerprint, its autoencoder, the LoRAs
+#: fused into it. Not the scheduler, the seed, the size or the precision.
+EXPORTED_FROM = ("model", "sha256", "folder_sha256", "revision", "config", "vae", "loras")
+LIBRARIES = ("openvino", "torch", "diffusers")
+#: The files of a complete export; `export.json` is written last.
+UNET, DECODER, DONE = "unet.xml", "decoder.xml", "export.json"
+#: Latent sizes the graphs are traced at: odd, so that the UNet's upsampling follows its skip connections' sizes
+#: (as it does for any size that is not a multiple of its overall scale) and the graph fits every panel size.
+TRACED_SIZE = (9, 7)
+
+
+def export_key(identity: dict[str, Any]) -> dict[str, Any]:
+    """What an export is named by: the weights-deciding part of a panel's identity and the library versions."""
+    key = {name: identity[name] for name in EXPORTED_FROM if name in identity}
+    key["export"] = EXPORT_VERSION
+    for library in LIBRARIES:
+        try:
+            key[library] = importlib.metadata.version(library)
+        except importlib.metadata.PackageNotFoundError:
+            key[library] = None
+    return key
+
+
+def export_folder(key: dict[str, Any]) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return user_cache_dir() / "openvino" / digest
+
+
+def is_complete(folder: Path) -> bool:
+    return (folder / DONE).is_file()
+
+
+def export(pipe: Any, key: dict[str, Any], folder: Path) -> None:
+    """Write `pipe`'s UNet and decoder (LoRAs fused already) to `folder` as OpenVINO IR, saying so before (it takes
+    minutes and GBs for a real model) and after; `RenderError` when the disk lacks the room."""
+    needed = _weight_bytes(pipe.unet) + _weight_bytes(pipe.vae.decoder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder.parent).free
+    if free < needed * 1.2:
+        raise RenderError(f"not enough free disk for the OpenVINO export of {key.get('model')!r}: it needs about "
+                          f"{_gb(needed)} in {folder.parent}, which has {_gb(free)} free; free some space or set "
+                          f"STORYBOARD_CACHE_DIR to a disk with room")
+    loras = f" with LoRAs {', '.join(str(lora.get('sha256', ''))[:10] for lora in key['loras'])}" \
+        if key.get("loras") else ""
+    log.warning("exporting %r%s to OpenVINO once, into %s: for a full-size model this takes minutes, memory about "
+                "twice its size and %s of disk", key.get("model"), loras, folder, _gb(needed))
+    started = time.perf_counter()
+    scratch = folder.with_name(f".{folder.name}.{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    try:
+        _save(_converted_unet(pipe), scratch / UNET)
+        _save(_converted_decoder(pipe.vae), scratch / DECODER)
+        (scratch / DONE).write_text(json.dumps(key, sort_keys=True, indent=1), encoding="utf-8")
+        try:
+            scratch.rename(folder)
+        except OSError:
+            if not is_complete(folder):  # not another build's finished export of the same key
+                raise
+    except Exception as exc:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if isinstance(exc, RenderError):
+            raise
+        raise RenderError(f"cannot export {key.get('model')!r} to OpenVINO ({type(exc).__name__}: "
+                          f"{first_line(exc)[:300]})") from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    log.warning("exported to OpenVINO in %.0f s", time.perf_counter() - started)
+
+
+def _gb(size: float) -> str:
+    return f"{size / 2**30:.1f} GB" if size >= 2**30 / 10 else f"{size / 2**20:.0f} MB"
+
+
+def _weight_bytes(module: Any) -> int:
+    return sum(p.numel() * 4 for p in module.parameters())
+
+
+def _save(model: Any, path: Path) -> None:
+    import openvino
+
+    openvino.save_model(model, str(path), compress_to_fp16=False)
+
+
+@contextlib.contextmanager
+def _tracing() -> Any:
+    """Tracing warns about every Python branch on a shape; those of diffusers' models are known and fit."""
+    with quiet_libraries(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def unet_inputs(config: Any) -> dict[str, list[int]]:
+    """The UNet graph's inputs and their shapes (-1 where they vary): those its config says the pipeline passes."""
+    inputs = {"sample": [-1, int(config.in_channels), -1, -1], "timestep": [],
+              "encoder_hidden_states": [-1, -1, int(config.cross_attention_dim)]}
+    if config.get("addition_embed_type") == "text_time":
+        inputs["text_embeds"] = [-1, int(config.projection_class_embeddings_input_dim)
+                                 - 6 * int(config.addition_time_embed_dim)]
+        inputs["time_ids"] = [-1, 6]
+    if config.get("time_cond_proj_dim"):
+        inputs["timestep_cond"] = [-1, int(config.time_cond_proj_dim)]
+    return inputs
+
+
+def _converted_unet(pipe: Any) -> Any:
+    import openvino
+    import torch
+
+    unet = pipe.unet
+    inputs = unet_inputs(unet.config)
+    example = {name: torch.randn(_example_shape(shape)) if shape else torch.tensor(999.0)
+               for name, shape in inputs.items()}
+
+    class Traced(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unet = unet
+
+        def forward(self, sample: Any, timestep: Any, encoder_hidden_states: Any, text_embeds: Any = None,
+                    time_ids: Any = None, timestep_cond: Any = None) -> Any:
+            added = {"text_embeds": text_embeds, "time_ids": time_ids} if text_embeds is not None else None
+            return self.unet(sample, timestep, encoder_hidden_states, timestep_cond=timestep_cond,
+                             added_cond_kwargs=added, return_dict=False)[0]
+
+    with _tracing(), torch.no_grad():
+        return openvino.convert_model(Traced().eval(), example_input=example,
+                                      input={name: openvino.PartialShape(shape) for name, shape in inputs.items()})
+
+
+def _converted_decoder(vae: Any) -> Any:
+    import openvino
+    import torch
+
+    channels = int(vae.config.latent_channels)
+    decoder = vae.decoder
+
+    class Traced(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.decoder = decoder
+
+        def forward(self, latents: Any) -> Any:
+            return self.decoder(latents)
+
+    example = {"latents": torch.randn(1, channels, *TRACED_SIZE)}
+    with _tracing(), torch.no_grad():
+        return openvino.convert_model(Traced().eval(), example_input=example,
+                                      input={"latents": openvino.PartialShape([-1, channels, -1, -1])})
+
+
+def _example_shape(shape: list[int]) -> list[int]:
+    """A traced example of an input: batch 2, the odd latent size, 77 tokens."""
+    if len(shape) == 4:
+        return [2, shape[1], *TRACED_SIZE]
+    if len(shape) == 3:
+        return [2, 77, shape[2]]
+    return [2, shape[1]]
