@@ -256,3 +256,16 @@ def test_an_export_without_room_or_that_fails_leaves_nothing(tiny_model, tmp_pat
     assert last_line(capsys.readouterr().err) == (
         f"Error: cannot export '{tiny_model}' to OpenVINO (OSError: No space left on device)")
     assert list(cache.iterdir()) == []
+
+
+def test_a_checkpoint_file_is_exported_and_then_drawn_without_loading_its_unet(tiny_model, tiny_checkpoint, tmp_path):
+    story = write(tmp_path, f"  dtype: float32\n  config: {tiny_model}\n")
+    first = OpenVinoRenderer()
+    build(story, tmp_path / "one", renderer=first, model=str(tiny_checkpoint))
+    second = OpenVinoRenderer()
+    build(story, tmp_path / "two", renderer=second, model=str(tiny_checkpoint))
+    assert (first.exports, second.exports) == (1, 0)
+    assert type(second.pipeline.unet).__name__ == "CompiledUnet"
+    assert all((a == b).all() for a, b in zip(pixels(tmp_path / "one"), pixels(tmp_path / "two"), strict=True))
+    build(story, tmp_path / "folder", renderer=OpenVinoRenderer(), model=str(tiny_model))
+    assert close(pixels(tmp_path / "one"), pixels(tmp_path / "folder")) <= 2

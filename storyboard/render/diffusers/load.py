@@ -35,9 +35,10 @@ MISSING_FILE_ERRORS = {"FileNotFoundError", "EntryNotFoundError", "LocalEntryNot
 MISSING_FILE_WORDS = ("no file named", "does not appear to have a file named")
 
 
-def open_pipeline(job: PanelJob, source: ModelSource) -> tuple[Any, Any]:
+def open_pipeline(job: PanelJob, source: ModelSource, without: tuple[str, ...] = ()) -> tuple[Any, Any]:
     """Load the pipeline `job` is drawn with onto its device, with the memory settings it asks for; return it and
-    the torch device."""
+    the torch device. The components named in `without` are not loaded (left None), for a caller that brings its
+    own."""
     options, runtime = dict(job.options), dict(job.runtime)
     if runtime.get("cpu_offload") and importlib.util.find_spec("accelerate") is None:
         raise RenderError("cpu_offload needs the accelerate package: pip install accelerate")
@@ -47,7 +48,8 @@ def open_pipeline(job: PanelJob, source: ModelSource) -> tuple[Any, Any]:
     dtype = getattr(torch, resolve_dtype(runtime.get("dtype", "auto"), device.type))
     safety_checker = options.get("safety_checker", True)
     vae = job_vae(job)
-    components = {"vae": load_vae(vae, dtype)} if vae is not None else {}
+    components: dict[str, Any] = {"vae": load_vae(vae, dtype)} if vae is not None else {}
+    components.update(dict.fromkeys(without))
     with quiet_libraries():
         if source.kind == "file":
             pipe = load_single_file(source, options.get("config"), dtype, safety_checker, components)

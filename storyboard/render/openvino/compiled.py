@@ -52,12 +52,15 @@ class _Module(torch.nn.Module):
 class CompiledUnet(_Module):
     """Stands in for the pipeline's UNet: its config, and a forward that runs the exported graph."""
 
-    def __init__(self, graph: Graph, unet: Any) -> None:
+    def __init__(self, graph: Graph, config: dict[str, Any]) -> None:
+        from diffusers.configuration_utils import FrozenDict
+
         super().__init__()
-        self.graph, self.config = graph, unet.config
-        if getattr(unet, "add_embedding", None) is not None:  # SDXL pipelines read its size to check their time ids
-            linear = unet.add_embedding.linear_1
-            self.add_embedding = SimpleNamespace(linear_1=SimpleNamespace(in_features=linear.in_features))
+        config = dict(config)
+        features = config.pop("add_embedding_in_features", None)
+        self.graph, self.config = graph, FrozenDict(config)
+        if features is not None:  # SDXL pipelines read its size to check their time ids
+            self.add_embedding = SimpleNamespace(linear_1=SimpleNamespace(in_features=features))
 
     def forward(self, sample: torch.Tensor, timestep: Any, encoder_hidden_states: torch.Tensor,
                 timestep_cond: torch.Tensor | None = None, added_cond_kwargs: dict[str, Any] | None = None,

@@ -32,7 +32,7 @@ EXPORT_VERSION = "1"
 EXPORTED_FROM = ("model", "sha256", "folder_sha256", "revision", "config", "vae", "loras")
 LIBRARIES = ("openvino", "torch", "diffusers")
 #: The files of a complete export; `export.json` is written last.
-UNET, DECODER, DONE = "unet.xml", "decoder.xml", "export.json"
+UNET, DECODER, UNET_CONFIG, DONE = "unet.xml", "decoder.xml", "unet_config.json", "export.json"
 #: Latent sizes the graphs are traced at: odd, so that the UNet's upsampling follows its skip connections' sizes
 #: (as it does for any size that is not a multiple of its overall scale) and the graph fits every panel size.
 TRACED_SIZE = (9, 7)
@@ -79,6 +79,7 @@ def export(pipe: Any, key: dict[str, Any], folder: Path) -> None:
     scratch.mkdir()
     try:
         _save(_converted_unet(pipe), scratch / UNET)
+        (scratch / UNET_CONFIG).write_text(json.dumps(unet_config(pipe.unet), indent=1), encoding="utf-8")
         _save(_converted_decoder(pipe.vae), scratch / DECODER)
         (scratch / DONE).write_text(json.dumps(key, sort_keys=True, indent=1), encoding="utf-8")
         try:
@@ -117,6 +118,21 @@ def _tracing() -> Any:
     with quiet_libraries(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+
+
+def unet_config(unet: Any) -> dict[str, Any]:
+    """What the pipeline reads of its UNet, besides calling it: its config, and the size of SDXL's added
+    embedding's input (checked against the time ids it makes). Kept beside the export, so that drawing from it
+    loads no UNet at all."""
+    config = dict(unet.config)
+    embedding = getattr(unet, "add_embedding", None)
+    if embedding is not None:
+        config["add_embedding_in_features"] = embedding.linear_1.in_features
+    return config
+
+
+def read_unet_config(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / UNET_CONFIG).read_text(encoding="utf-8"))
 
 
 def unet_inputs(config: Any) -> dict[str, list[int]]:

@@ -19,7 +19,15 @@ from storyboard.render.diffusers.load import open_pipeline
 from storyboard.render.diffusers.locate import locate, locate_config, pipeline_class_name
 from storyboard.render.diffusers.loras import LoadedLoras
 from storyboard.render.diffusers.renderer import DiffusersRenderer
-from storyboard.render.openvino.ir import DECODER, UNET, export, export_folder, export_key, is_complete
+from storyboard.render.openvino.ir import (
+    DECODER,
+    UNET,
+    export,
+    export_folder,
+    export_key,
+    is_complete,
+    read_unet_config,
+)
 from storyboard.resolve import PanelJob
 
 INSTALL_HINT = "pip install 'storyboard[openvino]'"
@@ -68,15 +76,19 @@ class OpenVinoRenderer(DiffusersRenderer):
         from storyboard.render.diffusers.scheduler import Schedulers
         from storyboard.render.openvino.compiled import CompiledDecoder, CompiledUnet, Graph
 
-        pipe, _ = open_pipeline(_in_float32(job), locate(job.model))
-        _fuse_loras(pipe, job)
         folder = export_folder(key)
-        if not is_complete(folder):
+        exported = is_complete(folder)
+        # LoRAs are fused into the text encoders too, which takes the UNet they were made for: loaded even when the
+        # export is there already.
+        unneeded = ("unet",) if exported and not key.get("loras") else ()
+        pipe, _ = open_pipeline(_in_float32(job), locate(job.model), without=unneeded)
+        _fuse_loras(pipe, job)
+        if not exported:
             export(pipe, key, folder)
             self.exports += 1
         if self._core is None:
             self._core = openvino.Core()
-        pipe.unet = CompiledUnet(Graph(self._core, folder / UNET, identity["dtype"]), pipe.unet)
+        pipe.unet = CompiledUnet(Graph(self._core, folder / UNET, identity["dtype"]), read_unet_config(folder))
         pipe.vae.decoder = CompiledDecoder(Graph(self._core, folder / DECODER, identity["dtype"]))
         gc.collect()
         self.pipeline, self._loaded_for, self._device, self._adapter = pipe, wanted, torch.device("cpu"), None
