@@ -27,9 +27,12 @@ log = logging.getLogger("storyboard")
 
 #: Changes whenever an export made by another version of this module would differ.
 EXPORT_VERSION = "1"
-#: What of a panel's identity decides the exported weights: the model's fingerprint, its autoencoder, the LoRAs
-#: fused into it. Not the scheduler, the seed, the size or the precision.
-EXPORTED_FROM = ("model", "sha256", "folder_sha256", "revision", "config", "vae", "loras")
+#: The exported parts, each in a folder of its own: a story that changes only its autoencoder (`render.vae: tiny`)
+#: exports only a decoder, one that changes its LoRAs only a UNet.
+PARTS = ("unet", "decoder")
+#: What of a panel's identity decides the weights of each part: the model's fingerprint, the LoRAs fused into the
+#: UNet, the autoencoder the decoder comes from. Not the scheduler, the seed, the size or the precision.
+MODEL = ("model", "sha256", "folder_sha256", "revision", "config")
 LIBRARIES = ("openvino", "torch", "diffusers")
 #: The files of a complete export; `export.json` is written last.
 UNET, DECODER, UNET_CONFIG, DONE = "unet.xml", "decoder.xml", "unet_config.json", "export.json"
@@ -38,10 +41,14 @@ UNET, DECODER, UNET_CONFIG, DONE = "unet.xml", "decoder.xml", "unet_config.json"
 TRACED_SIZE = (9, 7)
 
 
-def export_key(identity: dict[str, Any]) -> dict[str, Any]:
-    """What an export is named by: the weights-deciding part of a panel's identity and the library versions."""
-    key = {name: identity[name] for name in EXPORTED_FROM if name in identity}
-    key["export"] = EXPORT_VERSION
+def export_key(identity: dict[str, Any], part: str) -> dict[str, Any]:
+    """What the export of `part` is named by: the part of a panel's identity that decides its weights, and the
+    library versions."""
+    if part == "unet":
+        fields = (*MODEL, "loras")
+    else:  # the decoder: of the autoencoder `render.vae` names, else of the model's own
+        fields = ("vae",) if "vae" in identity else MODEL
+    key = {"part": part, **{name: identity[name] for name in fields if name in identity}, "export": EXPORT_VERSION}
     for library in LIBRARIES:
         try:
             key[library] = importlib.metadata.version(library)
@@ -52,35 +59,46 @@ def export_key(identity: dict[str, Any]) -> dict[str, Any]:
 
 def export_folder(key: dict[str, Any]) -> Path:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    return user_cache_dir() / "openvino" / digest
+    return user_cache_dir() / "openvino" / f"{key['part']}-{digest}"
 
 
 def is_complete(folder: Path) -> bool:
     return (folder / DONE).is_file()
 
 
-def export(pipe: Any, key: dict[str, Any], folder: Path) -> None:
-    """Write `pipe`'s UNet and decoder (LoRAs fused already) to `folder` as OpenVINO IR, saying so before (it takes
-    minutes and GBs for a real model) and after; `RenderError` when the disk lacks the room."""
-    needed = _weight_bytes(pipe.unet) + _weight_bytes(pipe.vae.decoder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(folder.parent).free
+def export(pipe: Any, model: str, parts: dict[str, tuple[dict[str, Any], Path]]) -> None:
+    """Write `pipe`'s `parts` (LoRAs fused already), each under its key into its folder, as OpenVINO IR; saying so
+    before (it takes minutes and GBs for a real model) and after; `RenderError` when the disk lacks the room."""
+    modules = {"unet": lambda: pipe.unet, "decoder": lambda: pipe.vae.decoder}
+    needed = sum(_weight_bytes(modules[part]()) for part in parts)
+    cache = next(iter(parts.values()))[1].parent
+    cache.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(cache).free
     if free < needed * 1.2:
-        raise RenderError(f"not enough free disk for the OpenVINO export of {key.get('model')!r}: it needs about "
-                          f"{_gb(needed)} in {folder.parent}, which has {_gb(free)} free; free some space or set "
+        raise RenderError(f"not enough free disk for the OpenVINO export of {model!r}: it needs about "
+                          f"{_gb(needed)} in {cache}, which has {_gb(free)} free; free some space or set "
                           f"STORYBOARD_CACHE_DIR to a disk with room")
-    loras = f" with LoRAs {', '.join(str(lora.get('sha256', ''))[:10] for lora in key['loras'])}" \
-        if key.get("loras") else ""
-    log.warning("exporting %r%s to OpenVINO once, into %s: for a full-size model this takes minutes, memory about "
-                "twice its size and %s of disk", key.get("model"), loras, folder, _gb(needed))
+    loras = parts.get("unet", ({}, None))[0].get("loras")
+    with_loras = f" with LoRAs {', '.join(str(lora.get('sha256', ''))[:10] for lora in loras)}" if loras else ""
+    names = " and ".join("its UNet" if part == "unet" else "its decoder" for part in parts)
+    log.warning("exporting %s of %r%s to OpenVINO once, into %s: for a full-size model this takes minutes, memory "
+                "about twice its size and %s of disk", names, model, with_loras, cache, _gb(needed))
     started = time.perf_counter()
+    for part, (key, folder) in parts.items():
+        _export_part(pipe, part, key, folder, model)
+    log.warning("exported to OpenVINO in %.0f s", time.perf_counter() - started)
+
+
+def _export_part(pipe: Any, part: str, key: dict[str, Any], folder: Path, model: str) -> None:
     scratch = folder.with_name(f".{folder.name}.{os.getpid()}")
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
     try:
-        _save(_converted_unet(pipe), scratch / UNET)
-        (scratch / UNET_CONFIG).write_text(json.dumps(unet_config(pipe.unet), indent=1), encoding="utf-8")
-        _save(_converted_decoder(pipe.vae), scratch / DECODER)
+        if part == "unet":
+            _save(_converted_unet(pipe), scratch / UNET)
+            (scratch / UNET_CONFIG).write_text(json.dumps(unet_config(pipe.unet), indent=1), encoding="utf-8")
+        else:
+            _save(_converted_decoder(pipe.vae), scratch / DECODER)
         (scratch / DONE).write_text(json.dumps(key, sort_keys=True, indent=1), encoding="utf-8")
         try:
             scratch.rename(folder)
@@ -88,14 +106,12 @@ def export(pipe: Any, key: dict[str, Any], folder: Path) -> None:
             if not is_complete(folder):  # not another build's finished export of the same key
                 raise
     except Exception as exc:
-        shutil.rmtree(scratch, ignore_errors=True)
         if isinstance(exc, RenderError):
             raise
-        raise RenderError(f"cannot export {key.get('model')!r} to OpenVINO ({type(exc).__name__}: "
+        raise RenderError(f"cannot export {model!r} to OpenVINO ({type(exc).__name__}: "
                           f"{first_line(exc)[:300]})") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    log.warning("exported to OpenVINO in %.0f s", time.perf_counter() - started)
 
 
 def _gb(size: float) -> str:

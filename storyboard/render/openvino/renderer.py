@@ -21,6 +21,7 @@ from storyboard.render.diffusers.loras import LoadedLoras
 from storyboard.render.diffusers.renderer import DiffusersRenderer
 from storyboard.render.openvino.ir import (
     DECODER,
+    PARTS,
     UNET,
     export,
     export_folder,
@@ -63,8 +64,8 @@ class OpenVinoRenderer(DiffusersRenderer):
     def _load(self, job: PanelJob) -> Any:
         """The pipeline for `job`, its LoRAs fused: the one loaded already when it holds the same export."""
         identity = self.identity(job)
-        key = export_key(identity)
-        wanted = (json.dumps(key, sort_keys=True), identity["dtype"], dict(job.options).get("safety_checker", True),
+        parts = {part: export_key(identity, part) for part in PARTS}
+        wanted = (json.dumps(parts, sort_keys=True), identity["dtype"], dict(job.options).get("safety_checker", True),
                   dict(job.options).get("vae_tiling", False))
         if self.pipeline is not None and self._loaded_for == wanted:
             return self.pipeline
@@ -76,20 +77,21 @@ class OpenVinoRenderer(DiffusersRenderer):
         from storyboard.render.diffusers.scheduler import Schedulers
         from storyboard.render.openvino.compiled import CompiledDecoder, CompiledUnet, Graph
 
-        folder = export_folder(key)
-        exported = is_complete(folder)
-        # LoRAs are fused into the text encoders too, which takes the UNet they were made for: loaded even when the
+        folders = {part: export_folder(key) for part, key in parts.items()}
+        missing = {part: (parts[part], folder) for part, folder in folders.items() if not is_complete(folder)}
+        # LoRAs are fused into the text encoders too, which takes the UNet they were made for: loaded even when its
         # export is there already.
-        unneeded = ("unet",) if exported and not key.get("loras") else ()
+        unneeded = ("unet",) if "unet" not in missing and not parts["unet"].get("loras") else ()
         pipe, _ = open_pipeline(_in_float32(job), locate(job.model), without=unneeded)
         _fuse_loras(pipe, job)
-        if not exported:
-            export(pipe, key, folder)
+        if missing:
+            export(pipe, job.model, missing)
             self.exports += 1
         if self._core is None:
             self._core = openvino.Core()
-        pipe.unet = CompiledUnet(Graph(self._core, folder / UNET, identity["dtype"]), read_unet_config(folder))
-        pipe.vae.decoder = CompiledDecoder(Graph(self._core, folder / DECODER, identity["dtype"]))
+        unet, decoder = folders["unet"], folders["decoder"]
+        pipe.unet = CompiledUnet(Graph(self._core, unet / UNET, identity["dtype"]), read_unet_config(unet))
+        pipe.vae.decoder = CompiledDecoder(Graph(self._core, decoder / DECODER, identity["dtype"]))
         gc.collect()
         self.pipeline, self._loaded_for, self._device, self._adapter = pipe, wanted, torch.device("cpu"), None
         self._schedulers, self._loras = Schedulers(pipe), _FusedLoras()
