@@ -55,6 +55,10 @@ def a1111_parameters(job: Any, identity: dict[str, Any], renderer: str) -> str:
     if identity.get("model_hash"):
         fields.append(("Model hash", identity["model_hash"]))
     fields.append(("Model", job.model))
+    if isinstance(identity.get("vae"), dict) and identity["vae"].get("model"):
+        fields.append(("VAE", identity["vae"]["model"]))
+    if identity.get("dtype"):
+        fields.append(("Precision", identity["dtype"]))
     lines = [job.prompt]
     if job.negative_prompt:
         lines.append(f"Negative prompt: {job.negative_prompt}")

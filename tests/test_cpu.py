@@ -111,8 +111,9 @@ def test_auto_draws_in_bfloat16_on_a_cpu_that_has_it_and_says_so(tiny_model, tmp
     renderer = DiffusersRenderer()
     build(story, tmp_path / "bf16", renderer=renderer, model=str(tiny_model))
     assert renderer.pipeline.unet.dtype == renderer.pipeline.vae.dtype == torch.bfloat16
-    record = read_provenance(tmp_path / "bf16" / "panels" / "panel-01.png").record
-    assert (record["identity"]["device"], record["identity"]["dtype"]) == ("cpu", "bfloat16")
+    provenance = read_provenance(tmp_path / "bf16" / "panels" / "panel-01.png")
+    assert (provenance.record["identity"]["device"], provenance.record["identity"]["dtype"]) == ("cpu", "bfloat16")
+    assert provenance.parameters.endswith(f"Model: {tiny_model}, Precision: bfloat16")
 
     # Deterministic: another renderer draws the same pixels.
     build(story, tmp_path / "again", renderer=DiffusersRenderer(), model=str(tiny_model))
@@ -178,8 +179,9 @@ def test_the_tiny_autoencoder_changes_the_pixels_and_the_key(tiny_model, hub, tm
     build(write(tiny, "  vae: tiny\n"), tiny / "out", renderer=renderer, model=str(tiny_model))
     assert type(renderer.pipeline.vae).__name__ == "AutoencoderTiny"
     assert renderer.pipeline.vae.dtype == renderer.pipeline.unet.dtype
-    record = read_provenance(tiny / "out" / "panels" / "panel-01.png").record
-    assert record["identity"]["vae"] == {"model": "madebyollin/taesd", "revision": TAESD_COMMIT}
+    provenance = read_provenance(tiny / "out" / "panels" / "panel-01.png")
+    assert provenance.record["identity"]["vae"] == {"model": "madebyollin/taesd", "revision": TAESD_COMMIT}
+    assert f"Model: {tiny_model}, VAE: madebyollin/taesd, Precision: " in provenance.parameters
     assert "vae" not in read_provenance(plain / "out" / "panels" / "panel-01.png").record["identity"]
 
     drawn = panels(tiny / "out")
