@@ -52,7 +52,7 @@ def test_panel_png_carries_a1111_parameters(write_story, small_renderer, tmp_pat
         "ink drawing, wide shot of the lighthouse in a storm\n"
         "Negative prompt: blurry, watermark\n"
         f"Steps: 4, Sampler: Small a, CFG scale: 6.5, Seed: 777, Size: 64x64, Model hash: {model_hash}, "
-        f"Model: {model}"
+        f"Model: {model}, Precision: float32"
     )
 
 
