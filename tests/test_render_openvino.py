@@ -17,6 +17,7 @@ from storyboard.cli import main
 from storyboard.provenance import read_provenance
 from storyboard.render.diffusers import DiffusersRenderer
 from storyboard.render.openvino import OpenVinoRenderer
+from storyboard.render.openvino.ir import export_key
 from storyboard.resolve import resolve
 from storyboard.story import load_story
 
@@ -49,9 +50,21 @@ render:
 """
 
 
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("storyboard-cache")
+
+
 @pytest.fixture(autouse=True)
+def exports_shared(shared_cache, monkeypatch) -> None:
+    """The exports go to a cache the tests of this module share (an export takes seconds, even of a tiny model),
+    except for those that count exports (`cache`)."""
+    monkeypatch.setenv("STORYBOARD_CACHE_DIR", str(shared_cache))
+
+
+@pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
-    """Each test's own storyboard cache, where the exports go."""
+    """The test's own storyboard cache, where the exports go, empty."""
     monkeypatch.setenv("STORYBOARD_CACHE_DIR", str(tmp_path / "cache"))
     return tmp_path / "cache" / "openvino"
 
@@ -146,15 +159,18 @@ def test_bfloat16_draws_deterministically_and_differs_from_float32(tiny_model, t
     build(story, tmp_path / "again", renderer=OpenVinoRenderer(), model=str(tiny_model))
     drawn = pixels(tmp_path / "bf16")
     assert all((a == b).all() for a, b in zip(drawn, pixels(tmp_path / "again"), strict=True))
-    build(write(tmp_path, "  dtype: float32\n", name="f32.yaml"), tmp_path / "f32", renderer=OpenVinoRenderer(),
-          model=str(tiny_model))
+    f32 = OpenVinoRenderer()
+    build(write(tmp_path, "  dtype: float32\n", name="f32.yaml"), tmp_path / "f32", renderer=f32, model=str(tiny_model))
     assert any((a != b).any() for a, b in zip(drawn, pixels(tmp_path / "f32"), strict=True))
-    assert renderer.exports == 1  # the export holds float32 weights: both precisions compile it
+    assert f32.exports == 0  # the export holds float32 weights: both precisions compile it
 
 
-def test_loras_and_the_tiny_autoencoder_are_in_the_export(tiny_model, tiny_lora, tiny_taesd, tmp_path, cache):
+def test_loras_and_the_tiny_autoencoder_are_in_the_export(tiny_model, tiny_lora, tiny_taesd, tmp_path,
+                                                         shared_cache):
+    cache = shared_cache / "openvino"
     plain = write(tmp_path, "  dtype: float32\n")
     build(plain, tmp_path / "plain", renderer=OpenVinoRenderer(), model=str(tiny_model))
+    before = {part: exports(cache, part) for part in ("unet-", "decoder-")}
 
     lora = write(tmp_path, f"  dtype: float32\n  loras:\n    - path: {tiny_lora}\n      weight: 0.8\n",
                  name="lora.yaml")
@@ -162,9 +178,9 @@ def test_loras_and_the_tiny_autoencoder_are_in_the_export(tiny_model, tiny_lora,
     build(lora, tmp_path / "lora", renderer=renderer, model=str(tiny_model))
     # A LoRA set is another UNet, and the same decoder.
     assert renderer.exports == 1
-    assert (len(exports(cache, "unet-")), len(exports(cache, "decoder-"))) == (2, 1)
-    assert [json.loads((path / "export.json").read_text()).get("loras", [{}])[0].get("weight")
-            for path in exports(cache, "unet-")].count(0.8) == 1
+    assert exports(cache, "decoder-") == before["decoder-"]
+    (made,) = set(exports(cache, "unet-")) - set(before["unet-"])
+    assert [lora["weight"] for lora in json.loads((made / "export.json").read_text())["loras"]] == [0.8]
     fused = pixels(tmp_path / "lora")
     assert close(fused, pixels(tmp_path / "plain")) > 2
     # Fused at its weight, the LoRA draws what diffusers draws with it as an adapter.
@@ -174,15 +190,17 @@ def test_loras_and_the_tiny_autoencoder_are_in_the_export(tiny_model, tiny_lora,
     # Another weight is another export.
     heavier = write(tmp_path, f"  dtype: float32\n  loras:\n    - path: {tiny_lora}\n      weight: 1.0\n",
                     name="heavier.yaml")
-    build(heavier, tmp_path / "heavier", renderer=OpenVinoRenderer(), model=str(tiny_model))
-    assert (len(exports(cache, "unet-")), len(exports(cache, "decoder-"))) == (3, 1)
+    unet_keys = [export_key(renderer.identity(resolve(load_story(path), model=str(tiny_model))[0]), "unet")
+                 for path in (plain, lora, heavier)]
+    assert len({json.dumps(key, sort_keys=True) for key in unet_keys}) == 3
 
     tiny = write(tmp_path, f"  dtype: float32\n  vae: {tiny_taesd}\n", name="tiny.yaml")
     renderer = OpenVinoRenderer()
     build(tiny, tmp_path / "tiny", renderer=renderer, model=str(tiny_model))
     # Another autoencoder is another decoder, and the same UNet.
     assert renderer.exports == 1
-    assert (len(exports(cache, "unet-")), len(exports(cache, "decoder-"))) == (3, 2)
+    assert len(exports(cache, "decoder-")) == len(before["decoder-"]) + 1
+    assert len(exports(cache, "unet-")) == len(before["unet-"]) + 1  # the LoRA's
     assert type(renderer.pipeline.vae).__name__ == "AutoencoderTiny"
     assert close(pixels(tmp_path / "tiny"), pixels(tmp_path / "plain")) > 2
     build(tiny, tmp_path / "tiny-torch", renderer=DiffusersRenderer(), model=str(tiny_model))
@@ -257,7 +275,7 @@ def test_an_export_without_room_or_that_fails_leaves_nothing(tiny_model, tmp_pat
     def broken(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr("openvino.save_model", broken)
+    monkeypatch.setattr("storyboard.render.openvino.ir._converted_unet", broken)
     assert main(["build", str(story), "--renderer", "openvino", "--model", str(tiny_model),
                  "--out", str(tmp_path / "out")]) == 1
     assert last_line(capsys.readouterr().err) == (
