@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -62,6 +63,21 @@ def exports_shared(shared_cache, monkeypatch) -> None:
     monkeypatch.setenv("STORYBOARD_CACHE_DIR", str(shared_cache))
 
 
+@pytest.fixture(scope="module")
+def first_build(tiny_model, shared_cache, tmp_path_factory) -> SimpleNamespace:
+    """The tiny model's first openvino build, in float32, into the empty shared cache: the export the other tests
+    read."""
+    folder = tmp_path_factory.mktemp("first-build")
+    story = write(folder, "  dtype: float32\n")
+    renderer = OpenVinoRenderer()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STORYBOARD_CACHE_DIR", str(shared_cache))
+        result = build(story, folder / "out", renderer=renderer, model=str(tiny_model))
+    cache = shared_cache / "openvino"
+    return SimpleNamespace(story=story, out=folder / "out", renderer=renderer, result=result,
+                           made=(len(exports(cache, "unet-")), len(exports(cache, "decoder-"))))
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
     """The test's own storyboard cache, where the exports go, empty."""
@@ -98,12 +114,10 @@ def close(a: list[np.ndarray], b: list[np.ndarray]) -> int:
     return max(int(np.abs(x - y).max()) for x, y in zip(a, b, strict=True))
 
 
-def test_a_model_is_exported_once_and_draws_the_same_pixels_every_time(tiny_model, tmp_path, cache):
-    story = write(tmp_path, "  dtype: float32\n")
-    first = OpenVinoRenderer()
-    result = build(story, tmp_path / "one", renderer=first, model=str(tiny_model))
+def test_a_model_is_exported_once_and_draws_the_same_pixels_every_time(tiny_model, first_build, tmp_path):
+    first, result, story = first_build.renderer, first_build.result, first_build.story
     assert (result.rendered, first.exports, first.loads) == (2, 1, 1)
-    assert (len(exports(cache, "unet-")), len(exports(cache, "decoder-"))) == (1, 1)
+    assert first_build.made == (1, 1)  # a UNet and a decoder
     assert type(first.pipeline.unet).__name__ == "CompiledUnet"
     assert type(first.pipeline.vae.decoder).__name__ == "CompiledDecoder"
     # 64x72 is a latent of 8x9: odd, so the UNet's upsampling follows its skip connections' sizes.
@@ -114,20 +128,20 @@ def test_a_model_is_exported_once_and_draws_the_same_pixels_every_time(tiny_mode
     second = OpenVinoRenderer()
     build(story, tmp_path / "two", renderer=second, model=str(tiny_model))
     assert (second.exports, second.loads) == (0, 1)
-    drawn = pixels(tmp_path / "one")
+    drawn = pixels(first_build.out)
     assert all((a == b).all() for a, b in zip(drawn, pixels(tmp_path / "two"), strict=True))
     assert all(len(np.unique(image)) > 10 for image in drawn)
 
     # A rebuild draws nothing and loads nothing.
     third = OpenVinoRenderer()
-    result = build(story, tmp_path / "one", renderer=third, model=str(tiny_model))
+    result = build(story, first_build.out, renderer=third, model=str(tiny_model))
     assert (result.rendered, result.reused, third.loads, third.exports) == (0, 2, 0, 0)
 
     # In float32 the compiled graphs compute what diffusers computes, to rounding.
     build(story, tmp_path / "torch", renderer=DiffusersRenderer(), model=str(tiny_model))
     assert close(drawn, pixels(tmp_path / "torch")) <= 2
-    assert set(keys(tmp_path / "torch")).isdisjoint(keys(tmp_path / "one"))
-    identity = read_provenance(tmp_path / "one" / "panels" / "panel-01.png").record["identity"]
+    assert set(keys(tmp_path / "torch")).isdisjoint(keys(first_build.out))
+    identity = read_provenance(first_build.out / "panels" / "panel-01.png").record["identity"]
     assert (identity["renderer"], identity["device"], identity["dtype"]) == ("openvino", "cpu", "float32")
     assert identity["openvino"]
 
@@ -148,7 +162,7 @@ def test_auto_is_bfloat16_where_the_cpu_has_it_and_in_the_key(tiny_model, tmp_pa
                  "--model", str(tiny_model), "--out", str(tmp_path / "out")]) == 1
 
 
-def test_bfloat16_draws_deterministically_and_differs_from_float32(tiny_model, tmp_path):
+def test_bfloat16_draws_deterministically_and_differs_from_float32(tiny_model, first_build, tmp_path):
     from storyboard.render.diffusers.device import cpu_has_bfloat16
 
     if not cpu_has_bfloat16():
@@ -156,20 +170,16 @@ def test_bfloat16_draws_deterministically_and_differs_from_float32(tiny_model, t
     story = write(tmp_path, "  dtype: bfloat16\n")
     renderer = OpenVinoRenderer()
     build(story, tmp_path / "bf16", renderer=renderer, model=str(tiny_model))
+    assert renderer.exports == 0  # the export holds float32 weights: both precisions compile it
     build(story, tmp_path / "again", renderer=OpenVinoRenderer(), model=str(tiny_model))
     drawn = pixels(tmp_path / "bf16")
     assert all((a == b).all() for a, b in zip(drawn, pixels(tmp_path / "again"), strict=True))
-    f32 = OpenVinoRenderer()
-    build(write(tmp_path, "  dtype: float32\n", name="f32.yaml"), tmp_path / "f32", renderer=f32, model=str(tiny_model))
-    assert any((a != b).any() for a, b in zip(drawn, pixels(tmp_path / "f32"), strict=True))
-    assert f32.exports == 0  # the export holds float32 weights: both precisions compile it
+    assert any((a != b).any() for a, b in zip(drawn, pixels(first_build.out), strict=True))
 
 
 def test_loras_and_the_tiny_autoencoder_are_in_the_export(tiny_model, tiny_lora, tiny_taesd, tmp_path,
-                                                         shared_cache):
-    cache = shared_cache / "openvino"
-    plain = write(tmp_path, "  dtype: float32\n")
-    build(plain, tmp_path / "plain", renderer=OpenVinoRenderer(), model=str(tiny_model))
+                                                         shared_cache, first_build):
+    cache, plain = shared_cache / "openvino", first_build.story
     before = {part: exports(cache, part) for part in ("unet-", "decoder-")}
 
     lora = write(tmp_path, f"  dtype: float32\n  loras:\n    - path: {tiny_lora}\n      weight: 0.8\n",
@@ -182,7 +192,7 @@ def test_loras_and_the_tiny_autoencoder_are_in_the_export(tiny_model, tiny_lora,
     (made,) = set(exports(cache, "unet-")) - set(before["unet-"])
     assert [lora["weight"] for lora in json.loads((made / "export.json").read_text())["loras"]] == [0.8]
     fused = pixels(tmp_path / "lora")
-    assert close(fused, pixels(tmp_path / "plain")) > 2
+    assert close(fused, pixels(first_build.out)) > 2
     # Fused at its weight, the LoRA draws what diffusers draws with it as an adapter.
     build(lora, tmp_path / "lora-torch", renderer=DiffusersRenderer(), model=str(tiny_model))
     assert close(fused, pixels(tmp_path / "lora-torch")) <= 2
@@ -202,13 +212,13 @@ def test_loras_and_the_tiny_autoencoder_are_in_the_export(tiny_model, tiny_lora,
     assert len(exports(cache, "decoder-")) == len(before["decoder-"]) + 1
     assert len(exports(cache, "unet-")) == len(before["unet-"]) + 1  # the LoRA's
     assert type(renderer.pipeline.vae).__name__ == "AutoencoderTiny"
-    assert close(pixels(tmp_path / "tiny"), pixels(tmp_path / "plain")) > 2
+    assert close(pixels(tmp_path / "tiny"), pixels(first_build.out)) > 2
     build(tiny, tmp_path / "tiny-torch", renderer=DiffusersRenderer(), model=str(tiny_model))
     assert close(pixels(tmp_path / "tiny"), pixels(tmp_path / "tiny-torch")) <= 2
 
 
 def test_sdxl_draws_through_the_export(tiny_sdxl, tmp_path):
-    story = write(tmp_path, "  dtype: float32\n")
+    story = write(tmp_path, "  dtype: float32\n", STORY.split("  - prompt: a green")[0])
     renderer = OpenVinoRenderer()
     build(story, tmp_path / "ov", renderer=renderer, model=str(tiny_sdxl))
     assert renderer.exports == 1
@@ -284,7 +294,7 @@ def test_an_export_without_room_or_that_fails_leaves_nothing(tiny_model, tmp_pat
 
 
 def test_a_checkpoint_file_is_exported_and_then_drawn_without_loading_its_unet(tiny_model, tiny_checkpoint, tmp_path):
-    story = write(tmp_path, f"  dtype: float32\n  config: {tiny_model}\n")
+    story = write(tmp_path, f"  dtype: float32\n  config: {tiny_model}\n", STORY.split("  - prompt: a green")[0])
     first = OpenVinoRenderer()
     build(story, tmp_path / "one", renderer=first, model=str(tiny_checkpoint))
     second = OpenVinoRenderer()

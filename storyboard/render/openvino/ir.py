@@ -165,7 +165,6 @@ def unet_inputs(config: Any) -> dict[str, list[int]]:
 
 
 def _converted_unet(pipe: Any) -> Any:
-    import openvino
     import torch
 
     unet = pipe.unet
@@ -184,13 +183,10 @@ def _converted_unet(pipe: Any) -> Any:
             return self.unet(sample, timestep, encoder_hidden_states, timestep_cond=timestep_cond,
                              added_cond_kwargs=added, return_dict=False)[0]
 
-    with _tracing(), torch.no_grad():
-        return openvino.convert_model(Traced().eval(), example_input=example,
-                                      input={name: openvino.PartialShape(shape) for name, shape in inputs.items()})
+    return _convert(Traced().eval(), example, inputs)
 
 
 def _converted_decoder(vae: Any) -> Any:
-    import openvino
     import torch
 
     channels = int(vae.config.latent_channels)
@@ -204,10 +200,22 @@ def _converted_decoder(vae: Any) -> Any:
         def forward(self, latents: Any) -> Any:
             return self.decoder(latents)
 
-    example = {"latents": torch.randn(1, channels, *TRACED_SIZE)}
+    return _convert(Traced().eval(), {"latents": torch.randn(1, channels, *TRACED_SIZE)},
+                    {"latents": [-1, channels, -1, -1]})
+
+
+def _convert(module: Any, example: dict[str, Any], inputs: dict[str, list[int]]) -> Any:
+    """`module` traced at `example` and converted, its inputs named and shaped as `inputs` says. The trace is not
+    run a second time to check it (torch's default, most of the tracing time): the tests compare the converted
+    graphs' pictures with diffusers' own."""
+    import openvino
+    import torch
+    from openvino.frontend.pytorch.ts_decoder import TorchScriptPythonDecoder
+
     with _tracing(), torch.no_grad():
-        return openvino.convert_model(Traced().eval(), example_input=example,
-                                      input={"latents": openvino.PartialShape([-1, channels, -1, -1])})
+        traced = TorchScriptPythonDecoder(module, example_input=example, trace_kwargs={"check_trace": False})
+        return openvino.convert_model(traced, example_input=example,
+                                      input={name: openvino.PartialShape(shape) for name, shape in inputs.items()})
 
 
 def _example_shape(shape: list[int]) -> list[int]:
