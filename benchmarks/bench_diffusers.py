@@ -55,6 +55,14 @@ for i, prompt in enumerate(prompts):
 """
 
 
+def loop_dtype(device: str) -> str:
+    """The dtype the bare loop draws in (float16 on a GPU, float32 on the CPU), for the story to name too:
+    storyboard's `auto` would draw in bfloat16 on a CPU that computes it natively, and so other pixels."""
+    from storyboard.render.diffusers.device import probe_device
+
+    return "float32" if probe_device(device) == "cpu" else "float16"
+
+
 def story_text(size: int, steps: int, device: str) -> str:
     panels = "\n".join(f"  - prompt: {p!r}" for p in PROMPTS)
     return textwrap.dedent(f"""\
@@ -69,6 +77,7 @@ def story_text(size: int, steps: int, device: str) -> str:
           seed: {SEED}
           scheduler: default
           device: {device}
+          dtype: {loop_dtype(device)}
         panels:
         """) + panels + "\n"
 
@@ -111,10 +120,10 @@ def main() -> None:
     size = args.size or (512 if args.real_size else 128)
     steps = args.steps or (20 if args.real_size else 4)
 
+    sys.path.insert(0, str(ROOT))
     work = Path(tempfile.mkdtemp(prefix="storyboard-bench-"))
     model = Path(args.model) if args.model else None
     if model is None:
-        sys.path.insert(0, str(ROOT))
         from tests.tiny_pipeline import build_tiny_pipeline
 
         model = build_tiny_pipeline(work / "model", real_size_unet=args.real_size)
