@@ -679,3 +679,31 @@ def test_a_model_folder_missing_a_file_is_model_not_found(story, tiny_model, tmp
                                             r"diffusers folder or .safetensors file with --model, or use "
                                             r"--renderer draft$"):
         build(story, tmp_path / "out", renderer="diffusers", model=str(model))
+
+
+def test_the_collector_is_paused_while_a_pipeline_loads_and_resumed_after(tmp_path, monkeypatch):
+    import gc
+
+    from storyboard.render.diffusers import load
+
+    seen = []
+    monkeypatch.setattr(load, "_open_pipeline", lambda *args: seen.append(gc.isenabled()) or ("pipe", "cpu"))
+    assert gc.isenabled()
+    assert load.open_pipeline(None, None) == ("pipe", "cpu")
+    assert seen == [False] and gc.isenabled()
+
+    def fails(*args):
+        raise RuntimeError("no such weights")
+
+    monkeypatch.setattr(load, "_open_pipeline", fails)
+    with pytest.raises(RuntimeError):
+        load.open_pipeline(None, None)
+    assert gc.isenabled()
+
+    gc.disable()  # a caller's own pause is the caller's to end
+    try:
+        with load.collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
