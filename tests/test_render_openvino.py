@@ -5,6 +5,7 @@ do."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -291,6 +292,55 @@ def test_an_export_without_room_or_that_fails_leaves_nothing(tiny_model, tmp_pat
     assert last_line(capsys.readouterr().err) == (
         f"Error: cannot export '{tiny_model}' to OpenVINO (OSError: No space left on device)")
     assert list(cache.iterdir()) == []  # no export, complete or not
+
+
+def test_an_export_clears_what_killed_exports_left_and_names_those_of_other_versions(tiny_model, tmp_path, cache,
+                                                                                    monkeypatch, caplog, capsys):
+    import shutil
+    import socket
+    import subprocess
+
+    story = write(tmp_path, "  dtype: float32\n")
+    key = export_key(OpenVinoRenderer().identity(resolve(load_story(story), model=str(tiny_model))[0]), "unet")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+
+    def folder(name: str, size: int, key: dict | None = None) -> Path:
+        path = cache / name
+        path.mkdir(parents=True)
+        (path / "unet.bin").write_bytes(bytes(size))
+        if key is not None:
+            (path / "export.json").write_text(json.dumps(key), encoding="utf-8")
+        return path
+
+    killed = folder(f".unet-{'0' * 20}.{host}.{dead.pid}", 3 * 2**20)
+    running = folder(f".unet-{'1' * 20}.{host}.{os.getppid()}", 10)
+    elsewhere = folder(f".decoder-{'2' * 20}.another-host.{dead.pid}", 10)
+    older = folder(f"unet-{'3' * 20}", 2**20, {**key, "openvino": "2026.3.0", "torch": "2.12.0"})
+    other_model = folder(f"unet-{'4' * 20}", 10, {**key, "openvino": "2026.3.0", "sha256": "0" * 64})
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr("storyboard.render.openvino.ir.shutil.disk_usage", lambda path: usage._replace(free=1000))
+    args = ["build", str(story), "--renderer", "openvino", "--model", str(tiny_model), "--out", str(tmp_path / "out")]
+    assert main(args) == 1
+    # The disk check counts what killed exports left as free, and names what earlier exports of the model take.
+    said = [r.getMessage() for r in caplog.records if "unfinished" in r.getMessage()]
+    assert said == [f"removed 1 unfinished OpenVINO export that a stopped build left in {cache} (3 MB)"]
+    assert last_line(capsys.readouterr().err).endswith(
+        f"in {cache}, which has 0 MB free; 1 earlier export of it for other library versions takes 1 MB there; free "
+        f"some space or set STORYBOARD_CACHE_DIR to a disk with room")
+    assert not killed.exists() and running.exists() and elsewhere.exists()
+
+    monkeypatch.undo()
+    monkeypatch.setenv("STORYBOARD_CACHE_DIR", str(cache.parent))
+    caplog.clear()
+    assert main(args) == 0
+    said = [r.getMessage() for r in caplog.records if "earlier export" in r.getMessage()]
+    assert said == [f"an earlier export of the UNet of '{tiny_model}', made for openvino 2026.3.0 and torch 2.12.0, "
+                    f"is still in {older} (1 MB): delete that folder when no other installation of storyboard uses it"]
+    assert all(path.exists() for path in (running, elsewhere, older, other_model))
+    assert len(exports(cache)) == 4  # the two planted, and the new UNet and decoder
 
 
 def test_a_checkpoint_file_is_exported_and_then_drawn_without_loading_its_unet(tiny_model, tiny_checkpoint, tmp_path):

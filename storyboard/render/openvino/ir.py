@@ -2,7 +2,8 @@
 
 An export holds float32 weights whatever precision the panels are drawn in (the precision is a compile setting), so
 a story drawn in bfloat16 and one in float32 share it. It is written to a temporary folder and renamed into place
-with its `export.json` last: a folder with that file is complete, and an interrupted export leaves none.
+with its `export.json` last: a folder with that file is complete, and an interrupted export leaves none (what a
+killed one left is removed by the next export).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import importlib.metadata
 import json
 import logging
 import os
+import re
 import shutil
+import socket
 import time
 import warnings
 from pathlib import Path
@@ -39,6 +42,9 @@ UNET, DECODER, UNET_CONFIG, DONE = "unet.xml", "decoder.xml", "unet_config.json"
 #: Latent sizes the graphs are traced at: odd, so that the UNet's upsampling follows its skip connections' sizes
 #: (as it does for any size that is not a multiple of its overall scale) and the graph fits every panel size.
 TRACED_SIZE = (9, 7)
+_PART_NAMES = {"unet": "UNet", "decoder": "decoder"}
+#: The scratch folder an export is written to: `.<part>-<digest>.<host>.<pid>`.
+_SCRATCH = re.compile(r"^\.(?:unet|decoder)-[0-9a-f]{20}\.(?P<host>.+)\.(?P<pid>\d+)$")
 
 
 def export_key(identity: dict[str, Any], part: str) -> dict[str, Any]:
@@ -73,24 +79,90 @@ def export(pipe: Any, model: str, parts: dict[str, tuple[dict[str, Any], Path]])
     needed = sum(_weight_bytes(modules[part]()) for part in parts)
     cache = next(iter(parts.values()))[1].parent
     cache.mkdir(parents=True, exist_ok=True)
+    remove_unfinished(cache)
+    older = [(key, *found) for key, _ in parts.values() for found in superseded(key, cache)]
     free = shutil.disk_usage(cache).free
     if free < needed * 1.2:
+        hint = (f"; {_count(len(older), 'earlier export')} of it for other library versions "
+                f"{'take' if len(older) > 1 else 'takes'} {_gb(sum(found[-1] for found in older))} there"
+                if older else "")
         raise RenderError(f"not enough free disk for the OpenVINO export of {model!r}: it needs about "
-                          f"{_gb(needed)} in {cache}, which has {_gb(free)} free; free some space or set "
+                          f"{_gb(needed)} in {cache}, which has {_gb(free)} free{hint}; free some space or set "
                           f"STORYBOARD_CACHE_DIR to a disk with room")
     loras = parts.get("unet", ({}, None))[0].get("loras")
     with_loras = f" with LoRAs {', '.join(str(lora.get('sha256', ''))[:10] for lora in loras)}" if loras else ""
-    names = " and ".join("its UNet" if part == "unet" else "its decoder" for part in parts)
+    names = " and ".join(f"its {_PART_NAMES[part]}" for part in parts)
     log.warning("exporting %s of %r%s to OpenVINO once, into %s: for a full-size model this takes minutes, memory "
                 "about twice its size and %s of disk", names, model, with_loras, cache, _gb(needed))
     started = time.perf_counter()
     for part, (key, folder) in parts.items():
         _export_part(pipe, part, key, folder, model)
     log.warning("exported to OpenVINO in %.0f s", time.perf_counter() - started)
+    for key, folder, other, size in older:
+        made_for = " and ".join(f"{name} {other.get(name)}" if name != "export" else "an older export format"
+                                for name in (*LIBRARIES, "export") if other.get(name) != key.get(name))
+        log.warning("an earlier export of the %s of %r, made for %s, is still in %s (%s): delete that folder when "
+                    "no other installation of storyboard uses it", _PART_NAMES[key["part"]], model, made_for, folder,
+                    _gb(size))
+
+
+def remove_unfinished(cache: Path) -> int:
+    """Remove the scratch folders that exports on this machine left when their process was killed (an export that
+    fails or is interrupted removes its own), saying how much that frees; return how many. Only on POSIX, where a
+    process can be asked whether it is alive."""
+    if os.name != "posix" or not cache.is_dir():
+        return 0
+    host, removed, freed = socket.gethostname(), 0, 0
+    for path in cache.iterdir():
+        match = _SCRATCH.match(path.name)
+        if not match or match["host"] != host or not path.is_dir() or _alive(int(match["pid"])):
+            continue
+        freed += folder_size(path)
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    if removed:
+        log.warning("removed %s that a stopped build left in %s (%s)", _count(removed, "unfinished OpenVINO export"),
+                    cache, _gb(freed))
+    return removed
+
+
+def superseded(key: dict[str, Any], cache: Path) -> list[tuple[Path, dict[str, Any], int]]:
+    """The complete exports in `cache` of what `key` names, made for other library versions (or by an older
+    version of this module), with their keys and sizes: of no use to this installation, though maybe to another."""
+    def same(other: dict[str, Any]) -> dict[str, Any]:
+        return {name: value for name, value in other.items() if name not in (*LIBRARIES, "export")}
+
+    found = []
+    for folder in sorted(cache.glob(f"{key['part']}-*")):
+        try:
+            other = json.loads((folder / DONE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(other, dict) and other != key and same(other) == same(key):
+            found.append((folder, other, folder_size(folder)))
+    return found
+
+
+def folder_size(folder: Path) -> int:
+    size = 0
+    for path in folder.rglob("*"):
+        with contextlib.suppress(OSError):  # removed meanwhile
+            size += path.stat().st_size if path.is_file() else 0
+    return size
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
 def _export_part(pipe: Any, part: str, key: dict[str, Any], folder: Path, model: str) -> None:
-    scratch = folder.with_name(f".{folder.name}.{os.getpid()}")
+    scratch = folder.with_name(f".{folder.name}.{socket.gethostname()}.{os.getpid()}")
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
     try:
@@ -112,6 +184,10 @@ def _export_part(pipe: Any, part: str, key: dict[str, Any], folder: Path, model:
                           f"{first_line(exc)[:300]})") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' if n != 1 else ''}"
 
 
 def _gb(size: float) -> str:
