@@ -25,6 +25,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the checkout this file is in, not whichever storyboard is installed
+
+from storyboard.render.openvino.ir import folder_size  # noqa: E402
+
 SIDES = {  # name: (renderer, render.dtype, tiny autoencoder)
     "diffusers float32": ("diffusers", "float32", False),
     "diffusers auto": ("diffusers", "auto", False),
@@ -74,10 +78,6 @@ def child(args: list[str], env: dict[str, str]) -> tuple[dict, float]:
     if status != 0:
         sys.exit(f"a child failed ({args[2]}):\n{errors[-3000:]}")
     return json.loads(output.strip().splitlines()[-1]), usage.ru_maxrss / 1024
-
-
-def folder_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def main() -> None:

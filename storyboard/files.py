@@ -9,6 +9,7 @@ import ctypes
 import errno
 import functools
 import io
+import logging
 import os
 import re
 import stat
@@ -22,6 +23,8 @@ from typing import Any
 from PIL import Image
 
 from storyboard.errors import BuildError, FolderBusy
+
+log = logging.getLogger("storyboard")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, expect: bytes | None = None) -> bool:
@@ -204,18 +207,19 @@ def remove_temp_files(folder: str | Path, subfolders: Sequence[str]) -> int:
 
 
 @contextmanager
-def exclusive_lock(folder: str | Path, what: str = "build") -> Iterator[None]:
-    """Hold ``<folder>/.lock`` while `what` runs, or raise `FolderBusy` at once naming the holder and its pid.
+def exclusive_lock(folder: str | Path, what: str = "build", *, wait: bool = False) -> Iterator[bool]:
+    """Hold ``<folder>/.lock`` while `what` runs, or raise `FolderBusy` at once naming the holder and its pid (with
+    `wait`, say so and wait for it instead); yield whether the folder is locked.
 
     The lock is an advisory ``flock``: the operating system drops it when the holding process exits, however it
     dies (Ctrl-C, ``kill -9``, a crash), so a stale lock file never blocks the next build. Where ``fcntl`` does not
-    exist (Windows) builds are not locked.
+    exist (Windows) nothing is locked.
     """
     folder = Path(folder)
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
-        yield
+        yield False
         return
     created = _missing_parents(folder)
     try:
@@ -228,13 +232,15 @@ def exclusive_lock(folder: str | Path, what: str = "build") -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             pid, _, other = os.pread(fd, 64, 0).decode("ascii", "replace").strip().partition(" ")
-            shown = f" (pid {pid})" if pid.isdigit() else ""
-            raise FolderBusy(f"another {other or 'build'} of {folder} is running{shown}; "
-                             "wait for it to finish") from None
+            busy = f"another {other or 'build'} of {folder} is running{f' (pid {pid})' if pid.isdigit() else ''}"
+            if not wait:
+                raise FolderBusy(f"{busy}; wait for it to finish") from None
+            log.warning("%s; waiting for it to finish", busy)
+            fcntl.flock(fd, fcntl.LOCK_EX)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {what}\n".encode("ascii"), 0)
         try:
-            yield
+            yield True
         except BaseException:
             if created:  # a first build that failed leaves no empty folders behind
                 _remove_if_empty(folder / ".lock", created)

@@ -291,20 +291,15 @@ def test_an_export_without_room_or_that_fails_leaves_nothing(tiny_model, tmp_pat
                  "--out", str(tmp_path / "out")]) == 1
     assert last_line(capsys.readouterr().err) == (
         f"Error: cannot export '{tiny_model}' to OpenVINO (OSError: No space left on device)")
-    assert list(cache.iterdir()) == []  # no export, complete or not
+    assert not cache.exists()  # no export, complete or not, nor an empty folder
 
 
 def test_an_export_clears_what_killed_exports_left_and_names_those_of_other_versions(tiny_model, tmp_path, cache,
                                                                                     monkeypatch, caplog, capsys):
     import shutil
-    import socket
-    import subprocess
 
     story = write(tmp_path, "  dtype: float32\n")
     key = export_key(OpenVinoRenderer().identity(resolve(load_story(story), model=str(tiny_model))[0]), "unet")
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    host = socket.gethostname()
 
     def folder(name: str, size: int, key: dict | None = None) -> Path:
         path = cache / name
@@ -314,9 +309,8 @@ def test_an_export_clears_what_killed_exports_left_and_names_those_of_other_vers
             (path / "export.json").write_text(json.dumps(key), encoding="utf-8")
         return path
 
-    killed = folder(f".unet-{'0' * 20}.{host}.{dead.pid}", 3 * 2**20)
-    running = folder(f".unet-{'1' * 20}.{host}.{os.getppid()}", 10)
-    elsewhere = folder(f".decoder-{'2' * 20}.another-host.{dead.pid}", 10)
+    killed = [folder(f".unet-{'0' * 20}.4321", 2 * 2**20), folder(f".decoder-{'1' * 20}.4322", 2**20)]
+    unrelated = folder(".unet-not-a-scratch-folder", 10)
     older = folder(f"unet-{'3' * 20}", 2**20, {**key, "openvino": "2026.3.0", "torch": "2.12.0"})
     other_model = folder(f"unet-{'4' * 20}", 10, {**key, "openvino": "2026.3.0", "sha256": "0" * 64})
 
@@ -326,11 +320,11 @@ def test_an_export_clears_what_killed_exports_left_and_names_those_of_other_vers
     assert main(args) == 1
     # The disk check counts what killed exports left as free, and names what earlier exports of the model take.
     said = [r.getMessage() for r in caplog.records if "unfinished" in r.getMessage()]
-    assert said == [f"removed 1 unfinished OpenVINO export that a stopped build left in {cache} (3 MB)"]
+    assert said == [f"removed 2 unfinished OpenVINO exports that a stopped build left in {cache} (3 MB)"]
     assert last_line(capsys.readouterr().err).endswith(
         f"in {cache}, which has 0 MB free; 1 earlier export of it for other library versions takes 1 MB there; free "
         f"some space or set STORYBOARD_CACHE_DIR to a disk with room")
-    assert not killed.exists() and running.exists() and elsewhere.exists()
+    assert not any(path.exists() for path in killed) and unrelated.exists()
 
     monkeypatch.undo()
     monkeypatch.setenv("STORYBOARD_CACHE_DIR", str(cache.parent))
@@ -339,8 +333,49 @@ def test_an_export_clears_what_killed_exports_left_and_names_those_of_other_vers
     said = [r.getMessage() for r in caplog.records if "earlier export" in r.getMessage()]
     assert said == [f"an earlier export of the UNet of '{tiny_model}', made for openvino 2026.3.0 and torch 2.12.0, "
                     f"is still in {older} (1 MB): delete that folder when no other installation of storyboard uses it"]
-    assert all(path.exists() for path in (running, elsewhere, older, other_model))
+    assert all(path.exists() for path in (unrelated, older, other_model))
     assert len(exports(cache)) == 4  # the two planted, and the new UNet and decoder
+
+
+def test_a_build_that_finds_another_exporting_waits_and_uses_its_export(tiny_model, first_build, tmp_path, cache,
+                                                                       shared_cache, caplog):
+    import logging
+    import shutil
+    import threading
+
+    from storyboard.files import exclusive_lock
+
+    waiting = threading.Event()
+
+    class Waits(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "waiting for it to finish" in record.getMessage():
+                waiting.set()
+
+    def another_build() -> None:
+        """Another build's export of the same model: the lock held until this build waits, then the export there."""
+        with exclusive_lock(cache, "OpenVINO export"):
+            held.set()
+            assert waiting.wait(120)
+            for made in exports(shared_cache / "openvino"):
+                shutil.copytree(made, cache / made.name)
+
+    held, handler = threading.Event(), Waits()
+    logging.getLogger("storyboard").addHandler(handler)
+    other = threading.Thread(target=another_build)
+    other.start()
+    try:
+        assert held.wait(60)
+        renderer = OpenVinoRenderer()
+        build(first_build.story, tmp_path / "out", renderer=renderer, model=str(tiny_model))
+    finally:
+        waiting.set()
+        other.join()
+        logging.getLogger("storyboard").removeHandler(handler)
+    said = [r.getMessage() for r in caplog.records if "waiting" in r.getMessage()]
+    assert said == [f"another OpenVINO export of {cache} is running (pid {os.getpid()}); waiting for it to finish"]
+    assert renderer.exports == 0
+    assert all((a == b).all() for a, b in zip(pixels(tmp_path / "out"), pixels(first_build.out), strict=True))
 
 
 def test_a_checkpoint_file_is_exported_and_then_drawn_without_loading_its_unet(tiny_model, tiny_checkpoint, tmp_path):

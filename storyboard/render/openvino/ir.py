@@ -2,8 +2,9 @@
 
 An export holds float32 weights whatever precision the panels are drawn in (the precision is a compile setting), so
 a story drawn in bfloat16 and one in float32 share it. It is written to a temporary folder and renamed into place
-with its `export.json` last: a folder with that file is complete, and an interrupted export leaves none (what a
-killed one left is removed by the next export).
+with its `export.json` last: a folder with that file is complete, and an interrupted export leaves none. One export
+runs at a time in a cache (holding its lock), so what a killed one left is known for what it is and removed by the
+next.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ import logging
 import os
 import re
 import shutil
-import socket
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 from storyboard.errors import RenderError
-from storyboard.files import user_cache_dir
+from storyboard.files import exclusive_lock, user_cache_dir
 from storyboard.hub import first_line, quiet_libraries
 
 log = logging.getLogger("storyboard")
@@ -43,8 +43,8 @@ UNET, DECODER, UNET_CONFIG, DONE = "unet.xml", "decoder.xml", "unet_config.json"
 #: (as it does for any size that is not a multiple of its overall scale) and the graph fits every panel size.
 TRACED_SIZE = (9, 7)
 _PART_NAMES = {"unet": "UNet", "decoder": "decoder"}
-#: The scratch folder an export is written to: `.<part>-<digest>.<host>.<pid>`.
-_SCRATCH = re.compile(r"^\.(?:unet|decoder)-[0-9a-f]{20}\.(?P<host>.+)\.(?P<pid>\d+)$")
+#: The scratch folder an export is written to: `.<part>-<digest>.<pid>`.
+_SCRATCH = re.compile(r"^\.(?:unet|decoder)-[0-9a-f]{20}\.\d+$")
 
 
 def export_key(identity: dict[str, Any], part: str) -> dict[str, Any]:
@@ -72,14 +72,26 @@ def is_complete(folder: Path) -> bool:
     return (folder / DONE).is_file()
 
 
-def export(pipe: Any, model: str, parts: dict[str, tuple[dict[str, Any], Path]]) -> None:
+def export(pipe: Any, model: str, parts: dict[str, tuple[dict[str, Any], Path]]) -> bool:
     """Write `pipe`'s `parts` (LoRAs fused already), each under its key into its folder, as OpenVINO IR; saying so
-    before (it takes minutes and GBs for a real model) and after; `RenderError` when the disk lacks the room."""
+    before (it takes minutes and GBs for a real model) and after; `RenderError` when the disk lacks the room.
+
+    One export at a time in a cache: a build that finds another one exporting waits for it, then exports only what
+    is still missing. Whether it exported anything."""
+    cache = next(iter(parts.values()))[1].parent
+    with exclusive_lock(cache, "OpenVINO export", wait=True) as locked:
+        if locked:
+            remove_unfinished(cache)
+        parts = {part: (key, folder) for part, (key, folder) in parts.items() if not is_complete(folder)}
+        if not parts:
+            return False
+        _export(pipe, model, parts, cache)
+        return True
+
+
+def _export(pipe: Any, model: str, parts: dict[str, tuple[dict[str, Any], Path]], cache: Path) -> None:
     modules = {"unet": lambda: pipe.unet, "decoder": lambda: pipe.vae.decoder}
     needed = sum(_weight_bytes(modules[part]()) for part in parts)
-    cache = next(iter(parts.values()))[1].parent
-    cache.mkdir(parents=True, exist_ok=True)
-    remove_unfinished(cache)
     older = [(key, *found) for key, _ in parts.values() for found in superseded(key, cache)]
     free = shutil.disk_usage(cache).free
     if free < needed * 1.2:
@@ -106,24 +118,16 @@ def export(pipe: Any, model: str, parts: dict[str, tuple[dict[str, Any], Path]])
                     _gb(size))
 
 
-def remove_unfinished(cache: Path) -> int:
-    """Remove the scratch folders that exports on this machine left when their process was killed (an export that
-    fails or is interrupted removes its own), saying how much that frees; return how many. Only on POSIX, where a
-    process can be asked whether it is alive."""
-    if os.name != "posix" or not cache.is_dir():
-        return 0
-    host, removed, freed = socket.gethostname(), 0, 0
-    for path in cache.iterdir():
-        match = _SCRATCH.match(path.name)
-        if not match or match["host"] != host or not path.is_dir() or _alive(int(match["pid"])):
-            continue
-        freed += folder_size(path)
-        shutil.rmtree(path, ignore_errors=True)
-        removed += 1
-    if removed:
-        log.warning("removed %s that a stopped build left in %s (%s)", _count(removed, "unfinished OpenVINO export"),
+def remove_unfinished(cache: Path) -> None:
+    """Remove the scratch folders that exports killed outright left (one that fails or is interrupted removes its
+    own), saying how much that frees. Only while holding the cache's lock: then no export is running."""
+    found = [path for path in cache.iterdir() if _SCRATCH.match(path.name) and path.is_dir()]
+    if found:
+        freed = sum(folder_size(path) for path in found)
+        for path in found:
+            shutil.rmtree(path, ignore_errors=True)
+        log.warning("removed %s that a stopped build left in %s (%s)", _count(len(found), "unfinished OpenVINO export"),
                     cache, _gb(freed))
-    return removed
 
 
 def superseded(key: dict[str, Any], cache: Path) -> list[tuple[Path, dict[str, Any], int]]:
@@ -151,18 +155,8 @@ def folder_size(folder: Path) -> int:
     return size
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process
-        return True
-    return True
-
-
 def _export_part(pipe: Any, part: str, key: dict[str, Any], folder: Path, model: str) -> None:
-    scratch = folder.with_name(f".{folder.name}.{socket.gethostname()}.{os.getpid()}")
+    scratch = folder.with_name(f".{folder.name}.{os.getpid()}")
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
     try:

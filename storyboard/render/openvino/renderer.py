@@ -84,8 +84,7 @@ class OpenVinoRenderer(DiffusersRenderer):
         unneeded = ("unet",) if "unet" not in missing and not parts["unet"].get("loras") else ()
         pipe, _ = open_pipeline(_in_float32(job), locate(job.model), without=unneeded)
         _fuse_loras(pipe, job)
-        if missing:
-            export(pipe, job.model, missing)
+        if missing and export(pipe, job.model, missing):
             self.exports += 1
         if self._core is None:
             self._core = openvino.Core()
