@@ -227,7 +227,7 @@ def test_sdxl_draws_through_the_export(tiny_sdxl, tmp_path):
     assert close(pixels(tmp_path / "ov"), pixels(tmp_path / "torch")) <= 2
 
 
-def test_anchors_are_not_read_and_the_build_says_so_once(tiny_model, tmp_path, caplog):
+def test_anchors_are_not_read_and_the_build_says_so_once(tiny_model, tmp_path, caplog, capsys):
     story = write(tmp_path, "", CHARACTERS)
     assert main(["build", str(story), "--renderer", "openvino", "--model", str(tiny_model),
                  "--out", str(tmp_path / "out")]) == 0
@@ -235,6 +235,11 @@ def test_anchors_are_not_read_and_the_build_says_so_once(tiny_model, tmp_path, c
     assert said == ["the openvino renderer cannot read character anchors; panels that list characters are drawn "
                     "from their prompts alone (render.consistency: none)"]
     assert not (tmp_path / "out" / "characters").exists()
+    # `info` compares the panel with the story as this renderer draws it: unchanged, and nothing more said.
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "out" / "panels" / "panel-01.png")]) == 0
+    shown = capsys.readouterr()
+    assert "with the openvino renderer" in shown.out and "note:" not in shown.out and shown.err == ""
     unanchored = write(tmp_path, "  consistency: none\n", CHARACTERS, name="none.yaml")
     assert main(["build", str(unanchored), "--renderer", "openvino", "--model", str(tiny_model),
                  "--out", str(tmp_path / "none")]) == 0

@@ -128,6 +128,9 @@ def test_the_little_prince_builds_and_a_rebuild_sends_nothing(capsys, caplog, se
     said = [r.getMessage() for r in caplog.records if "character anchors" in r.getMessage()]
     assert said == [f"the {service.name} renderer cannot read character anchors; panels that list characters are "
                     "drawn from their prompts alone (render.consistency: none)"]
+    # `info` compares a panel with the story as this renderer draws it (without anchors): nothing has changed.
+    code, shown, _ = run(capsys, "info", out / "panels" / "panel-01.png")
+    assert code == 0 and "seed:       1234" in shown and "note:" not in shown
     jobs = resolve(load_story(LITTLE_PRINCE), model=service.model)
     for job in jobs:  # the pixels are the ones the server drew for this very prompt and seed
         assert pixel(out / job.file) == expected_colour(job.prompt, job.seed)

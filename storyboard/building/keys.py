@@ -131,23 +131,25 @@ def _shown_path(path: Path, story_path: str | Path) -> Path:
         return path
 
 
-def as_drawn_by(engine: Renderer, story: Story, story_dir: str | Path = ".") -> Story:
+def as_drawn_by(engine: Renderer, story: Story, story_dir: str | Path = ".", *, say: bool = True) -> Story:
     """`story` as `engine` can draw it: a renderer that cannot read anchors (for this story: see
     `Renderer.anchors_unread`; files the story names are relative to `story_dir`) draws no anchor portraits, and
     its panels are keyed and drawn as with ``consistency: none``; one that cannot apply LoRAs draws and keys its
-    panels without them. The build says so once."""
+    panels without them. The build says so once (`say`)."""
     if not getattr(engine, "applies_loras", True) and (story.render.loras or any(
             c.lora for c in story.characters.values())):
-        log.warning("the %s renderer cannot apply LoRAs; render.loras and the characters' lora are not used",
-                    engine.name)
+        if say:
+            log.warning("the %s renderer cannot apply LoRAs; render.loras and the characters' lora are not used",
+                        engine.name)
         story = story.model_copy(update={
             "render": story.render.model_copy(update={"loras": []}),
             "characters": {name: c.model_copy(update={"lora": None}) for name, c in story.characters.items()}})
     unread = _anchors_unread(engine, story, story_dir)
     if not unread or story.render.consistency == "none" or not anchored_characters(story):
         return story
-    log.warning("%s; panels that list characters are drawn from their prompts alone (render.consistency: none)",
-                unread)
+    if say:
+        log.warning("%s; panels that list characters are drawn from their prompts alone (render.consistency: none)",
+                    unread)
     return story.model_copy(update={"render": story.render.model_copy(update={"consistency": "none"})})
 
 

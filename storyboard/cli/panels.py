@@ -28,21 +28,26 @@ def info(image: str) -> None:
 
 
 def _current_params(provenance: Any) -> dict[str, Any] | None:
-    """The panel's job as its story file resolves today, if that file is here and valid."""
+    """The panel's job as its story file resolves today for the renderer that drew it (which may draw it without
+    its anchors or LoRAs, as the build did), if that file is here and valid."""
     from pathlib import Path
 
+    from storyboard.building.keys import as_drawn_by
+    from storyboard.render import get_renderer
     from storyboard.resolve import resolve, resolve_anchors
     from storyboard.story import load_story
 
     if not Path(provenance.story_file).is_file():
         return None
     model = provenance.record.get("build", {}).get("model")
+    folder = Path(provenance.story_file).parent
     try:
         story = load_story(provenance.story_file)
         if provenance.character:
-            anchors = resolve_anchors(story, model=model, story_dir=Path(provenance.story_file).parent)
+            anchors = resolve_anchors(story, model=model, story_dir=folder)
             return next((job.params() for job in anchors if job.character == provenance.character), None)
-        jobs = resolve(story, model=model)
+        engine = get_renderer(str(provenance.record.get("renderer") or "diffusers"))
+        jobs = resolve(as_drawn_by(engine, story, folder, say=False), model=model)
     except StoryboardError:
         return None
     return jobs[provenance.panel - 1].params() if provenance.panel <= len(jobs) else None
